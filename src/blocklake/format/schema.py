@@ -1,0 +1,154 @@
+"""Event types, log levels and lake tables, read from the ``schemas/`` definitions.
+
+Everything that knows the shape of an event or a table derives it from here, so that one edit in
+``schemas/`` changes the encoders, decoders, Parquet files and Glue tables together.
+"""
+
+from __future__ import annotations
+
+import functools
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+FIELD_WIDTHS = {"i64": 8, "u64": 8, "f64": 8, "u32": 4, "u8": 1, "str": 4}
+"""Bytes per row of each fixed-width field type; ``map`` is variable and handled apart."""
+
+FIELD_TYPES = frozenset({*FIELD_WIDTHS, "map"})
+
+
+class SchemaError(ValueError):
+    """A layout or definition that cannot be used to encode or decode blocks."""
+
+
+def schemas_dir() -> Path:
+    """The schema definitions: inside the installed wheel, else at the top of the source tree."""
+    here = Path(__file__).resolve().parent
+    packaged = here.parent / "schemas"
+    return packaged if packaged.is_dir() else here.parents[2] / "schemas"
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    name: str
+    type: str
+
+
+@dataclass(frozen=True, slots=True)
+class EventType:
+    id: int
+    name: str
+    fields: tuple[Field, ...]
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "fields": [{"name": f.name, "type": f.type} for f in self.fields],
+        }
+
+    @classmethod
+    def from_json(cls, doc: object) -> EventType:
+        """Validates an event type sent by a client, naming the part that is wrong."""
+        if not isinstance(doc, dict):
+            raise SchemaError("an event type must be an object with id, name and fields")
+        type_id, name, fields = doc.get("id"), doc.get("name"), doc.get("fields")
+        if not isinstance(type_id, int) or not 0 < type_id < 65536:
+            raise SchemaError(f"event type id must be an integer in 1..65535, got {type_id!r}")
+        if not isinstance(name, str) or not name:
+            raise SchemaError(f"event type {type_id}: name must be a non-empty string")
+        if not isinstance(fields, list) or not fields:
+            raise SchemaError(f"event type {name!r}: fields must be a non-empty list")
+        parsed = []
+        for field in fields:
+            if not isinstance(field, dict) or not isinstance(field.get("name"), str):
+                raise SchemaError(f"event type {name!r}: each field needs a string name")
+            if field.get("type") not in FIELD_TYPES:
+                raise SchemaError(
+                    f"event type {name!r}: field {field['name']!r} has type "
+                    f"{field.get('type')!r}, expected one of {sorted(FIELD_TYPES)}"
+                )
+            parsed.append(Field(field["name"], field["type"]))
+        return cls(type_id, name, tuple(parsed))
+
+
+Layout = dict[int, EventType]
+"""The event types a stream may carry, by type id."""
+
+
+def layout_from_json(doc: object) -> Layout:
+    if not isinstance(doc, list) or not doc:
+        raise SchemaError("layout must be a non-empty list of event types")
+    layout: Layout = {}
+    for item in doc:
+        event_type = EventType.from_json(item)
+        if event_type.id in layout:
+            raise SchemaError(f"layout has event type id {event_type.id} twice")
+        layout[event_type.id] = event_type
+    return layout
+
+
+def layout_to_json(event_types: list[EventType] | Layout) -> list[dict]:
+    values = event_types.values() if isinstance(event_types, dict) else event_types
+    return [event_type.to_json() for event_type in values]
+
+
+@functools.cache
+def _events_doc() -> dict:
+    with open(schemas_dir() / "events.toml", "rb") as file:
+        return tomllib.load(file)
+
+
+@functools.cache
+def event_types() -> dict[str, EventType]:
+    """The built-in event types, by name."""
+    return {
+        doc["name"]: EventType(
+            doc["id"], doc["name"], tuple(Field(f["name"], f["type"]) for f in doc["fields"])
+        )
+        for doc in _events_doc()["event"]
+    }
+
+
+@functools.cache
+def log_levels() -> dict[int, str]:
+    """Wire code of each log level to its name, most severe first."""
+    return {int(code): name for code, name in _events_doc()["log_levels"].items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    type: str
+
+
+@dataclass(frozen=True, slots=True)
+class TableDef:
+    name: str
+    doc: str
+    columns: tuple[Column, ...]
+    source: tuple[str, ...]
+
+
+@functools.cache
+def _tables_doc() -> dict:
+    with open(schemas_dir() / "tables.toml", "rb") as file:
+        return tomllib.load(file)
+
+
+@functools.cache
+def tables() -> dict[str, TableDef]:
+    """The lake tables, by name."""
+    return {
+        name: TableDef(
+            name,
+            doc["doc"],
+            tuple(Column(c["name"], c["type"]) for c in doc["columns"]),
+            tuple(doc.get("source", ())),
+        )
+        for name, doc in _tables_doc()["tables"].items()
+    }
+
+
+def partition_keys() -> tuple[str, ...]:
+    return tuple(_tables_doc()["partition_keys"])

@@ -1,0 +1,51 @@
+"""What the metadata store keeps: processes, streams and blocks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from blocklake.format.schema import Layout
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessInfo:
+    process_id: str
+    exe: str
+    username: str
+    computer: str
+    start_time_ns: int
+    start_ticks: int
+    tick_frequency: int
+    parent_process_id: str | None = None
+    properties: dict[str, str] = field(default_factory=dict)
+
+    def time_ns(self, ticks: int) -> int:
+        """Wall time of a tick of this process's clock."""
+        delta = ticks - self.start_ticks
+        if self.tick_frequency == 1_000_000_000:
+            return self.start_time_ns + delta
+        return self.start_time_ns + round(delta * 1e9 / self.tick_frequency)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamInfo:
+    stream_id: str
+    process_id: str
+    tags: tuple[str, ...]
+    layout: Layout
+    properties: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class BlockInfo:
+    block_id: str
+    stream_id: str
+    process_id: str
+    sequence: int
+    begin_ticks: int
+    end_ticks: int
+    begin_time_ns: int
+    end_time_ns: int
+    object_count: int
+    payload_size: int
+    object_key: str
