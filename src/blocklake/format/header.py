@@ -7,6 +7,8 @@ import uuid
 from dataclasses import dataclass
 
 MAGIC = b"BLKL"
+CONTENT_TYPE = "application/vnd.blocklake.block"
+"""HTTP content type of an uploaded block."""
 FORMAT_VERSION = 1
 COMPRESSION_NONE = 0
 COMPRESSION_LZ4 = 1

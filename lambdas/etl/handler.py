@@ -1,0 +1,61 @@
+"""ETL Lambda: S3 ObjectCreated notifications of raw blocks, delivered through SQS.
+
+Each SQS message is handled on its own and failures are reported per message, so one bad
+block is retried (and after the queue's receive limit, moved to the dead-letter queue) without
+retrying the good ones.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from urllib.parse import unquote_plus
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from blocklake.config import Settings
+from blocklake.etl.convert import BlockConverter
+from blocklake.stores import factory
+
+logger = Logger(service="blocklake-etl")
+
+
+def created_keys(message_body: str) -> list[str]:
+    """Object keys of the raw blocks an S3 notification announces (S3 sends them URL-encoded);
+    the ``s3:TestEvent`` sent when notifications are configured announces none."""
+    notification = json.loads(message_body)
+    return [
+        unquote_plus(record["s3"]["object"]["key"])
+        for record in notification.get("Records", [])
+        if record.get("eventName", "").startswith("ObjectCreated:")
+        and record["s3"]["object"]["key"].startswith("raw/")
+    ]
+
+
+def make_handler(converter: BlockConverter) -> Callable[[dict, object], dict]:
+    processor = BatchProcessor(event_type=EventType.SQS)
+
+    def convert_message(record: SQSRecord) -> None:
+        for key in created_keys(record.body):
+            conversion = converter.convert_key(key)
+            logger.info("block converted", extra={"key": key, "rows": conversion.rows})
+
+    @logger.inject_lambda_context
+    def handle(event: dict, context: object) -> dict:
+        return process_partial_response(event, convert_message, processor, context)
+
+    return handle
+
+
+@functools.cache
+def _configured() -> Callable[[dict, object], dict]:
+    settings = Settings.from_env()
+    return make_handler(BlockConverter(factory.blob_store(settings), factory.metadata_store(settings)))
+
+
+def handler(event: dict, context: object) -> dict:
+    """The Lambda entry point, configured from the environment at the first call."""
+    return _configured()(event, context)

@@ -1,0 +1,79 @@
+"""Ingest Lambda: POST /v1/processes, /v1/streams, /v1/blocks (API Gateway HTTP API, payload v2)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+
+from blocklake.apigw import body_bytes, error_response, json_body, json_response, require_content_type, tenant_of
+from blocklake.config import Settings
+from blocklake.errors import ClientError
+from blocklake.format.header import CONTENT_TYPE as BLOCK_CONTENT_TYPE
+from blocklake.ingest.service import IngestService
+from blocklake.stores import factory
+
+logger = Logger(service="blocklake-ingest")
+
+
+def make_resolver(service: IngestService) -> APIGatewayHttpResolver:
+    app = APIGatewayHttpResolver()
+    limit = service.max_block_bytes
+
+    @app.post("/v1/processes")
+    def register_process() -> Response:
+        event = app.current_event
+        created = service.register_process(tenant_of(event), json_body(event, limit))
+        return json_response(201 if created else 200, {"status": "created" if created else "exists"})
+
+    @app.post("/v1/streams")
+    def register_stream() -> Response:
+        event = app.current_event
+        created = service.register_stream(tenant_of(event), json_body(event, limit))
+        return json_response(201 if created else 200, {"status": "created" if created else "exists"})
+
+    @app.post("/v1/blocks")
+    def upload_block() -> Response:
+        event = app.current_event
+        tenant = tenant_of(event)
+        require_content_type(event, BLOCK_CONTENT_TYPE, "application/octet-stream")
+        stored = service.store_block(tenant, body_bytes(event, limit))
+        logger.debug("block stored", extra={"key": stored.object_key, "duplicate": stored.duplicate})
+        return json_response(
+            200 if stored.duplicate else 201,
+            {"status": "duplicate" if stored.duplicate else "stored", "block_id": stored.block_id},
+        )
+
+    @app.exception_handler(ClientError)
+    def client_error(error: ClientError) -> Response:
+        logger.info("request refused", extra={"code": error.code, "reason": error.message})
+        return error_response(error)
+
+    return app
+
+
+def make_handler(service: IngestService) -> Callable[[dict, object], dict]:
+    resolver = make_resolver(service)
+
+    @logger.inject_lambda_context
+    def handle(event: dict, context: object) -> dict:
+        return resolver.resolve(event, context)
+
+    return handle
+
+
+@functools.cache
+def _configured() -> Callable[[dict, object], dict]:
+    settings = Settings.from_env()
+    return make_handler(
+        IngestService(
+            factory.blob_store(settings), factory.metadata_store(settings), settings.max_block_bytes
+        )
+    )
+
+
+def handler(event: dict, context: object) -> dict:
+    """The Lambda entry point, configured from the environment at the first call."""
+    return _configured()(event, context)

@@ -1,0 +1,150 @@
+"""Converts one raw block to Parquet fragments, and exports its process, stream and block rows.
+
+Idempotent and safe to run twice at once: every output file is named after the block (or the
+process, or the stream) it comes from and holds exactly what that input gives, so a second run
+writes the same bytes to the same keys.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from blocklake.etl import rows
+from blocklake.format.arrow import decode_block
+from blocklake.format.header import BlockHeader
+from blocklake.format.tables import arrow_schema
+from blocklake.stores.blobs import BlobStore
+from blocklake.stores.layout import parse_raw_key, table_key
+from blocklake.stores.metadata import MetadataStore
+from blocklake.stores.models import ProcessInfo, StreamInfo
+
+
+class ConversionError(Exception):
+    """The block cannot be converted (unknown stream, corrupt bytes): retrying will not help."""
+
+
+@dataclass
+class Conversion:
+    block_id: str
+    rows: dict[str, int] = field(default_factory=dict)
+    """Rows written per table."""
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue()
+
+
+class BlockConverter:
+    def __init__(self, blobs: BlobStore, metadata: MetadataStore) -> None:
+        self.blobs = blobs
+        self.metadata = metadata
+
+    def convert_key(self, key: str) -> Conversion:
+        raw = parse_raw_key(key)
+        if raw is None:
+            raise ConversionError(f"{key!r} is not a raw block key")
+        stream = self.metadata.get_stream(raw.tenant, raw.stream_id)
+        if stream is None:
+            raise ConversionError(f"{key}: stream {raw.stream_id} is not registered")
+        process = self.metadata.get_process(raw.tenant, stream.process_id)
+        if process is None:
+            raise ConversionError(f"{key}: process {stream.process_id} is not registered")
+        try:
+            decoded = decode_block(self.blobs.get(key), stream.layout)
+        except ValueError as error:
+            raise ConversionError(f"{key}: {error}") from error
+        tenant, block_id = raw.tenant, raw.block_id
+        if str(decoded.header.block_id) != block_id:
+            raise ConversionError(f"{key}: holds block {decoded.header.block_id}, not {block_id}")
+        begin_ns = process.time_ns(decoded.header.begin_ticks)
+        conversion = Conversion(block_id)
+        for table, data in self._event_tables(decoded.sections, process, stream, block_id):
+            if data.num_rows:
+                self.blobs.put(table_key(table, tenant, begin_ns, block_id), parquet_bytes(data))
+                conversion.rows[table] = data.num_rows
+        self._export_metadata(tenant, process, stream, decoded.header)
+        return conversion
+
+    @staticmethod
+    def _event_tables(sections: dict[str, pa.Table], process: ProcessInfo, stream: StreamInfo, block_id: str):
+        ids = (process, stream.stream_id, block_id)
+        if "log_entry" in sections:
+            yield "log_entries", rows.log_entries(sections["log_entry"], *ids)
+        if "measure" in sections:
+            yield "measures", rows.measures(sections["measure"], *ids)
+        for table, prefix in (("thread_spans", "thread_span"), ("async_spans", "async_span")):
+            paired = rows.spans(
+                table, sections.get(f"{prefix}_begin"), sections.get(f"{prefix}_end"), *ids
+            )
+            if paired is not None:
+                yield table, paired
+
+    def _export_metadata(
+        self, tenant: str, process: ProcessInfo, stream: StreamInfo, header: BlockHeader
+    ) -> None:
+        """Processes, streams and blocks as tables too, so SQL can join them with events."""
+        started = process.start_time_ns
+        process_key = table_key("processes", tenant, started, process.process_id)
+        if not self.blobs.exists(process_key):
+            self.blobs.put(process_key, parquet_bytes(_process_table(process)))
+        stream_key = table_key("streams", tenant, started, stream.stream_id)
+        if not self.blobs.exists(stream_key):
+            self.blobs.put(stream_key, parquet_bytes(_stream_table(stream)))
+        begin_ns = process.time_ns(header.begin_ticks)
+        self.blobs.put(
+            table_key("blocks", tenant, begin_ns, str(header.block_id)),
+            parquet_bytes(_block_table(process, stream, header)),
+        )
+
+
+def _single_row(table: str, values: dict) -> pa.Table:
+    return pa.Table.from_pylist([values], schema=arrow_schema(table))
+
+
+def _process_table(process: ProcessInfo) -> pa.Table:
+    return _single_row(
+        "processes",
+        {
+            "process_id": process.process_id,
+            "exe": process.exe,
+            "username": process.username,
+            "computer": process.computer,
+            "start_time": process.start_time_ns,
+            "parent_process_id": process.parent_process_id,
+            "properties": process.properties,
+        },
+    )
+
+
+def _stream_table(stream: StreamInfo) -> pa.Table:
+    return _single_row(
+        "streams",
+        {
+            "stream_id": stream.stream_id,
+            "process_id": stream.process_id,
+            "tags": list(stream.tags),
+            "properties": stream.properties,
+        },
+    )
+
+
+def _block_table(process: ProcessInfo, stream: StreamInfo, header: BlockHeader) -> pa.Table:
+    return _single_row(
+        "blocks",
+        {
+            "block_id": str(header.block_id),
+            "stream_id": stream.stream_id,
+            "process_id": process.process_id,
+            "sequence": header.sequence,
+            "begin_time": process.time_ns(header.begin_ticks),
+            "end_time": process.time_ns(header.end_ticks),
+            "object_count": header.object_count,
+            "payload_size": header.payload_size,
+        },
+    )

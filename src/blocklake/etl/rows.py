@@ -1,0 +1,119 @@
+"""From decoded event sections to rows of the lake tables (Arrow, vectorized, no Python loops)."""
+
+from __future__ import annotations
+
+import functools
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from blocklake.format.schema import log_levels
+from blocklake.format.tables import arrow_schema
+from blocklake.stores.models import ProcessInfo
+
+TIMESTAMP = pa.timestamp("ns", tz="UTC")
+
+
+def times(ticks: pa.ChunkedArray | pa.Array, process: ProcessInfo) -> pa.Array:
+    """Ticks of the process clock to UTC timestamps."""
+    delta = pc.subtract(ticks, process.start_ticks)
+    if process.tick_frequency != 1_000_000_000:
+        scaled = pc.multiply(pc.cast(delta, pa.float64()), 1e9 / process.tick_frequency)
+        delta = pc.cast(pc.round(scaled), pa.int64())
+    return pc.cast(pc.add(delta, process.start_time_ns), TIMESTAMP)
+
+
+@functools.cache
+def _level_names() -> pa.Array:
+    codes = log_levels()
+    return pa.array([codes.get(code, f"LEVEL{code}") for code in range(256)])
+
+
+def _conform(name: str, columns: dict[str, pa.Array]) -> pa.Table:
+    """Columns in the table's order and types; dictionary-encoded strings stay encoded."""
+    schema = arrow_schema(name)
+    arrays = []
+    for field in schema:
+        array = columns[field.name]
+        if pa.types.is_dictionary(array.type) and field.type == pa.string():
+            arrays.append(array)
+        else:
+            arrays.append(pc.cast(array, field.type))
+    return pa.Table.from_arrays(arrays, names=schema.names)
+
+
+def _constant(value: str, rows: int) -> pa.DictionaryArray:
+    """A column repeating one string, stored once."""
+    return pa.DictionaryArray.from_arrays(pa.nulls(rows, pa.int32()).fill_null(0), pa.array([value]))
+
+
+def _ids(process: ProcessInfo, stream_id: str, block_id: str, rows: int) -> dict[str, pa.Array]:
+    return {
+        "process_id": _constant(process.process_id, rows),
+        "stream_id": _constant(stream_id, rows),
+        "block_id": _constant(block_id, rows),
+    }
+
+
+def log_entries(section: pa.Table, process: ProcessInfo, stream_id: str, block_id: str) -> pa.Table:
+    levels = pa.DictionaryArray.from_arrays(section["level"].combine_chunks(), _level_names())
+    return _conform(
+        "log_entries",
+        {
+            **_ids(process, stream_id, block_id, section.num_rows),
+            "time": times(section["ticks"], process),
+            "level": levels,
+            "target": section["target"].combine_chunks(),
+            "message": section["message"].combine_chunks(),
+            "properties": section["properties"].combine_chunks(),
+        },
+    )
+
+
+def measures(section: pa.Table, process: ProcessInfo, stream_id: str, block_id: str) -> pa.Table:
+    return _conform(
+        "measures",
+        {
+            **_ids(process, stream_id, block_id, section.num_rows),
+            "time": times(section["ticks"], process),
+            "name": section["name"].combine_chunks(),
+            "unit": section["unit"].combine_chunks(),
+            "value": section["value"].combine_chunks(),
+        },
+    )
+
+
+def spans(
+    table: str,
+    begins: pa.Table | None,
+    ends: pa.Table | None,
+    process: ProcessInfo,
+    stream_id: str,
+    block_id: str,
+) -> pa.Table | None:
+    """Begin and end events paired by span id into one row per span whose end is in the block."""
+    if begins is None or ends is None or ends.num_rows == 0:
+        return None
+    begins = begins.rename_columns(["begin_ticks", *begins.column_names[1:]])
+    ends = ends.rename_columns(["end_ticks", "span_id"])
+    # Strings stay dictionary-encoded through the join: decode them to plain strings first.
+    begins = pa.Table.from_arrays(
+        [
+            c.combine_chunks().dictionary_decode() if pa.types.is_dictionary(c.type) else c
+            for c in begins.columns
+        ],
+        names=begins.column_names,
+    )
+    paired = ends.join(begins, "span_id", join_type="inner").sort_by("end_ticks")
+    begin, end = times(paired["begin_ticks"], process), times(paired["end_ticks"], process)
+    return _conform(
+        table,
+        {
+            **_ids(process, stream_id, block_id, paired.num_rows),
+            **{name: paired[name] for name in ("span_id", "parent_span_id", "depth")},
+            **{name: paired[name] for name in ("name", "target", "file", "line")},
+            "begin": begin,
+            "end": end,
+            "duration_ns": pc.subtract(pc.cast(end, pa.int64()), pc.cast(begin, pa.int64())),
+        },
+    )

@@ -1,0 +1,1 @@
+"""SQL over the lake, for one tenant and one time range at a time."""

@@ -1,0 +1,378 @@
+"""The record path: appends of small tuples to lists, and nothing else.
+
+Everything an application calls per event lives here and is written for the interpreter's
+speed: module globals rather than attributes, no allocation but the event tuple, tuples of ints
+and strings only (the garbage collector untracks them), and one length check that also notices
+when a buffer is due to be flushed. Encoding, compression and upload happen on the flusher
+thread (``flusher.py``).
+
+Buffers are lists shared with the flusher, which takes the first ``n`` events with ``buf[:n]``
+then ``del buf[:n]``: each is atomic under the GIL and appends only go to the end, so no event
+is lost or taken twice and the record path takes no lock.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import inspect
+import itertools
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+now: Callable[[], int] = time.perf_counter_ns
+"""The process clock: ticks are nanoseconds of the monotonic performance counter."""
+
+TICK_FREQUENCY = 1_000_000_000
+
+LEVEL_CODES = {"FATAL": 1, "ERROR": 2, "WARN": 3, "INFO": 4, "DEBUG": 5, "TRACE": 6}
+"""Must match ``[log_levels]`` in schemas/events.toml (a test checks it): the SDK reads no TOML
+file at import time."""
+
+FATAL, ERROR, WARN, INFO, DEBUG, TRACE = 1, 2, 3, 4, 5, 6
+
+_flush_at = 8192
+"""Events in one buffer that wake the flusher before its timer."""
+_capacity = 65536
+"""Events one buffer may hold; past it events are dropped and counted."""
+_max_level = INFO
+"""Most verbose log level recorded; the server may change it through the back-channel."""
+
+wake_flusher = threading.Event()
+
+
+class Buffer(list):
+    """One stream's pending events, with the count of those dropped because it was full."""
+
+    __slots__ = ("dropped", "owner", "stream")
+
+    def __init__(self, owner: threading.Thread | None = None) -> None:
+        super().__init__()
+        self.dropped = 0
+        self.owner = owner
+        """The thread whose spans this buffer holds (thread streams only)."""
+        self.stream: object = None
+        """The flusher's state for the stream these events go to, set by the flusher."""
+
+
+logs = Buffer()
+"""(ticks, level, target, message, properties or None)"""
+measures = Buffer()
+"""(ticks, name, unit, value)"""
+async_events = Buffer()
+"""(scope id, ticks, span id, parent span id) for a begin; (-scope id, ticks, span id, 0) for an end"""
+
+thread_buffers: list[Buffer] = []
+"""Every thread's span buffer; the flusher drains them and retires those of finished threads."""
+_thread_buffers_lock = threading.Lock()
+_local = threading.local()
+
+
+def configure(
+    *, flush_at: int | None = None, capacity: int | None = None, max_level: int | None = None
+) -> None:
+    global _flush_at, _capacity, _max_level
+    if flush_at is not None:
+        _flush_at = flush_at
+    if capacity is not None:
+        _capacity = capacity
+    if max_level is not None:
+        _max_level = max_level
+
+
+_drop_lock = threading.Lock()
+
+
+def _overflow(buffer: Buffer, event: tuple) -> None:
+    """The slow path: wake the flusher, and keep the event only if there is room left."""
+    wake_flusher.set()
+    if len(buffer) < _capacity:
+        buffer.append(event)
+    else:
+        with _drop_lock:
+            buffer.dropped += 1
+
+
+def take_dropped(buffer: Buffer) -> int:
+    """The events ``buffer`` dropped since the last call (for the SDK's own metrics)."""
+    with _drop_lock:
+        dropped, buffer.dropped = buffer.dropped, 0
+    return dropped
+
+
+def take(buffer: Buffer) -> list:
+    """The events recorded so far, removed from the buffer; appends may go on meanwhile."""
+    count = len(buffer)
+    events = buffer[:count]
+    del buffer[:count]
+    return events
+
+
+def reset_after_fork() -> None:
+    """In a forked child: the parent's pending events are the parent's to send, and its other
+    threads do not exist here. Scopes stay valid: they describe code, not threads."""
+    global _local
+    for buffer in (logs, measures, async_events):
+        del buffer[:]
+        buffer.dropped = 0
+        buffer.stream = None
+    thread_buffers.clear()
+    _local = threading.local()
+
+
+# --- logs -------------------------------------------------------------------------------------
+
+
+def log(level: int, message: str, target: str = "", properties: dict | None = None) -> None:
+    if level <= _max_level:
+        if len(logs) < _flush_at:
+            logs.append((now(), level, target, message, properties))
+        else:
+            _overflow(logs, (now(), level, target, message, properties))
+
+
+def fatal(message: str, target: str = "", properties: dict | None = None) -> None:
+    if len(logs) < _flush_at:
+        logs.append((now(), 1, target, message, properties))
+    else:
+        _overflow(logs, (now(), 1, target, message, properties))
+
+
+def error(message: str, target: str = "", properties: dict | None = None) -> None:
+    if _max_level >= 2:
+        if len(logs) < _flush_at:
+            logs.append((now(), 2, target, message, properties))
+        else:
+            _overflow(logs, (now(), 2, target, message, properties))
+
+
+def warn(message: str, target: str = "", properties: dict | None = None) -> None:
+    if _max_level >= 3:
+        if len(logs) < _flush_at:
+            logs.append((now(), 3, target, message, properties))
+        else:
+            _overflow(logs, (now(), 3, target, message, properties))
+
+
+def info(message: str, target: str = "", properties: dict | None = None) -> None:
+    if _max_level >= 4:
+        if len(logs) < _flush_at:
+            logs.append((now(), 4, target, message, properties))
+        else:
+            _overflow(logs, (now(), 4, target, message, properties))
+
+
+def debug(message: str, target: str = "", properties: dict | None = None) -> None:
+    if _max_level >= 5:
+        if len(logs) < _flush_at:
+            logs.append((now(), 5, target, message, properties))
+        else:
+            _overflow(logs, (now(), 5, target, message, properties))
+
+
+def trace(message: str, target: str = "", properties: dict | None = None) -> None:
+    if _max_level >= 6:
+        if len(logs) < _flush_at:
+            logs.append((now(), 6, target, message, properties))
+        else:
+            _overflow(logs, (now(), 6, target, message, properties))
+
+
+# --- metrics ----------------------------------------------------------------------------------
+
+
+def metric(name: str, value: float, unit: str = "") -> None:
+    if len(measures) < _flush_at:
+        measures.append((now(), name, unit, value))
+    else:
+        _overflow(measures, (now(), name, unit, value))
+
+
+# --- thread spans -----------------------------------------------------------------------------
+
+
+class SpanScope:
+    """Where a span is opened: name, target, file, line. Recorded as an int id, so a span event
+    is a tuple of two ints. Reuse one scope per call site (``span()`` caches them by name)."""
+
+    __slots__ = ("end_id", "file", "id", "line", "name", "target")
+
+    registry: list[SpanScope | None] = [None]
+    """Scopes by id; the flusher resolves ids to names here. Id 0 is never used."""
+    _lock = threading.Lock()
+
+    def __init__(self, name: str, target: str = "", file: str = "", line: int = 0) -> None:
+        self.name, self.target, self.file, self.line = name, target, file, line
+        with SpanScope._lock:
+            self.id = len(SpanScope.registry)
+            SpanScope.registry.append(self)
+        self.end_id = -self.id
+
+    def __enter__(self) -> SpanScope:
+        try:
+            buffer = _local.spans
+        except AttributeError:
+            buffer = _new_thread_buffer()
+        if len(buffer) < _flush_at:
+            buffer.append((self.id, now()))
+        else:
+            _overflow(buffer, (self.id, now()))
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
+        # Ends are never dropped: each follows a begin that found room, so they stay bounded.
+        try:
+            _local.spans.append((self.end_id, now()))
+        except AttributeError:  # a begin recorded before a fork, in a thread that is gone
+            pass
+
+    def __call__(self, function: F) -> F:
+        return _instrument(function, self)
+
+
+def _new_thread_buffer() -> Buffer:
+    buffer = Buffer(threading.current_thread())
+    _local.spans = buffer
+    with _thread_buffers_lock:
+        thread_buffers.append(buffer)
+    return buffer
+
+
+_scopes: dict[str, SpanScope] = {}
+
+
+def span(name: str, target: str | None = None) -> SpanScope:
+    """A span scope for ``with span("name"):``. The first call site of a name gives its file,
+    line and (unless ``target`` is given) module; keep a ``SpanScope`` in a module global for
+    the cheapest spans in hot loops."""
+    scope = _scopes.get(name)
+    if scope is None:
+        caller = sys._getframe(1)
+        scope = _scopes.setdefault(
+            name,
+            SpanScope(
+                name,
+                target if target is not None else caller.f_globals.get("__name__", ""),
+                caller.f_code.co_filename,
+                caller.f_lineno,
+            ),
+        )
+    return scope
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _scope_of(function: Callable, name: str | None) -> SpanScope:
+    code = function.__code__
+    return SpanScope(
+        name or function.__qualname__,
+        function.__module__,
+        code.co_filename,
+        code.co_firstlineno,
+    )
+
+
+def _instrument(function: F, scope: SpanScope) -> F:
+    """The decorator's wrapper: the two appends inline, no context-manager calls."""
+    begin, end = scope.id, scope.end_id
+    if inspect.iscoroutinefunction(function):
+        raise TypeError(f"{function.__qualname__} is a coroutine function: use @async_span")
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            buffer = _local.spans
+        except AttributeError:
+            buffer = _new_thread_buffer()
+        if len(buffer) < _flush_at:
+            buffer.append((begin, now()))
+        else:
+            _overflow(buffer, (begin, now()))
+        try:
+            return function(*args, **kwargs)
+        finally:
+            buffer.append((end, now()))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def instrument(function: F | None = None, *, name: str | None = None) -> Any:
+    """Decorator: one thread span per call, named after the function unless ``name`` is given."""
+    if function is None:
+        return lambda inner: _instrument(inner, _scope_of(inner, name))
+    return _instrument(function, _scope_of(function, name))
+
+
+# --- async spans ------------------------------------------------------------------------------
+
+_next_async_id = itertools.count(1).__next__
+"""Async span ids, unique in the process (``next`` on a count is atomic under the GIL)."""
+_current_async: contextvars.ContextVar[int] = contextvars.ContextVar(
+    "blocklake_async_span", default=0
+)
+
+
+class AsyncSpan:
+    """One async span: it may end on another thread or task than it began. Its parent is the
+    enclosing async span of the same context, which asyncio tasks inherit."""
+
+    __slots__ = ("scope", "span_id", "token")
+
+    def __init__(self, scope: SpanScope) -> None:
+        self.scope = scope
+
+    def __enter__(self) -> AsyncSpan:
+        parent = _current_async.get()
+        self.span_id = _next_async_id()
+        self.token = _current_async.set(self.span_id)
+        event = (self.scope.id, now(), self.span_id, parent)
+        if len(async_events) < _flush_at:
+            async_events.append(event)
+        else:
+            _overflow(async_events, event)
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
+        async_events.append((self.scope.end_id, now(), self.span_id, 0))
+        _current_async.reset(self.token)
+
+    async def __aenter__(self) -> AsyncSpan:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: object, exc: object, traceback: object) -> None:
+        self.__exit__(exc_type, exc, traceback)
+
+
+def async_span(name: str, target: str | None = None) -> AsyncSpan:
+    """``async with async_span("name"):`` (or ``with``): a new span each time it is entered."""
+    scope = _scopes.get("async:" + name)
+    if scope is None:
+        caller = sys._getframe(1)
+        scope = _scopes.setdefault(
+            "async:" + name,
+            SpanScope(
+                name,
+                target if target is not None else caller.f_globals.get("__name__", ""),
+                caller.f_code.co_filename,
+                caller.f_lineno,
+            ),
+        )
+    return AsyncSpan(scope)
+
+
+def instrument_async(function: F | None = None, *, name: str | None = None) -> Any:
+    """Decorator for coroutine functions: one async span per call."""
+    if function is None:
+        return lambda inner: instrument_async(inner, name=name)
+    scope = _scope_of(function, name)
+
+    @functools.wraps(function)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with AsyncSpan(scope):
+            return await function(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,174 @@
+"""Turns drained events into blocks, one stream at a time (runs on the flusher thread).
+
+Span streams keep the spans still open across blocks, so that each block replays them ahead of
+its own events and decodes alone (schemas/transit-v1.md, "Spans across blocks").
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+from blocklake.format.encode import StringTable, encode_block, encode_section
+from blocklake.format.schema import EventType, event_types, layout_to_json
+from blocklake.sdk.recording import SpanScope
+
+
+@dataclass
+class Block:
+    stream: StreamWriter
+    data: bytes
+    object_count: int
+
+
+@dataclass
+class StreamWriter:
+    """One stream's identity and sequence, and how its events become sections."""
+
+    tags: tuple[str, ...]
+    event_names: tuple[str, ...]
+    properties: dict[str, str] = field(default_factory=dict)
+    stream_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    sequence: int = 0
+    registered: bool = False
+    ticks_index = 0
+    """Where an event tuple keeps its ticks."""
+
+    @property
+    def event_types(self) -> list[EventType]:
+        known = event_types()
+        return [known[name] for name in self.event_names]
+
+    def registration(self, process_id: str) -> dict:
+        return {
+            "stream_id": str(self.stream_id),
+            "process_id": process_id,
+            "tags": list(self.tags),
+            "properties": self.properties,
+            "layout": layout_to_json(self.event_types),
+        }
+
+    def sections(self, events: list[tuple], strings: StringTable) -> list[bytes]:
+        """Columns of each event type present; by default the stream holds one type."""
+        (event_type,) = self.event_types
+        return [encode_section(event_type, list(zip(*events, strict=True)), strings)]
+
+    def encode(self, events: list[tuple]) -> Block:
+        strings = StringTable()
+        sections = self.sections(events, strings)
+        data = encode_block(
+            stream_id=self.stream_id,
+            sequence=self.sequence,
+            begin_ticks=events[0][self.ticks_index],
+            end_ticks=events[-1][self.ticks_index],
+            object_count=len(events),
+            sections=sections,
+            strings=strings,
+        )
+        self.sequence += 1
+        return Block(self, data, len(events))
+
+
+@dataclass
+class ThreadSpanWriter(StreamWriter):
+    """Events are (scope id, ticks), the id negated for an end. Span ids, parents and depths are
+    given here, off the record path, by walking the events with the stack of open spans."""
+
+    ticks_index = 1
+    open_spans: list[tuple] = field(default_factory=list)
+    """(ticks, span id, parent span id, depth, scope id) of each open span, outermost first."""
+    last_span_id: int = 0
+
+    def sections(self, events: list[tuple], strings: StringTable) -> list[bytes]:
+        stack = self.open_spans
+        begins = list(stack)  # replayed first
+        end_ticks: list[int] = []
+        end_ids: list[int] = []
+        span_id = self.last_span_id
+        for scope_id, ticks in events:
+            if scope_id > 0:
+                span_id += 1
+                entry = (ticks, span_id, stack[-1][1] if stack else 0, len(stack), scope_id)
+                stack.append(entry)
+                begins.append(entry)
+                continue
+            wanted = -scope_id
+            index = len(stack) - 1
+            while index >= 0 and stack[index][4] != wanted:
+                index -= 1
+            if index < 0:
+                continue  # its begin was dropped when the buffer was full
+            while len(stack) > index:  # spans whose ends were lost close with their parent
+                end_ticks.append(ticks)
+                end_ids.append(stack.pop()[1])
+        self.last_span_id = span_id
+        return self._span_sections(begins, end_ticks, end_ids, strings)
+
+    def _span_sections(
+        self, begins: list[tuple], end_ticks: list[int], end_ids: list[int], strings: StringTable
+    ) -> list[bytes]:
+        begin_type, end_type = self.event_types
+        registry = SpanScope.registry
+        scopes = [registry[entry[4]] for entry in begins]
+        ticks, ids, parents, depths, _ = zip(*begins, strict=True) if begins else ((),) * 5
+        sections = []
+        if begins:
+            sections.append(
+                encode_section(
+                    begin_type,
+                    [
+                        ticks,
+                        ids,
+                        parents,
+                        depths,
+                        [scope.name for scope in scopes],
+                        [scope.target for scope in scopes],
+                        [scope.file for scope in scopes],
+                        [scope.line for scope in scopes],
+                    ],
+                    strings,
+                )
+            )
+        if end_ids:
+            sections.append(encode_section(end_type, [end_ticks, end_ids], strings))
+        return sections
+
+
+@dataclass
+class AsyncSpanWriter(ThreadSpanWriter):
+    """Events are (scope id, ticks, span id, parent id), the scope id negated for an end."""
+
+    open_async: dict[int, tuple] = field(default_factory=dict)
+
+    def sections(self, events: list[tuple], strings: StringTable) -> list[bytes]:
+        open_spans = self.open_async
+        begins = list(open_spans.values())
+        end_ticks: list[int] = []
+        end_ids: list[int] = []
+        for scope_id, ticks, span_id, parent_id in events:
+            if scope_id > 0:
+                parent = open_spans.get(parent_id)
+                depth = parent[3] + 1 if parent else (1 if parent_id else 0)
+                entry = (ticks, span_id, parent_id, depth, scope_id)
+                open_spans[span_id] = entry
+                begins.append(entry)
+            elif open_spans.pop(span_id, None) is not None:
+                end_ticks.append(ticks)
+                end_ids.append(span_id)
+        return self._span_sections(begins, end_ticks, end_ids, strings)
+
+
+def log_writer(properties: dict[str, str]) -> StreamWriter:
+    return StreamWriter(("log",), ("log_entry",), properties)
+
+
+def metrics_writer(properties: dict[str, str]) -> StreamWriter:
+    return StreamWriter(("metrics",), ("measure",), properties)
+
+
+def async_writer(properties: dict[str, str]) -> AsyncSpanWriter:
+    return AsyncSpanWriter(("async",), ("async_span_begin", "async_span_end"), properties)
+
+
+def thread_writer(properties: dict[str, str]) -> ThreadSpanWriter:
+    return ThreadSpanWriter(("cpu",), ("thread_span_begin", "thread_span_end"), properties)

@@ -1,0 +1,130 @@
+"""The embedded lake: the three Lambda handlers wired to local adapters, plus the S3 → SQS → ETL
+path played by a worker thread that hands each new raw block to the ETL handler."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import queue
+import threading
+from dataclasses import dataclass
+
+from blocklake.auth import api_key_from_headers, key_digest, tenant_for_key
+from blocklake.config import Settings
+from blocklake.etl.convert import BlockConverter
+from blocklake.ingest.service import IngestService
+from blocklake.query.duckdb_engine import DuckDbEngine
+from blocklake.server.events import LambdaContext, http_api_event, s3_notification, sqs_event
+from blocklake.stores import factory
+from lambdas.etl import handler as etl_handler
+from lambdas.ingest import handler as ingest_handler
+from lambdas.query import handler as query_handler
+
+_log = logging.getLogger("blocklake.server")
+LOCAL_BUCKET = "blocklake-local"
+ROUTES = {
+    ("POST", "/v1/processes"): "ingest",
+    ("POST", "/v1/streams"): "ingest",
+    ("POST", "/v1/blocks"): "ingest",
+    ("POST", "/v1/query"): "query",
+}
+ETL_BATCH = 10
+"""Messages per ETL invocation, SQS's default batch size for Lambda."""
+
+
+@dataclass
+class HttpResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+def _json(status: int, document: dict) -> HttpResponse:
+    return HttpResponse(status, {"content-type": "application/json"}, json.dumps(document).encode())
+
+
+class LocalLake:
+    def __init__(self, settings: Settings, handler_log_level: str = "WARNING") -> None:
+        self.settings = settings
+        for module in (ingest_handler, etl_handler, query_handler):
+            module.logger.setLevel(handler_log_level)
+        self.metadata = factory.metadata_store(settings)
+        self.metadata.migrate()
+        self._new_blocks: queue.Queue[str | None] = queue.Queue()
+        self.blobs = factory.blob_store(settings, on_created=self._on_created)
+        self.handlers = {
+            "ingest": ingest_handler.make_handler(
+                IngestService(self.blobs, self.metadata, settings.max_block_bytes)
+            ),
+            "query": query_handler.make_handler(DuckDbEngine(self.blobs), settings.query_max_rows),
+        }
+        self.etl = etl_handler.make_handler(BlockConverter(self.blobs, self.metadata))
+        self.digests = {key_digest(key): tenant for key, tenant in settings.api_keys.items()}
+        self.failed_conversions = 0
+        self._worker = threading.Thread(target=self._convert_loop, name="blocklake-etl", daemon=True)
+        self._worker.start()
+
+    def _on_created(self, key: str) -> None:
+        if key.startswith("raw/"):
+            self._new_blocks.put(key)
+
+    def _convert_loop(self) -> None:
+        while True:
+            key = self._new_blocks.get()
+            keys = [key]
+            while len(keys) < ETL_BATCH and not self._new_blocks.empty():
+                keys.append(self._new_blocks.get_nowait())
+            try:
+                self._convert([k for k in keys if k is not None])
+            finally:
+                for _ in keys:
+                    self._new_blocks.task_done()
+            if None in keys:
+                return
+
+    def _convert(self, keys: list[str]) -> None:
+        if not keys:
+            return
+        event = sqs_event(
+            [s3_notification(LOCAL_BUCKET, key, 0) for key in keys]
+        )
+        result = self.etl(event, LambdaContext("blocklake-etl"))
+        failures = result.get("batchItemFailures", [])
+        if failures:
+            self.failed_conversions += len(failures)
+            _log.error("%d of %d blocks failed to convert", len(failures), len(keys))
+
+    def wait_converted(self) -> None:
+        """Returns once every block stored so far is converted (or has failed to)."""
+        self._new_blocks.join()
+
+    def close(self) -> None:
+        self._new_blocks.put(None)
+        self._worker.join(timeout=30)
+
+    def handle_http(
+        self, method: str, path: str, query: str, headers: dict[str, str], body: bytes, source_ip: str
+    ) -> HttpResponse:
+        if (method, path) == ("GET", "/health"):
+            return _json(200, {"status": "ok"})
+        target = ROUTES.get((method, path))
+        if target is None:
+            return _json(404, {"error": {"code": "not_found", "message": f"no route {method} {path}"}})
+        lowered = {name.lower(): value for name, value in headers.items()}
+        tenant = tenant_for_key(api_key_from_headers(lowered), self.digests)
+        if tenant is None:  # what API Gateway answers when the authorizer refuses
+            return _json(401, {"error": {"code": "unauthorized", "message": "missing or unknown API key"}})
+        event = http_api_event(
+            method=method,
+            path=path,
+            query=query,
+            headers=lowered,
+            body=body,
+            source_ip=source_ip,
+            authorizer={"tenant": tenant},
+        )
+        response = self.handlers[target](event, LambdaContext(f"blocklake-{target}"))
+        payload = response.get("body") or ""
+        data = base64.b64decode(payload) if response.get("isBase64Encoded") else payload.encode()
+        return HttpResponse(response["statusCode"], dict(response.get("headers") or {}), data)
