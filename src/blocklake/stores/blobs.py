@@ -26,6 +26,11 @@ class BlobStore(Protocol):
 
     def get(self, key: str) -> bytes: ...
 
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        """Up to ``length`` bytes from ``start``: fewer at the end, none past it (a block's
+        header, or a Parquet footer, without fetching the whole object)."""
+        ...
+
     def exists(self, key: str) -> bool: ...
 
     def list(self, prefix: str) -> Iterator[str]:
@@ -83,6 +88,16 @@ class LocalBlobStore:
     def get(self, key: str) -> bytes:
         try:
             return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise BlobNotFound(key) from None
+
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        if start < 0 or length < 0:
+            raise ValueError(f"invalid range start={start} length={length}")
+        try:
+            with self._path(key).open("rb") as file:
+                file.seek(start)
+                return file.read(length)
         except FileNotFoundError:
             raise BlobNotFound(key) from None
 

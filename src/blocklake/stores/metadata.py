@@ -13,6 +13,7 @@ from typing import Protocol
 from blocklake.format.schema import layout_from_json, layout_to_json
 from blocklake.stores.migrations import apply_migrations
 from blocklake.stores.models import BlockInfo, ProcessInfo, StreamInfo
+from blocklake.stores.retention import ensure_block_partitions
 from blocklake.stores.sql import Row, SqlExecutor
 
 
@@ -80,15 +81,21 @@ class SqlMetadataStore:
         self.executor = executor
 
     def migrate(self) -> list[int]:
-        return apply_migrations(self.executor)
+        """Applies the migrations, then makes sure the coming months have block partitions."""
+        applied = apply_migrations(self.executor)
+        ensure_block_partitions(self.executor, time.time_ns())
+        return applied
 
     def _insert(self, table: str, columns: str, key: str, tenant: str, values: dict) -> bool:
         """Inserts unless the key exists; True if inserted. Same key, other content: conflict."""
         params = {"tenant": tenant, "insert_time_ns": time.time_ns(), **values}
+        # No conflict target: on PostgreSQL, blocks is partitioned and its primary key also holds
+        # begin_time_ns; NOT EXISTS catches the same id arriving with another begin time.
         inserted = self.executor.execute(
             f"INSERT INTO {table} (tenant, {columns}, insert_time_ns) "
-            f"VALUES (:tenant, {_placeholders(columns)}, :insert_time_ns) "
-            f"ON CONFLICT (tenant, {key}) DO NOTHING",
+            f"SELECT :tenant, {_placeholders(columns)}, :insert_time_ns "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE tenant = :tenant AND {key} = :{key}) "
+            "ON CONFLICT DO NOTHING",
             params,
         )
         if inserted:

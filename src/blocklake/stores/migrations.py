@@ -2,6 +2,9 @@
 
 A migration ``NNNN_name.sql`` applies to every dialect; ``NNNN_name.<dialect>.sql`` replaces it
 for that dialect (for what portable SQL cannot say, such as PostgreSQL table partitioning).
+
+Several processes may apply them at once (Lambdas cold-starting together, a deploy next to a
+local server): each migration runs in a transaction that first takes a database-wide lock.
 """
 
 from __future__ import annotations
@@ -12,6 +15,9 @@ from pathlib import Path
 
 from blocklake.format.schema import schemas_dir
 from blocklake.stores.sql import SqlExecutor
+
+SCHEMA_LOCK_KEY = 0x626C6F636B6C616B
+"""PostgreSQL advisory lock key ("blocklak" in ASCII) held by whoever changes the schema."""
 
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+(?:\.([a-z]+))?\.sql$")
 
@@ -35,15 +41,29 @@ def split_statements(script: str) -> list[str]:
     return [part.strip() for part in without_comments.split(";") if part.strip()]
 
 
+def lock_schema_changes(executor: SqlExecutor) -> None:
+    """Inside a transaction: waits for the schema lock and holds it until the transaction ends.
+
+    A transaction-scoped lock, because the Data API may run each statement outside a transaction
+    on another connection, where a session lock would never be released. SQLite needs none: its
+    ``BEGIN IMMEDIATE`` already admits one writer at a time.
+    """
+    if executor.dialect == "postgres":
+        executor.execute("SELECT 1 FROM pg_advisory_xact_lock(:key)", {"key": SCHEMA_LOCK_KEY})
+
+
 def apply_migrations(executor: SqlExecutor, directory: Path | None = None) -> list[int]:
     """Brings the schema up to date; returns the versions applied now."""
-    executor.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations "
-        "(version INTEGER PRIMARY KEY, applied_time_ns BIGINT NOT NULL)"
-    )
+    with executor.transaction():
+        lock_schema_changes(executor)  # concurrent CREATE TABLE IF NOT EXISTS can still collide
+        executor.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(version INTEGER PRIMARY KEY, applied_time_ns BIGINT NOT NULL)"
+        )
     applied = []
     for version, path in migrations_for(executor.dialect, directory):
         with executor.transaction():
+            lock_schema_changes(executor)
             done = executor.query(
                 "SELECT version FROM schema_migrations WHERE version = :version",
                 {"version": version},
