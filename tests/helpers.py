@@ -21,7 +21,9 @@ def aws_event(name: str) -> dict:
     return json.loads((EVENTS / name).read_text())
 
 
-def http_event(path: str, body: bytes | dict, *, tenant: str | None = "acme", content_type: str | None = None) -> dict:
+def http_event(
+    path: str, body: bytes | dict, *, tenant: str | None = "acme", content_type: str | None = None
+) -> dict:
     """An API Gateway HTTP API v2 event for ``path`` carrying ``body``, as the authorizer leaves it."""
     if isinstance(body, dict):
         event = aws_event("http_api_post_json.json")
@@ -81,7 +83,9 @@ def stream_document(process_id: str, *names: str, **overrides: object) -> dict:
     }
 
 
-def log_block(stream_id: str, messages: list[str], *, first_tick: int = 2_000, sequence: int = 0) -> bytes:
+def log_block(
+    stream_id: str, messages: list[str], *, first_tick: int = 2_000, sequence: int = 0
+) -> bytes:
     """A block of INFO log entries, one tick apart."""
     strings = StringTable()
     ticks = list(range(first_tick, first_tick + len(messages)))

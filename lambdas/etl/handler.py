@@ -1,4 +1,5 @@
-"""ETL Lambda: S3 ObjectCreated notifications of raw blocks, delivered through SQS.
+"""ETL Lambda: S3 ObjectCreated notifications of raw blocks, delivered through SQS, and the
+hourly ``{"action": "compact"}`` of the schedule.
 
 Each SQS message is handled on its own and failures are reported per message, so one bad
 block is retried (and after the queue's receive limit, moved to the dead-letter queue) without
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 from collections.abc import Callable
 from urllib.parse import unquote_plus
 
@@ -17,6 +19,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from blocklake.config import Settings
+from blocklake.etl.compact import Compactor
 from blocklake.etl.convert import BlockConverter
 from blocklake.stores import factory
 
@@ -43,8 +46,19 @@ def make_handler(converter: BlockConverter) -> Callable[[dict, object], dict]:
             conversion = converter.convert_key(key)
             logger.info("block converted", extra={"key": key, "rows": conversion.rows})
 
+    compactor = Compactor(converter.blobs)
+
+    def scheduled(action: str) -> dict:
+        if action != "compact":
+            raise ValueError(f"unknown scheduled action {action!r}: expected 'compact'")
+        report = compactor.compact_closed_hours(time.time_ns())
+        logger.info("compaction done", extra={"partitions": report.partitions, "fragments": report.fragments})
+        return {"partitions": report.partitions, "fragments": report.fragments}
+
     @logger.inject_lambda_context
     def handle(event: dict, context: object) -> dict:
+        if "action" in event:  # the EventBridge schedule's constant input
+            return scheduled(event["action"])
         return process_partial_response(event, convert_message, processor, context)
 
     return handle

@@ -38,7 +38,9 @@ def require_content_type(event: APIGatewayProxyEventV2, *expected: str) -> None:
     given = (event.headers.get("content-type") or "").split(";")[0].strip().lower()
     if given not in expected:
         raise ClientError(
-            415, "unsupported_media_type", f"content type {given or '(none)'!r}; expected {' or '.join(expected)}"
+            415,
+            "unsupported_media_type",
+            f"content type {given or '(none)'!r}; expected {' or '.join(expected)}",
         )
 
 

@@ -50,7 +50,14 @@ def post_query(endpoint: str, api_key: str, document: dict, timeout: float = 60)
 def result_table(title: str, result: dict) -> Table:
     table = Table(title=title, title_justify="left", title_style="bold")
     for column in result["columns"]:
-        numeric = column["type"].split("(")[0] in ("BIGINT", "INTEGER", "DOUBLE", "DECIMAL", "FLOAT", "HUGEINT")
+        numeric = column["type"].split("(")[0] in (
+            "BIGINT",
+            "INTEGER",
+            "DOUBLE",
+            "DECIMAL",
+            "FLOAT",
+            "HUGEINT",
+        )
         table.add_column(column["name"], justify="right" if numeric else "left")
     for row in result["rows"]:
         table.add_row(*("" if value is None else str(value) for value in row))
@@ -62,12 +69,16 @@ def parse_duration(text: str) -> int:
     try:
         return int(float(text[:-1]) * units[text[-1]] * 1_000_000_000)
     except (KeyError, ValueError, IndexError):
-        raise typer.BadParameter(f"{text!r}: expected a number and a unit, like 15m, 2h or 7d") from None
+        raise typer.BadParameter(
+            f"{text!r}: expected a number and a unit, like 15m, 2h or 7d"
+        ) from None
 
 
 @app.command()
 def serve(
-    data_dir: Annotated[Path, typer.Option(help="Lake and SQLite directory.")] = Path("blocklake-data"),
+    data_dir: Annotated[Path, typer.Option(help="Lake and SQLite directory.")] = Path(
+        "blocklake-data"
+    ),
     host: str = "127.0.0.1",
     port: int = 8787,
 ) -> None:
@@ -77,7 +88,9 @@ def serve(
     settings = Settings.from_env({**os.environ, "BLOCKLAKE_DATA_DIR": str(data_dir)})
     server = LocalServer(settings, host, port).start()
     keys = ", ".join(settings.api_keys)
-    console.print(f"blocklake serving {settings.data_dir.resolve()} at [bold]{server.url}[/] (API keys: {keys})")
+    console.print(
+        f"blocklake serving {settings.data_dir.resolve()} at [bold]{server.url}[/] (API keys: {keys})"
+    )
     try:
         while True:
             time.sleep(3600)
@@ -91,7 +104,9 @@ def query(
     endpoint: Annotated[str, typer.Option(envvar="BLOCKLAKE_ENDPOINT")] = "http://127.0.0.1:8787",
     api_key: Annotated[str, typer.Option(envvar="BLOCKLAKE_API_KEY")] = DEFAULT_KEY,
     last: Annotated[str, typer.Option(help="Time range ending now, e.g. 15m, 2h, 7d.")] = "24h",
-    begin: Annotated[str | None, typer.Option(help="Range start, ISO 8601 (overrides --last).")] = None,
+    begin: Annotated[
+        str | None, typer.Option(help="Range start, ISO 8601 (overrides --last).")
+    ] = None,
     end: Annotated[str | None, typer.Option(help="Range end, ISO 8601 (default: now).")] = None,
     output: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
 ) -> None:
@@ -106,12 +121,18 @@ def query(
     if output == "json":
         print(json.dumps(result, indent=2))
         return
-    console.print(result_table(f"{result['row_count']} rows" + (" (truncated)" if result["truncated"] else ""), result))
+    console.print(
+        result_table(
+            f"{result['row_count']} rows" + (" (truncated)" if result["truncated"] else ""), result
+        )
+    )
 
 
 @app.command()
 def demo(
-    data_dir: Annotated[Path | None, typer.Option(help="Keep the lake here (default: a temporary directory).")] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Keep the lake here (default: a temporary directory).")
+    ] = None,
     threads: int = 4,
     requests: Annotated[int, typer.Option(help="Orders handled by each thread.")] = 250,
 ) -> None:
@@ -124,7 +145,12 @@ def demo(
     settings = Settings.from_env({**os.environ, "BLOCKLAKE_DATA_DIR": str(directory)})
     with LocalServer(settings, port=0) as server:
         console.print(f"[bold]blocklake demo[/]: local lake at {server.url}, data in {directory}")
-        sdk.init(server.url, next(iter(settings.api_keys)), properties={"app": "blocklake-demo"}, level="DEBUG")
+        sdk.init(
+            server.url,
+            next(iter(settings.api_keys)),
+            properties={"app": "blocklake-demo"},
+            level="DEBUG",
+        )
         started = time.perf_counter()
         run_workload(Workload(threads=threads, requests_per_thread=requests))
         recorded = time.perf_counter() - started
@@ -132,11 +158,17 @@ def demo(
         server.lake.wait_converted()
         sdk.shutdown()
         ready = time.perf_counter() - started
-        console.print(f"recorded {threads * requests} orders on {threads} threads in {recorded:.2f} s; "
-                      f"ingested and converted to Parquet {ready - recorded:.2f} s later")
+        console.print(
+            f"recorded {threads * requests} orders on {threads} threads in {recorded:.2f} s; "
+            f"ingested and converted to Parquet {ready - recorded:.2f} s later"
+        )
         now = time.time_ns()
         for title, sql in DEMO_QUERIES.items():
-            result = post_query(server.url, next(iter(settings.api_keys)), {"sql": sql, "begin": now - 3600 * 10**9, "end": now + 10**9})
+            result = post_query(
+                server.url,
+                next(iter(settings.api_keys)),
+                {"sql": sql, "begin": now - 3600 * 10**9, "end": now + 10**9},
+            )
             console.print(result_table(title, result))
         if server.lake.failed_conversions:
             console.print(f"[red]{server.lake.failed_conversions} blocks failed to convert[/]")

@@ -46,7 +46,11 @@ def handle_order(rng: random.Random, worker: int, order: int) -> None:
         query_inventory(rng, item)
     amount = round(sum(items) / 10, 2)
     if not charge_card(rng, amount):
-        sdk.error(f"card declined for order {order}", target="demo.payments", properties={"order": str(order), "amount": str(amount)})
+        sdk.error(
+            f"card declined for order {order}",
+            target="demo.payments",
+            properties={"order": str(order), "amount": str(amount)},
+        )
         _stdlib_log.warning("order %d abandoned after a declined card", order)
         return
     elapsed_ms = (time.perf_counter() - started) * 1000
@@ -54,7 +58,11 @@ def handle_order(rng: random.Random, worker: int, order: int) -> None:
     sdk.metric("order_amount", amount, "usd")
     if elapsed_ms > 5:
         sdk.warn(f"slow order {order}: {elapsed_ms:.1f} ms", target="demo.orders")
-    sdk.info(f"order {order} done", target="demo.orders", properties={"worker": str(worker), "items": str(len(items))})
+    sdk.info(
+        f"order {order} done",
+        target="demo.orders",
+        properties={"worker": str(worker), "items": str(len(items))},
+    )
     sdk.debug(f"order {order} items {items}", target="demo.orders")
 
 
@@ -73,7 +81,9 @@ def run_workload(workload: Workload) -> None:
     _stdlib_log.setLevel(logging.INFO)
     _stdlib_log.propagate = False
     try:
-        sdk.info("demo service starting", target="demo", properties={"threads": str(workload.threads)})
+        sdk.info(
+            "demo service starting", target="demo", properties={"threads": str(workload.threads)}
+        )
         threads = [
             threading.Thread(target=_worker, args=(workload, i), name=f"worker-{i}")
             for i in range(workload.threads)

@@ -33,7 +33,9 @@ class Lake:
         self.ingest.register_stream("acme", self.stream)
 
     def store(self, messages: list[str]) -> str:
-        return self.ingest.store_block("acme", log_block(self.stream["stream_id"], messages)).object_key
+        return self.ingest.store_block(
+            "acme", log_block(self.stream["stream_id"], messages)
+        ).object_key
 
     def table_files(self, table: str) -> list[str]:
         return list(self.blobs.list(f"tables/{table}/"))

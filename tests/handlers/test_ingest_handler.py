@@ -26,7 +26,9 @@ class Ingest:
         self.blobs = LocalBlobStore(settings.data_dir)
         self.metadata = SqlMetadataStore(SqliteExecutor(settings.sqlite_path))
         self.metadata.migrate()
-        self.handle = make_handler(IngestService(self.blobs, self.metadata, settings.max_block_bytes))
+        self.handle = make_handler(
+            IngestService(self.blobs, self.metadata, settings.max_block_bytes)
+        )
         self.context = context
 
     def call(self, path: str, body: bytes | dict, **kwargs: object) -> tuple[int, dict]:
@@ -102,7 +104,9 @@ def test_retry_after_metadata_failure_completes_the_upload(ingest: Ingest, monke
     assert ingest.metadata.get_block("acme", body["block_id"]) is not None
 
 
-def _refusal(ingest: Ingest, path: str, body: bytes | dict, **kwargs: object) -> tuple[int, str, str]:
+def _refusal(
+    ingest: Ingest, path: str, body: bytes | dict, **kwargs: object
+) -> tuple[int, str, str]:
     status, document = ingest.call(path, body, **kwargs)
     return status, document["error"]["code"], document["error"]["message"]
 
@@ -156,7 +160,9 @@ def test_wrong_content_type(ingest: Ingest) -> None:
     status, code, message = _refusal(ingest, "/v1/blocks", block, content_type="text/plain")
     assert (status, code) == (415, "unsupported_media_type")
     assert "text/plain" in message
-    status, code, _ = _refusal(ingest, "/v1/processes", process_document(), content_type="text/plain")
+    status, code, _ = _refusal(
+        ingest, "/v1/processes", process_document(), content_type="text/plain"
+    )
     assert (status, code) == (415, "unsupported_media_type")
 
 
@@ -199,7 +205,10 @@ def test_invalid_json_and_base64(ingest: Ingest) -> None:
     event = http_event("/v1/blocks", b"")
     event["body"] = "***"
     response = ingest.handle(event, ingest.context)
-    assert (response["statusCode"], json.loads(response["body"])["error"]["code"]) == (400, "invalid_body")
+    assert (response["statusCode"], json.loads(response["body"])["error"]["code"]) == (
+        400,
+        "invalid_body",
+    )
 
 
 def test_request_without_tenant_is_refused(ingest: Ingest) -> None:

@@ -30,14 +30,29 @@ class QueryLake:
         process = process_document(start_time_ns=T0, start_ticks=0)
         stream = stream_document(process["process_id"])
         for path, document in (("/v1/processes", process), ("/v1/streams", stream)):
-            assert self.ingest(http_event(path, document, tenant=tenant), self.context)["statusCode"] == 201
+            assert (
+                self.ingest(http_event(path, document, tenant=tenant), self.context)["statusCode"]
+                == 201
+            )
         for sequence, offset in enumerate(offsets_h):
-            block = log_block(stream["stream_id"], [f"{prefix} {offset}h"], first_tick=int(offset * HOUR), sequence=sequence)
-            assert self.ingest(http_event("/v1/blocks", block, tenant=tenant), self.context)["statusCode"] == 201
+            block = log_block(
+                stream["stream_id"],
+                [f"{prefix} {offset}h"],
+                first_tick=int(offset * HOUR),
+                sequence=sequence,
+            )
+            assert (
+                self.ingest(http_event("/v1/blocks", block, tenant=tenant), self.context)[
+                    "statusCode"
+                ]
+                == 201
+            )
         self.lake.wait_converted()
 
     def query(self, document: dict, tenant: str = "acme") -> tuple[int, dict | bytes]:
-        response = self.lake.handlers["query"](http_event("/v1/query", document, tenant=tenant), self.context)
+        response = self.lake.handlers["query"](
+            http_event("/v1/query", document, tenant=tenant), self.context
+        )
         body = response["body"]
         if response.get("isBase64Encoded"):
             return response["statusCode"], base64.b64decode(body)
@@ -57,7 +72,9 @@ def _window(begin_h: float, end_h: float, sql: str, **extra: object) -> dict:
 
 def test_time_range_selects_rows_and_columns_have_types(lake: QueryLake) -> None:
     lake.record("acme", [0, 0.5, 2, 3])
-    status, result = lake.query(_window(0.25, 2.5, "SELECT message, time FROM log_entries ORDER BY time"))
+    status, result = lake.query(
+        _window(0.25, 2.5, "SELECT message, time FROM log_entries ORDER BY time")
+    )
     assert status == 200
     assert result["columns"] == [
         {"name": "message", "type": "VARCHAR"},
@@ -70,7 +87,13 @@ def test_time_range_selects_rows_and_columns_have_types(lake: QueryLake) -> None
 
 def test_iso_times_are_accepted(lake: QueryLake) -> None:
     lake.record("acme", [1])
-    status, result = lake.query({"sql": "SELECT count(*) AS n FROM log_entries", "begin": "2026-11-20T08:30:00Z", "end": "2026-11-20T09:30:00+00:00"})
+    status, result = lake.query(
+        {
+            "sql": "SELECT count(*) AS n FROM log_entries",
+            "begin": "2026-11-20T08:30:00Z",
+            "end": "2026-11-20T09:30:00+00:00",
+        }
+    )
     assert (status, result["rows"]) == (200, [[1]])
 
 
@@ -80,8 +103,12 @@ def test_tenants_see_only_their_own_rows(lake: QueryLake, settings: Settings) ->
     for tenant in ("acme", "globex"):
         status, result = lake.query(_window(0, 4, "SELECT message FROM log_entries"), tenant=tenant)
         assert (status, result["rows"]) == (200, [[f"{tenant} 1h"]])
-    acme_files = str(settings.data_dir.resolve() / "tables/log_entries/tenant=acme") + "/**/*.parquet"
-    status, result = lake.query(_window(0, 4, f"SELECT * FROM read_parquet('{acme_files}')"), tenant="globex")
+    acme_files = (
+        str(settings.data_dir.resolve() / "tables/log_entries/tenant=acme") + "/**/*.parquet"
+    )
+    status, result = lake.query(
+        _window(0, 4, f"SELECT * FROM read_parquet('{acme_files}')"), tenant="globex"
+    )
     assert status == 400 and "disabled" in result["error"]["message"]
 
 

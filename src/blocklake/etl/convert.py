@@ -72,7 +72,9 @@ class BlockConverter:
         return conversion
 
     @staticmethod
-    def _event_tables(sections: dict[str, pa.Table], process: ProcessInfo, stream: StreamInfo, block_id: str):
+    def _event_tables(
+        sections: dict[str, pa.Table], process: ProcessInfo, stream: StreamInfo, block_id: str
+    ):
         ids = (process, stream.stream_id, block_id)
         if "log_entry" in sections:
             yield "log_entries", rows.log_entries(sections["log_entry"], *ids)

@@ -44,7 +44,9 @@ def _conform(name: str, columns: dict[str, pa.Array]) -> pa.Table:
 
 def _constant(value: str, rows: int) -> pa.DictionaryArray:
     """A column repeating one string, stored once."""
-    return pa.DictionaryArray.from_arrays(pa.nulls(rows, pa.int32()).fill_null(0), pa.array([value]))
+    return pa.DictionaryArray.from_arrays(
+        pa.nulls(rows, pa.int32()).fill_null(0), pa.array([value])
+    )
 
 
 def _ids(process: ProcessInfo, stream_id: str, block_id: str, rows: int) -> dict[str, pa.Array]:

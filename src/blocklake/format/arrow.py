@@ -28,6 +28,11 @@ ARROW_TYPES = {
 }
 
 
+LZ4_MAX_RATIO = 255
+"""lz4 cannot expand a payload more than this."""
+MAX_PAYLOAD = 2**31 - 1
+
+
 @dataclass(frozen=True, slots=True)
 class DecodedBlock:
     header: BlockHeader
@@ -46,9 +51,15 @@ def payload_of(data: bytes, header: BlockHeader) -> bytes:
         raise FormatError("payload CRC-32 does not match the header: the block is corrupt")
     if header.compression != COMPRESSION_LZ4:
         return bytes(body)
+    # The header is not under the CRC: never let it make us allocate more than lz4 can produce.
+    if header.uncompressed_size > min(MAX_PAYLOAD, LZ4_MAX_RATIO * len(body) + 16):
+        raise FormatError(
+            f"uncompressed_size {header.uncompressed_size} is impossible for a "
+            f"{len(body)}-byte lz4 payload"
+        )
     try:
         payload = lz4.block.decompress(body, uncompressed_size=header.uncompressed_size)
-    except lz4.block.LZ4BlockError as error:
+    except (lz4.block.LZ4BlockError, ValueError, OverflowError, MemoryError) as error:
         raise FormatError(f"lz4 payload does not decompress: {error}") from error
     if len(payload) != header.uncompressed_size:
         raise FormatError(
@@ -91,8 +102,8 @@ def _string_table(reader: _Reader) -> pa.Array:
     if size < 0:
         raise FormatError("string table has a negative size")
     data = reader.take(size, "string table bytes")
-    strings = pa.Array.from_buffers(pa.string(), count, [None, offsets, data])
     try:
+        strings = pa.Array.from_buffers(pa.string(), count, [None, offsets, data])
         strings.validate(full=True)
     except pa.ArrowInvalid as error:
         raise FormatError(f"string table is invalid: {error}") from error
@@ -114,11 +125,13 @@ def _map_column(reader: _Reader, rows: int, strings: pa.Array, what: str) -> pa.
     keys = pa.Array.from_buffers(pa.uint32(), count, [None, reader.take(4 * count, what)])
     values = pa.Array.from_buffers(pa.uint32(), count, [None, reader.take(4 * count, what)])
     try:
-        return pa.MapArray.from_arrays(
+        column = pa.MapArray.from_arrays(
             offsets,
             _dictionary(keys, strings, what).cast(pa.string()),
             _dictionary(values, strings, what).cast(pa.string()),
         )
+        column.validate(full=True)  # offsets must rise within the entries
+        return column
     except pa.ArrowInvalid as error:
         raise FormatError(f"{what} is invalid: {error}") from error
 

@@ -46,7 +46,8 @@ class StringTable:
         return array("I", [index.setdefault(value, len(index)) for value in values])
 
     def encode(self) -> bytes:
-        encoded = [s.encode("utf-8", "surrogatepass") for s in self.index]
+        # A lone surrogate (from os.fsdecode, say) is not UTF-8: replace it, keep the event.
+        encoded = [s.encode("utf-8", "replace") for s in self.index]
         offsets = array("i", [0])
         total = 0
         for item in encoded:
@@ -74,7 +75,9 @@ def _map_column(values: Sequence[Mapping[str, object] | None], strings: StringTa
     return b"".join(parts)
 
 
-def encode_section(event_type: EventType, columns: Sequence[Sequence], strings: StringTable) -> bytes:
+def encode_section(
+    event_type: EventType, columns: Sequence[Sequence], strings: StringTable
+) -> bytes:
     """One section: every event of ``event_type`` in the block, one column per field in order."""
     if len(columns) != len(event_type.fields):
         raise ValueError(
@@ -88,7 +91,9 @@ def encode_section(event_type: EventType, columns: Sequence[Sequence], strings: 
         if field.type == "map":
             parts.append(_map_column(values, strings))
             continue
-        column = strings.refs(values) if field.type == "str" else array(_ARRAY_CODES[field.type], values)
+        column = (
+            strings.refs(values) if field.type == "str" else array(_ARRAY_CODES[field.type], values)
+        )
         raw = column.tobytes()
         parts.append(raw)
         parts.append(_pad8(len(raw)))
@@ -108,9 +113,7 @@ def encode_block(
     compress: bool = True,
 ) -> bytes:
     """Header + payload, ready to upload."""
-    payload = b"".join(
-        [strings.encode(), struct.pack("<II", len(sections), 0), *sections]
-    )
+    payload = b"".join([strings.encode(), struct.pack("<II", len(sections), 0), *sections])
     body = lz4.block.compress(payload, store_size=False) if compress else payload
     header = BlockHeader(
         stream_id=stream_id,

@@ -53,7 +53,7 @@ class EventType:
         if not isinstance(doc, dict):
             raise SchemaError("an event type must be an object with id, name and fields")
         type_id, name, fields = doc.get("id"), doc.get("name"), doc.get("fields")
-        if not isinstance(type_id, int) or not 0 < type_id < 65536:
+        if not isinstance(type_id, int) or isinstance(type_id, bool) or not 0 < type_id < 65536:
             raise SchemaError(f"event type id must be an integer in 1..65535, got {type_id!r}")
         if not isinstance(name, str) or not name:
             raise SchemaError(f"event type {type_id}: name must be a non-empty string")
@@ -68,6 +68,8 @@ class EventType:
                     f"event type {name!r}: field {field['name']!r} has type "
                     f"{field.get('type')!r}, expected one of {sorted(FIELD_TYPES)}"
                 )
+            if any(known.name == field["name"] for known in parsed):
+                raise SchemaError(f"event type {name!r}: field {field['name']!r} appears twice")
             parsed.append(Field(field["name"], field["type"]))
         return cls(type_id, name, tuple(parsed))
 
@@ -84,6 +86,8 @@ def layout_from_json(doc: object) -> Layout:
         event_type = EventType.from_json(item)
         if event_type.id in layout:
             raise SchemaError(f"layout has event type id {event_type.id} twice")
+        if any(known.name == event_type.name for known in layout.values()):
+            raise SchemaError(f"layout has event type name {event_type.name!r} twice")
         layout[event_type.id] = event_type
     return layout
 

@@ -24,7 +24,9 @@ def _field(document: dict, name: str, kind: type | tuple[type, ...], *, optional
     if value is None and optional:
         return None
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        expected = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        expected = (
+            kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        )
         state = "missing" if name not in document else f"{type(value).__name__}"
         raise ClientError(400, "invalid_field", f"field {name!r}: expected {expected}, got {state}")
     return value
@@ -37,7 +39,9 @@ def _uuid(document: dict, name: str, *, optional: bool = False) -> str | None:
     try:
         return str(uuid.UUID(value))
     except ValueError:
-        raise ClientError(400, "invalid_field", f"field {name!r}: {value!r} is not a UUID") from None
+        raise ClientError(
+            400, "invalid_field", f"field {name!r}: {value!r} is not a UUID"
+        ) from None
 
 
 def _string_map(document: dict, name: str) -> dict[str, str]:
@@ -108,7 +112,9 @@ class IngestService:
     def store_block(self, tenant: str, data: bytes) -> StoredBlock:
         if len(data) > self.max_block_bytes:
             raise ClientError(
-                413, "block_too_large", f"block is {len(data)} bytes; the limit is {self.max_block_bytes}"
+                413,
+                "block_too_large",
+                f"block is {len(data)} bytes; the limit is {self.max_block_bytes}",
             )
         try:
             header = parse_header(data)
@@ -118,11 +124,15 @@ class IngestService:
         stream = self.metadata.get_stream(tenant, stream_id)
         if stream is None:
             raise ClientError(
-                404, "unknown_stream", f"stream {stream_id} is not registered; POST /v1/streams first"
+                404,
+                "unknown_stream",
+                f"stream {stream_id} is not registered; POST /v1/streams first",
             )
         process = self.metadata.get_process(tenant, stream.process_id)
         if process is None:  # pragma: no cover - a stream cannot be registered without it
-            raise ClientError(404, "unknown_process", f"process {stream.process_id} is not registered")
+            raise ClientError(
+                404, "unknown_process", f"process {stream.process_id} is not registered"
+            )
         block = self._block_info(tenant, header, stream, process)
         created = self.blobs.put_if_absent(block.object_key, data)
         inserted = self._insert(self.metadata.insert_block, tenant, block)

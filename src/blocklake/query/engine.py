@@ -51,7 +51,9 @@ def parse_time(value: object, field: str) -> int:
                 moment = moment.replace(tzinfo=UTC)
             return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
     raise ClientError(
-        400, "invalid_field", f"field {field!r}: expected an ISO 8601 time or nanoseconds, got {value!r}"
+        400,
+        "invalid_field",
+        f"field {field!r}: expected an ISO 8601 time or nanoseconds, got {value!r}",
     )
 
 

@@ -14,7 +14,11 @@ import pyarrow.csv as pa_csv
 from blocklake.errors import ClientError
 from blocklake.query.engine import QueryRequest, QueryResult, parse_time
 
-FORMATS = {"json": "application/json", "csv": "text/csv", "arrow": "application/vnd.apache.arrow.stream"}
+FORMATS = {
+    "json": "application/json",
+    "csv": "text/csv",
+    "arrow": "application/vnd.apache.arrow.stream",
+}
 
 
 def _json_value(value: object) -> object:
@@ -35,7 +39,9 @@ def request_from(document: dict, tenant: str, max_rows: int) -> tuple[QueryReque
         raise ClientError(400, "invalid_field", "field 'sql': expected a non-empty string")
     for name in ("begin", "end"):
         if name not in document:
-            raise ClientError(400, "invalid_field", f"field {name!r} is missing: give the time range")
+            raise ClientError(
+                400, "invalid_field", f"field {name!r} is missing: give the time range"
+            )
     begin, end = parse_time(document["begin"], "begin"), parse_time(document["end"], "end")
     if begin >= end:
         raise ClientError(400, "invalid_field", "field 'begin' must be before 'end'")

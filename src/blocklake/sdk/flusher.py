@@ -60,12 +60,15 @@ class Flusher:
             (recording.async_events, async_writer),
         ):
             buffer.stream = make(properties)
+        for buffer in recording.thread_buffers:  # their streams belonged to the previous process
+            buffer.stream = None
 
     def start(self) -> None:
         self._thread.start()
 
     def flush(self, timeout: float = 10.0) -> bool:
-        """Sends everything recorded before this call; False if that took longer than timeout."""
+        """Sends everything recorded before this call; False if that took longer than timeout
+        or if some blocks are still waiting for the server."""
         if not self._thread.is_alive():
             return False
         with self._round_done:
@@ -73,7 +76,8 @@ class Flusher:
             target = self._rounds + (2 if self._in_round else 1)
             self._wanted_rounds = max(self._wanted_rounds, target)
             recording.wake_flusher.set()
-            return self._round_done.wait_for(lambda: self._rounds >= target, timeout)
+            done = self._round_done.wait_for(lambda: self._rounds >= target, timeout)
+            return done and not self.pending
 
     def stop(self, timeout: float = 10.0) -> None:
         """Last round, then the thread ends."""
@@ -129,7 +133,11 @@ class Flusher:
                 buffer.stream = thread_writer(
                     {"thread_name": owner.name, "thread_id": str(owner.native_id)}
                 )
-            blocks.append(buffer.stream.encode(events))
+            try:
+                blocks.append(buffer.stream.encode(events))
+            except Exception:  # one bad event (a metric value that is not a number) loses its block only
+                _log.exception("blocklake: %d events could not be encoded", len(events))
+                dropped += len(events)
         return blocks, dropped
 
     def _give_up(self, events: int) -> None:
@@ -148,7 +156,9 @@ class Flusher:
                     self._trim_pending()
                     _log.warning("blocklake: will retry %d blocks: %s", len(self.pending), error)
                     return
-                _log.error("blocklake: block rejected, %d events lost: %s", block.object_count, error)
+                _log.error(
+                    "blocklake: block rejected, %d events lost: %s", block.object_count, error
+                )
                 self._give_up(block.object_count)
             self.pending.popleft()
 

@@ -38,6 +38,9 @@ _flush_at = 8192
 """Events in one buffer that wake the flusher before its timer."""
 _capacity = 65536
 """Events one buffer may hold; past it events are dropped and counted."""
+_end_capacity = 2 * _capacity
+"""Span ends are kept up to here, so a begin that found room almost never loses its end; the
+ends of dropped begins that do get in are ignored by the flusher."""
 _max_level = INFO
 """Most verbose log level recorded; the server may change it through the back-channel."""
 
@@ -74,11 +77,12 @@ _local = threading.local()
 def configure(
     *, flush_at: int | None = None, capacity: int | None = None, max_level: int | None = None
 ) -> None:
-    global _flush_at, _capacity, _max_level
+    global _flush_at, _capacity, _end_capacity, _max_level
     if flush_at is not None:
         _flush_at = flush_at
     if capacity is not None:
         _capacity = capacity
+        _end_capacity = 2 * capacity
     if max_level is not None:
         _max_level = max_level
 
@@ -86,14 +90,69 @@ def configure(
 _drop_lock = threading.Lock()
 
 
-def _overflow(buffer: Buffer, event: tuple) -> None:
+def _overflow(buffer: Buffer, event: tuple) -> bool:
     """The slow path: wake the flusher, and keep the event only if there is room left."""
     wake_flusher.set()
     if len(buffer) < _capacity:
         buffer.append(event)
+        return True
+    with _drop_lock:
+        buffer.dropped += 1
+    return False
+
+
+def _end(buffer: Buffer, event: tuple) -> None:
+    """The slow path of an async span's end: kept while there is room for ends too."""
+    if len(buffer) < _end_capacity:
+        buffer.append(event)
     else:
         with _drop_lock:
             buffer.dropped += 1
+
+
+class _DroppedSubtree:
+    """Stands in for a thread's buffer from a dropped span begin to its end.
+
+    Thread spans nest, so once a begin is dropped, everything until its end is dropped too and
+    no end can close the wrong span. Its length is huge, so the record path's one length check
+    sends every event to the slow path while it is in place: the fast path pays nothing.
+    """
+
+    __slots__ = ("buffer", "depth")
+
+    def __init__(self, buffer: Buffer) -> None:
+        self.buffer = buffer
+        self.depth = 1
+
+    def __len__(self) -> int:
+        return sys.maxsize
+
+
+def _span_begin_overflow(buffer: Buffer | _DroppedSubtree, event: tuple) -> None:
+    wake_flusher.set()
+    if isinstance(buffer, _DroppedSubtree):
+        buffer.depth += 1
+        real = buffer.buffer
+    elif len(buffer) < _capacity:
+        buffer.append(event)
+        return
+    else:
+        real = buffer
+        _local.spans = _DroppedSubtree(buffer)
+    with _drop_lock:
+        real.dropped += 1
+
+
+def _span_end_overflow(buffer: Buffer | _DroppedSubtree, event: tuple) -> None:
+    """An end always fits when its begin did (ends are at most one per kept begin)."""
+    if not isinstance(buffer, _DroppedSubtree):
+        buffer.append(event)
+        return
+    buffer.depth -= 1
+    if buffer.depth == 0:
+        _local.spans = buffer.buffer
+    with _drop_lock:
+        buffer.buffer.dropped += 1
 
 
 def take_dropped(buffer: Buffer) -> int:
@@ -219,15 +278,18 @@ class SpanScope:
         if len(buffer) < _flush_at:
             buffer.append((self.id, now()))
         else:
-            _overflow(buffer, (self.id, now()))
+            _span_begin_overflow(buffer, (self.id, now()))
         return self
 
     def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
-        # Ends are never dropped: each follows a begin that found room, so they stay bounded.
         try:
-            _local.spans.append((self.end_id, now()))
+            buffer = _local.spans
         except AttributeError:  # a begin recorded before a fork, in a thread that is gone
-            pass
+            return
+        if len(buffer) < _flush_at:
+            buffer.append((self.end_id, now()))
+        else:
+            _span_end_overflow(buffer, (self.end_id, now()))
 
     def __call__(self, function: F) -> F:
         return _instrument(function, self)
@@ -291,11 +353,19 @@ def _instrument(function: F, scope: SpanScope) -> F:
         if len(buffer) < _flush_at:
             buffer.append((begin, now()))
         else:
-            _overflow(buffer, (begin, now()))
+            _span_begin_overflow(buffer, (begin, now()))
         try:
             return function(*args, **kwargs)
         finally:
-            buffer.append((end, now()))
+            try:
+                buffer = _local.spans  # may have become a _DroppedSubtree meanwhile, or back
+            except AttributeError:  # forked inside the call: the thread's spans are gone
+                pass
+            else:
+                if len(buffer) < _flush_at:
+                    buffer.append((end, now()))
+                else:
+                    _span_end_overflow(buffer, (end, now()))
 
     return wrapper  # type: ignore[return-value]
 
@@ -320,7 +390,7 @@ class AsyncSpan:
     """One async span: it may end on another thread or task than it began. Its parent is the
     enclosing async span of the same context, which asyncio tasks inherit."""
 
-    __slots__ = ("scope", "span_id", "token")
+    __slots__ = ("scope", "span_id", "stored", "token")
 
     def __init__(self, scope: SpanScope) -> None:
         self.scope = scope
@@ -332,12 +402,18 @@ class AsyncSpan:
         event = (self.scope.id, now(), self.span_id, parent)
         if len(async_events) < _flush_at:
             async_events.append(event)
+            self.stored = True
         else:
-            _overflow(async_events, event)
+            self.stored = _overflow(async_events, event)
         return self
 
     def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
-        async_events.append((self.scope.end_id, now(), self.span_id, 0))
+        if self.stored:
+            event = (self.scope.end_id, now(), self.span_id, 0)
+            if len(async_events) < _flush_at:
+                async_events.append(event)
+            else:
+                _end(async_events, event)
         _current_async.reset(self.token)
 
     async def __aenter__(self) -> AsyncSpan:

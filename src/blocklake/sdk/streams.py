@@ -56,11 +56,13 @@ class StreamWriter:
     def encode(self, events: list[tuple]) -> Block:
         strings = StringTable()
         sections = self.sections(events, strings)
+        # Threads share the log, metric and async buffers: appends may be slightly out of order.
+        ticks = [event[self.ticks_index] for event in events]
         data = encode_block(
             stream_id=self.stream_id,
             sequence=self.sequence,
-            begin_ticks=events[0][self.ticks_index],
-            end_ticks=events[-1][self.ticks_index],
+            begin_ticks=min(ticks),
+            end_ticks=max(ticks),
             object_count=len(events),
             sections=sections,
             strings=strings,

@@ -6,6 +6,7 @@ never store an event twice.
 
 from __future__ import annotations
 
+import http.client
 import json
 import random
 import time
@@ -14,7 +15,6 @@ import urllib.request
 from dataclasses import dataclass
 
 from blocklake.format.header import CONTENT_TYPE as BLOCK_CONTENT_TYPE
-
 
 
 class DeliveryError(Exception):
@@ -54,21 +54,40 @@ class Transport:
             )
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    text = response.read()
-                return json.loads(text) if text else {}
+                    return _json_object(response.read(), path)
             except urllib.error.HTTPError as error:
                 detail = error.read()[:500].decode("utf-8", "replace")
-                retryable = error.code == 429 or error.code >= 500
-                if not retryable:
-                    raise DeliveryError(
-                        f"POST {path}: {error.code} {detail}", permanent=True
-                    ) from None
-                retry_after = error.headers.get("Retry-After")
-                wait = float(retry_after) if retry_after and retry_after.isdigit() else pause
                 failure = f"POST {path}: {error.code} {detail}"
-            except (urllib.error.URLError, OSError, TimeoutError) as error:
-                wait, failure = pause, f"POST {path}: {error}"
-            if attempt == self.attempts:
+                if error.code not in RETRYABLE_STATUS and error.code < 500:
+                    raise DeliveryError(failure, permanent=True) from None
+                retry_after = error.headers.get("Retry-After", "")
+                # The server's Retry-After is obeyed as given; jitter is for our own backoff only.
+                wait = float(retry_after) if retry_after.isdigit() else _jittered(pause)
+            except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
+                wait, failure = _jittered(pause), f"POST {path}: {error}"
+            if attempt >= self.attempts:
                 raise DeliveryError(failure, permanent=False)
-            time.sleep(min(wait, self.max_backoff) * random.uniform(0.5, 1.0))
+            time.sleep(min(wait, MAX_RETRY_AFTER))
             pause = min(pause * 2, self.max_backoff)
+
+
+RETRYABLE_STATUS = frozenset({408, 425, 429})
+"""Besides 5xx: the request may succeed later as it is."""
+MAX_RETRY_AFTER = 60.0
+
+
+def _jittered(pause: float) -> float:
+    return pause * random.uniform(0.5, 1.0)
+
+
+def _json_object(text: bytes, path: str) -> dict:
+    """A success response's settings document; a malformed one is the server's fault, retried."""
+    if not text:
+        return {}
+    try:
+        document = json.loads(text)
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        raise DeliveryError(f"POST {path}: response is not a JSON object", permanent=False)
+    return document

@@ -56,7 +56,9 @@ def http_api_event(
     if authorizer is not None:
         event["requestContext"]["authorizer"] = {"lambda": authorizer}
     if body:
-        event["body"] = body.decode("utf-8", "replace") if is_text else base64.b64encode(body).decode()
+        event["body"] = (
+            body.decode("utf-8", "replace") if is_text else base64.b64encode(body).decode()
+        )
     return event
 
 
@@ -68,7 +70,9 @@ def s3_notification(bucket: str, key: str, size: int) -> dict:
                 "eventVersion": "2.1",
                 "eventSource": "aws:s3",
                 "awsRegion": "us-east-1",
-                "eventTime": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                "eventTime": datetime.now(UTC)
+                .isoformat(timespec="milliseconds")
+                .replace("+00:00", "Z"),
                 "eventName": "ObjectCreated:Put",
                 "userIdentity": {"principalId": "local"},
                 "requestParameters": {"sourceIPAddress": "127.0.0.1"},
@@ -81,7 +85,11 @@ def s3_notification(bucket: str, key: str, size: int) -> dict:
                         "ownerIdentity": {"principalId": "local"},
                         "arn": f"arn:aws:s3:::{bucket}",
                     },
-                    "object": {"key": quote_plus(key, safe="/"), "size": size, "sequencer": f"{time.time_ns():X}"},
+                    "object": {
+                        "key": quote_plus(key, safe="/"),
+                        "size": size,
+                        "sequencer": f"{time.time_ns():X}",
+                    },
                 },
             }
         ]

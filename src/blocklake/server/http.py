@@ -33,11 +33,17 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if length > limit:
             self.close_connection = True
             error = {"code": "body_too_large", "message": f"request body is over {limit} bytes"}
-            self._respond(HttpResponse(413, {"content-type": "application/json"}, json.dumps({"error": error}).encode()))
+            self._respond(
+                HttpResponse(
+                    413, {"content-type": "application/json"}, json.dumps({"error": error}).encode()
+                )
+            )
             return
         body = self.rfile.read(length) if length else b""
         self._respond(
-            self.lake.handle_http(method, path, query, dict(self.headers.items()), body, self.client_address[0])
+            self.lake.handle_http(
+                method, path, query, dict(self.headers.items()), body, self.client_address[0]
+            )
         )
 
     def do_POST(self) -> None:
@@ -55,7 +61,9 @@ class LocalServer:
         handler = type("Handler", (_RequestHandler,), {"lake": self.lake})
         self.httpd = ThreadingHTTPServer((host, port), handler)
         self.httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="blocklake-http", daemon=True)
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, name="blocklake-http", daemon=True
+        )
 
     @property
     def url(self) -> str:

@@ -62,7 +62,9 @@ class LocalLake:
         self.etl = etl_handler.make_handler(BlockConverter(self.blobs, self.metadata))
         self.digests = {key_digest(key): tenant for key, tenant in settings.api_keys.items()}
         self.failed_conversions = 0
-        self._worker = threading.Thread(target=self._convert_loop, name="blocklake-etl", daemon=True)
+        self._worker = threading.Thread(
+            target=self._convert_loop, name="blocklake-etl", daemon=True
+        )
         self._worker.start()
 
     def _on_created(self, key: str) -> None:
@@ -86,9 +88,7 @@ class LocalLake:
     def _convert(self, keys: list[str]) -> None:
         if not keys:
             return
-        event = sqs_event(
-            [s3_notification(LOCAL_BUCKET, key, 0) for key in keys]
-        )
+        event = sqs_event([s3_notification(LOCAL_BUCKET, key, 0) for key in keys])
         result = self.etl(event, LambdaContext("blocklake-etl"))
         failures = result.get("batchItemFailures", [])
         if failures:
@@ -104,17 +104,27 @@ class LocalLake:
         self._worker.join(timeout=30)
 
     def handle_http(
-        self, method: str, path: str, query: str, headers: dict[str, str], body: bytes, source_ip: str
+        self,
+        method: str,
+        path: str,
+        query: str,
+        headers: dict[str, str],
+        body: bytes,
+        source_ip: str,
     ) -> HttpResponse:
         if (method, path) == ("GET", "/health"):
             return _json(200, {"status": "ok"})
         target = ROUTES.get((method, path))
         if target is None:
-            return _json(404, {"error": {"code": "not_found", "message": f"no route {method} {path}"}})
+            return _json(
+                404, {"error": {"code": "not_found", "message": f"no route {method} {path}"}}
+            )
         lowered = {name.lower(): value for name, value in headers.items()}
         tenant = tenant_for_key(api_key_from_headers(lowered), self.digests)
         if tenant is None:  # what API Gateway answers when the authorizer refuses
-            return _json(401, {"error": {"code": "unauthorized", "message": "missing or unknown API key"}})
+            return _json(
+                401, {"error": {"code": "unauthorized", "message": "missing or unknown API key"}}
+            )
         event = http_api_event(
             method=method,
             path=path,

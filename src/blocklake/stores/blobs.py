@@ -37,6 +37,11 @@ class BlobStore(Protocol):
         """Keys under ``prefix``, in lexical order."""
         ...
 
+    def list_folders(self, prefix: str) -> list[str]:
+        """The "folders" right under ``prefix`` (which ends with ``/``), each ending with ``/``:
+        one cheap request however many objects lie below."""
+        ...
+
     def url(self, key: str) -> str:
         """A location a query engine can read (a file path or an ``s3://`` URL)."""
         ...
@@ -103,6 +108,12 @@ class LocalBlobStore:
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    def list_folders(self, prefix: str) -> list[str]:
+        base = self.root / prefix
+        if not base.is_dir():
+            return []
+        return sorted(f"{prefix}{path.name}/" for path in base.iterdir() if path.is_dir())
 
     def list(self, prefix: str) -> Iterator[str]:
         base = self.root / prefix.rsplit("/", 1)[0] if "/" in prefix else self.root

@@ -1,7 +1,7 @@
 """Object keys of the lake: Hive-style, so Athena partition projection and DuckDB both read them.
 
-    raw/tenant=T/date=YYYY-MM-DD/hour=HH/<stream_id>/<block_id>.blk
-    tables/<table>/tenant=T/date=YYYY-MM-DD/hour=HH/<file>.parquet
+raw/tenant=T/date=YYYY-MM-DD/hour=HH/<stream_id>/<block_id>.blk
+tables/<table>/tenant=T/date=YYYY-MM-DD/hour=HH/<file>.parquet
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ _RAW_KEY = re.compile(
 )
 _TABLE_KEY = re.compile(
     r"^tables/(?P<table>[a-z_]+)/tenant=(?P<tenant>[^/]+)/date=(?P<date>\d{4}-\d{2}-\d{2})/"
-    r"hour=(?P<hour>\d{2})/[^/]+\.parquet$"
+    r"hour=(?P<hour>\d{2})/[^/]+$"
 )
 
 
@@ -54,7 +54,7 @@ def parse_raw_key(key: str) -> RawKey | None:
 
 
 def partition_hour(key: str) -> datetime | None:
-    """Start of the hour partition a table file belongs to, from its key."""
+    """Start of the hour partition a table's file (Parquet or manifest) belongs to, from its key."""
     match = _TABLE_KEY.match(key)
     if not match:
         return None

@@ -132,5 +132,11 @@ class S3BlobStore:
                 ) from error
             raise
 
+    def list_folders(self, prefix: str) -> list[str]:
+        pages = self._client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix, Delimiter="/"
+        )
+        return [item["Prefix"] for page in pages for item in page.get("CommonPrefixes", [])]
+
     def url(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"

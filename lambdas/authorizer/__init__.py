@@ -1,0 +1,1 @@
+"""API Gateway HTTP API Lambda authorizer: API key to tenant."""

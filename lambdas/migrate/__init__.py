@@ -1,0 +1,1 @@
+"""CloudFormation custom resource that applies the metadata schema migrations on deploy."""

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Sets up, then records a multi-threaded sample service, ingests, converts and queries it on the
+# embedded defaults (a temporary data directory and SQLite) and prints the results.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+exec .venv/bin/blocklake demo "$@"

@@ -1,0 +1,325 @@
+"""The synthesized stack: resources, the properties that matter, and least-privilege IAM."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+
+import pytest
+
+from blocklake.format import schema
+from infra.migrations import migrations_hash
+
+ACTIONS_THAT_ONLY_ACCEPT_STAR = {
+    # X-Ray has no resource ARNs: its write actions take "*" only. (Lambda tracing adds them.)
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+}
+
+
+def resources(template: dict, type_name: str) -> dict[str, dict]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == type_name}
+
+
+def properties(template: dict, type_name: str) -> list[dict]:
+    return [v.get("Properties", {}) for v in resources(template, type_name).values()]
+
+
+def function_id(template: dict, handler_folder: str) -> str:
+    (logical_id,) = [
+        k
+        for k, v in resources(template, "AWS::Lambda::Function").items()
+        if v["Properties"].get("Handler") == f"lambdas.{handler_folder}.handler.handler"
+    ]
+    return logical_id
+
+
+def role_statements(template: dict, handler_folder: str) -> list[dict]:
+    function = template["Resources"][function_id(template, handler_folder)]
+    role = function["Properties"]["Role"]["Fn::GetAtt"][0]
+    return [
+        statement
+        for policy in properties(template, "AWS::IAM::Policy")
+        if {"Ref": role} in policy["Roles"]
+        for statement in policy["PolicyDocument"]["Statement"]
+    ]
+
+
+def as_list(value: object) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def object_grants(statements: list[dict]) -> dict[str, set[str]]:
+    """S3 object actions by key prefix, read from resources like ``<bucket arn>/raw/*``."""
+    grants: dict[str, set[str]] = {}
+    for statement in statements:
+        for resource in as_list(statement["Resource"]):
+            text = json.dumps(resource)
+            match = re.search(r'"/([a-z-]+/\*)"', text)
+            if "LakeBucket" in text and match:
+                grants.setdefault(match.group(1), set()).update(as_list(statement["Action"]))
+    return grants
+
+
+def all_actions(statements: list[dict]) -> set[str]:
+    return {action for s in statements for action in as_list(s["Action"])}
+
+
+@pytest.fixture(scope="module")
+def template(synthesized) -> dict:
+    return synthesized[1]
+
+
+def test_the_lake_bucket_is_encrypted_private_and_tls_only(template) -> None:
+    (bucket,) = properties(template, "AWS::S3::Bucket")
+    encryption = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert encryption[0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in {"AES256", "aws:kms"}
+    assert bucket["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    (policy,) = properties(template, "AWS::S3::BucketPolicy")
+    assert any(
+        s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        for s in policy["PolicyDocument"]["Statement"]
+    )
+
+
+def test_raw_blocks_and_tables_expire_by_the_default_retention(template) -> None:
+    (bucket,) = properties(template, "AWS::S3::Bucket")
+    expiry = {
+        rule.get("Prefix"): rule.get("ExpirationInDays")
+        for rule in bucket["LifecycleConfiguration"]["Rules"]
+    }
+    assert expiry["raw/"] == 30
+    assert expiry["tables/"] == 400
+
+
+def test_aurora_scales_to_zero_with_the_data_api_in_isolated_subnets(template) -> None:
+    (cluster,) = properties(template, "AWS::RDS::DBCluster")
+    assert cluster["Engine"] == "aurora-postgresql"
+    major, minor = (int(part) for part in cluster["EngineVersion"].split(".")[:2])
+    assert (major, minor) >= (16, 3), "0 ACU needs Aurora PostgreSQL 16.3 or later"
+    assert cluster["ServerlessV2ScalingConfiguration"]["MinCapacity"] == 0
+    assert cluster["ServerlessV2ScalingConfiguration"]["SecondsUntilAutoPause"] > 0
+    assert cluster["EnableHttpEndpoint"] is True
+    assert cluster["StorageEncrypted"] is True
+    assert "{{resolve:secretsmanager:" in json.dumps(cluster["MasterUserPassword"])
+    assert [i["DBInstanceClass"] for i in properties(template, "AWS::RDS::DBInstance")] == [
+        "db.serverless"
+    ]
+    assert resources(template, "AWS::EC2::NatGateway") == {}
+    assert resources(template, "AWS::EC2::InternetGateway") == {}
+    assert all(not s.get("MapPublicIpOnLaunch") for s in properties(template, "AWS::EC2::Subnet"))
+
+
+@pytest.mark.parametrize("folder", ["ingest", "etl", "query", "authorizer", "migrate"])
+def test_functions_are_arm64_python_312_with_their_own_log_group(template, folder) -> None:
+    function = template["Resources"][function_id(template, folder)]["Properties"]
+    assert function["Architectures"] == ["arm64"]
+    assert function["Runtime"] == "python3.12"
+    assert "LoggingConfig" in function
+
+
+def test_api_functions_have_reserved_concurrency_and_fit_the_gateway_timeout(template) -> None:
+    for folder in ("ingest", "query"):
+        function = template["Resources"][function_id(template, folder)]["Properties"]
+        assert function["ReservedConcurrentExecutions"] > 0
+        assert function["Timeout"] < 30
+
+
+def test_routes_go_to_their_functions_behind_the_api_key_authorizer(template) -> None:
+    routes = resources(template, "AWS::ApiGatewayV2::Route")
+    integrations = resources(template, "AWS::ApiGatewayV2::Integration")
+    target_of = {}
+    for route in routes.values():
+        integration_id = route["Properties"]["Target"]["Fn::Join"][1][1]["Ref"]
+        uri = integrations[integration_id]["Properties"]["IntegrationUri"]["Fn::GetAtt"][0]
+        target_of[route["Properties"]["RouteKey"]] = uri
+        assert route["Properties"]["AuthorizationType"] == "CUSTOM"
+    assert target_of == {
+        "POST /v1/processes": function_id(template, "ingest"),
+        "POST /v1/streams": function_id(template, "ingest"),
+        "POST /v1/blocks": function_id(template, "ingest"),
+        "POST /v1/query": function_id(template, "query"),
+    }
+    (authorizer,) = properties(template, "AWS::ApiGatewayV2::Authorizer")
+    assert authorizer["EnableSimpleResponses"] is True
+    assert authorizer["AuthorizerPayloadFormatVersion"] == "2.0"
+    assert function_id(template, "authorizer") in json.dumps(authorizer["AuthorizerUri"])
+
+
+def test_raw_block_notifications_reach_the_etl_through_a_queue_with_a_dead_letter_queue(
+    template,
+) -> None:
+    (notifications,) = properties(template, "Custom::S3BucketNotifications")
+    (queue_config,) = notifications["NotificationConfiguration"]["QueueConfigurations"]
+    assert queue_config["Events"] == ["s3:ObjectCreated:*"]
+    assert queue_config["Filter"]["Key"]["FilterRules"] == [{"Name": "prefix", "Value": "raw/"}]
+    queue_id = queue_config["QueueArn"]["Fn::GetAtt"][0]
+    redrive = template["Resources"][queue_id]["Properties"]["RedrivePolicy"]
+    dead_letter_id = redrive["deadLetterTargetArn"]["Fn::GetAtt"][0]
+    assert template["Resources"][dead_letter_id]["Type"] == "AWS::SQS::Queue"
+    assert redrive["maxReceiveCount"] >= 1
+    (mapping,) = properties(template, "AWS::Lambda::EventSourceMapping")
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+    assert mapping["FunctionName"] == {"Ref": function_id(template, "etl")}
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_compaction_is_scheduled_on_the_etl(template) -> None:
+    tasks = {}
+    for rule in properties(template, "AWS::Events::Rule"):
+        (target,) = rule["Targets"]
+        assert target["Arn"] == {"Fn::GetAtt": [function_id(template, "etl"), "Arn"]}
+        tasks[json.loads(target["Input"])["action"]] = rule["ScheduleExpression"]
+    assert tasks == {"compact": "cron(5 * * * ? *)"}
+
+
+def test_every_lake_table_has_a_glue_table_with_partition_projection(template) -> None:
+    tables = {
+        t["TableInput"]["Name"]: t["TableInput"] for t in properties(template, "AWS::Glue::Table")
+    }
+    assert set(tables) == set(schema.tables())
+    for name, table in tables.items():
+        parameters = table["Parameters"]
+        assert parameters["projection.enabled"] == "true"
+        assert parameters["projection.tenant.type"] == "injected"
+        assert parameters["projection.date.type"] == "date"
+        assert parameters["projection.hour.type"] == "integer"
+        assert parameters["projection.hour.range"] == "0,23"
+        assert parameters["projection.hour.digits"] == "2"
+        location = json.dumps(parameters["storage.location.template"])
+        assert f"/tables/{name}/tenant=${{tenant}}/date=${{date}}/hour=${{hour}}/" in location
+        assert [k["Name"] for k in table["PartitionKeys"]] == list(schema.partition_keys())
+        columns = table["StorageDescriptor"]["Columns"]
+        assert [c["Name"] for c in columns] == [c.name for c in schema.tables()[name].columns]
+    types = {c["Name"]: c["Type"] for c in tables["log_entries"]["StorageDescriptor"]["Columns"]}
+    assert types["time"] == "timestamp"
+    assert types["properties"] == "map<string,string>"
+    stream_types = {c["Name"]: c["Type"] for c in tables["streams"]["StorageDescriptor"]["Columns"]}
+    assert stream_types["tags"] == "array<string>"
+
+
+def test_athena_workgroup_enforces_its_result_location_and_scan_limit(template) -> None:
+    (workgroup,) = properties(template, "AWS::Athena::WorkGroup")
+    configuration = workgroup["WorkGroupConfiguration"]
+    assert configuration["EnforceWorkGroupConfiguration"] is True
+    assert 0 < configuration["BytesScannedCutoffPerQuery"] <= 100 * 1024**3
+    location = json.dumps(configuration["ResultConfiguration"]["OutputLocation"])
+    assert "/athena-results/" in location
+
+
+def test_alarms_watch_errors_throttles_and_the_dead_letter_queue(template) -> None:
+    alarms = properties(template, "AWS::CloudWatch::Alarm")
+    watched = {(a["Namespace"], a["MetricName"]) for a in alarms}
+    assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible") in watched
+    for folder in ("ingest", "etl", "query", "authorizer"):
+        for metric in ("Errors", "Throttles"):
+            assert any(
+                a["MetricName"] == metric
+                and a["Dimensions"]
+                == [{"Name": "FunctionName", "Value": {"Ref": function_id(template, folder)}}]
+                for a in alarms
+            ), f"no {metric} alarm on {folder}"
+    assert all(a["AlarmActions"] for a in alarms)
+
+
+def test_outputs_name_what_a_user_needs(template) -> None:
+    assert {
+        "ApiUrl",
+        "ApiKeysSecretArn",
+        "BucketName",
+        "GlueDatabase",
+        "AthenaWorkgroup",
+        "ClusterArn",
+        "DatabaseSecretArn",
+    } <= set(template["Outputs"])
+
+
+def test_migrations_rerun_when_a_migration_file_changes(template) -> None:
+    (migrations,) = properties(template, "Custom::BlocklakeSchemaMigrations")
+    assert migrations["MigrationsHash"] == migrations_hash()
+    assert migrations["Database"] == "blocklake"
+    assert {"ClusterArn", "SecretArn"} <= set(migrations)
+
+
+def star_grants(template: dict) -> list[tuple[str, str]]:
+    """(policy, action) for every action allowed on Resource "*" that could be scoped."""
+    return [
+        (policy_id, action)
+        for policy_id, policy in resources(template, "AWS::IAM::Policy").items()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if statement["Effect"] == "Allow" and "*" in as_list(statement["Resource"])
+        for action in as_list(statement["Action"])
+        if action not in ACTIONS_THAT_ONLY_ACCEPT_STAR
+    ]
+
+
+def test_no_policy_grants_an_action_on_every_resource(template) -> None:
+    assert star_grants(template) == []
+
+
+def test_the_star_check_catches_a_widened_policy(template) -> None:
+    widened = copy.deepcopy(template)
+    policy = next(iter(resources(widened, "AWS::IAM::Policy").values()))
+    policy["Properties"]["PolicyDocument"]["Statement"][0]["Resource"] = "*"
+    assert star_grants(widened) != []
+
+
+def test_ingest_only_writes_raw_blocks_and_uses_the_data_api(template) -> None:
+    statements = role_statements(template, "ingest")
+    assert object_grants(statements) == {"raw/*": {"s3:PutObject"}}
+    assert all_actions(statements) - {"s3:PutObject", "s3:ListBucket"} == DATA_API | LOGS
+
+
+def test_etl_reads_raw_writes_tables_consumes_the_queue(template) -> None:
+    statements = role_statements(template, "etl")
+    assert object_grants(statements) == {
+        "raw/*": {"s3:GetObject"},
+        "tables/*": {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"},
+    }
+    sqs = {a for a in all_actions(statements) if a.startswith("sqs:")}
+    assert sqs == {
+        "sqs:ReceiveMessage",
+        "sqs:ChangeMessageVisibility",
+        "sqs:GetQueueUrl",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+    }
+    others = (
+        all_actions(statements)
+        - sqs
+        - {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"}
+    )
+    assert others == DATA_API | LOGS
+
+
+def test_query_reads_tables_runs_athena_and_invokes_only_the_etl(template) -> None:
+    statements = role_statements(template, "query")
+    grants = object_grants(statements)
+    assert grants["tables/*"] == {"s3:GetObject"}
+    assert set(grants) == {"tables/*", "athena-results/*"}
+    assert not any(
+        a.startswith(("s3:Delete", "glue:Create", "glue:Update", "glue:Delete"))
+        for a in all_actions(statements)
+    )
+    (invoke,) = [s for s in statements if s["Action"] == "lambda:InvokeFunction"]
+    assert invoke["Resource"] == {"Fn::GetAtt": [function_id(template, "etl"), "Arn"]}
+    assert all_actions(statements) >= DATA_API
+    assert {"athena:StartQueryExecution", "glue:GetTable"} <= all_actions(statements)
+
+
+DATA_API = {
+    "rds-data:BatchExecuteStatement",
+    "rds-data:BeginTransaction",
+    "rds-data:CommitTransaction",
+    "rds-data:ExecuteStatement",
+    "rds-data:RollbackTransaction",
+    "secretsmanager:GetSecretValue",
+    "secretsmanager:DescribeSecret",
+}
+LOGS = {"logs:CreateLogStream", "logs:PutLogEvents"}

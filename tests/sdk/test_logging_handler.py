@@ -1,0 +1,83 @@
+"""The stdlib logging bridge: levels, formatting with args, exceptions as a property."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from blocklake import sdk
+from blocklake.sdk import recording
+from blocklake.sdk.logging_handler import level_code
+
+
+@pytest.fixture
+def logger() -> Iterator[logging.Logger]:
+    log = logging.getLogger("tests.sdk.app")
+    log.setLevel(1)
+    log.propagate = False
+    handler = sdk.LoggingHandler()
+    log.addHandler(handler)
+    yield log
+    log.removeHandler(handler)
+    log.propagate = True
+
+
+@pytest.mark.parametrize(
+    "levelno,code",
+    [
+        (logging.CRITICAL, 1), (logging.CRITICAL + 5, 1), (logging.ERROR, 2), (45, 2),
+        (logging.WARNING, 3), (35, 3), (logging.INFO, 4), (25, 4), (logging.DEBUG, 5),
+        (15, 5), (5, 6), (1, 6),
+    ],
+)  # fmt: skip
+def test_level_codes(levelno: int, code: int) -> None:
+    assert level_code(levelno) == code
+
+
+def test_records_map_to_log_entries(logger: logging.Logger) -> None:
+    recording.configure(max_level=recording.TRACE)
+    logger.critical("c")
+    logger.error("e")
+    logger.warning("disk %s is %d%% full", "/var", 93)
+    logger.info("i %(user)s", {"user": "ann"})
+    logger.debug("d")
+    logger.log(5, "t")
+    entries = list(recording.logs)
+    assert [e[1] for e in entries] == [1, 2, 3, 4, 5, 6]
+    assert [e[3] for e in entries] == ["c", "e", "disk /var is 93% full", "i ann", "d", "t"]
+    assert {e[2] for e in entries} == {"tests.sdk.app"}
+    assert all(e[4] is None for e in entries)
+    ticks = [e[0] for e in entries]
+    assert ticks == sorted(ticks)
+
+
+def test_exceptions_land_in_the_exception_property(logger: logging.Logger) -> None:
+    try:
+        1 / 0  # noqa: B018
+    except ZeroDivisionError:
+        logger.exception("division of %s failed", "x")
+    ((_ticks, level, target, message, properties),) = list(recording.logs)
+    assert (level, target, message) == (2, "tests.sdk.app", "division of x failed")
+    assert set(properties) == {"exception"}
+    assert properties["exception"].startswith("Traceback (most recent call last):")
+    assert "ZeroDivisionError: division by zero" in properties["exception"]
+    assert "1 / 0" in properties["exception"]
+
+
+def test_max_level_filters_handler_records(logger: logging.Logger) -> None:
+    recording.configure(max_level=recording.WARN)
+    logger.info("dropped")
+    logger.debug("dropped")
+    logger.warning("kept")
+    assert [e[3] for e in recording.logs] == ["kept"]
+    assert recording.logs.dropped == 0
+
+
+def test_a_bad_record_does_not_raise(logger: logging.Logger, monkeypatch) -> None:
+    monkeypatch.setattr(logging, "raiseExceptions", False)
+    logger.warning("%d items", "not a number")  # formatting fails inside emit
+    assert list(recording.logs) == []
+    logger.warning("after")
+    assert [e[3] for e in recording.logs] == ["after"]
