@@ -24,7 +24,7 @@ def aws_event(name: str) -> dict:
 def http_event(
     path: str, body: bytes | dict, *, tenant: str | None = "acme", content_type: str | None = None
 ) -> dict:
-    """An API Gateway HTTP API v2 event for ``path`` carrying ``body``, as the authorizer leaves it."""
+    """An API Gateway HTTP API v2 event for ``path`` with ``body``, as the authorizer leaves it."""
     if isinstance(body, dict):
         event = aws_event("http_api_post_json.json")
         event["body"] = json.dumps(body)

@@ -1,4 +1,8 @@
-"""Ingest Lambda: POST /v1/processes, /v1/streams, /v1/blocks (API Gateway HTTP API, payload v2)."""
+"""Ingest Lambda: POST /v1/processes, /v1/streams, /v1/blocks (API Gateway HTTP API, payload v2).
+
+Metrics (namespace ``blocklake``, off when not on Lambda: ``blocklake.observability``):
+``BlocksStored``, ``DuplicateBlocks`` (a retried upload), ``BytesStored``, ``RequestsRefused``.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +12,28 @@ from collections.abc import Callable
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
-from blocklake.apigw import body_bytes, error_response, json_body, json_response, require_content_type, tenant_of
+from blocklake.apigw import (
+    body_bytes,
+    error_response,
+    json_body,
+    json_response,
+    require_content_type,
+    tenant_of,
+)
 from blocklake.config import Settings
 from blocklake.errors import ClientError
 from blocklake.format.header import CONTENT_TYPE as BLOCK_CONTENT_TYPE
 from blocklake.ingest.service import IngestService
+from blocklake.observability import MetricsSink, MetricUnit, metrics_for, observed, tracer_for
 from blocklake.stores import factory
 
-logger = Logger(service="blocklake-ingest")
+SERVICE = "blocklake-ingest"
+logger = Logger(service=SERVICE)
+metrics = metrics_for(SERVICE)
+tracer = tracer_for(SERVICE)
 
 
-def make_resolver(service: IngestService) -> APIGatewayHttpResolver:
+def make_resolver(service: IngestService, metrics: MetricsSink = metrics) -> APIGatewayHttpResolver:
     app = APIGatewayHttpResolver()
     limit = service.max_block_bytes
 
@@ -26,21 +41,34 @@ def make_resolver(service: IngestService) -> APIGatewayHttpResolver:
     def register_process() -> Response:
         event = app.current_event
         created = service.register_process(tenant_of(event), json_body(event, limit))
-        return json_response(201 if created else 200, {"status": "created" if created else "exists"})
+        return json_response(
+            201 if created else 200, {"status": "created" if created else "exists"}
+        )
 
     @app.post("/v1/streams")
     def register_stream() -> Response:
         event = app.current_event
         created = service.register_stream(tenant_of(event), json_body(event, limit))
-        return json_response(201 if created else 200, {"status": "created" if created else "exists"})
+        return json_response(
+            201 if created else 200, {"status": "created" if created else "exists"}
+        )
 
     @app.post("/v1/blocks")
     def upload_block() -> Response:
         event = app.current_event
         tenant = tenant_of(event)
         require_content_type(event, BLOCK_CONTENT_TYPE, "application/octet-stream")
-        stored = service.store_block(tenant, body_bytes(event, limit))
-        logger.debug("block stored", extra={"key": stored.object_key, "duplicate": stored.duplicate})
+        data = body_bytes(event, limit)
+        tracer.put_annotation("tenant", tenant)
+        stored = service.store_block(tenant, data)
+        if stored.duplicate:
+            metrics.add_metric("DuplicateBlocks", MetricUnit.Count, 1)
+        else:
+            metrics.add_metric("BlocksStored", MetricUnit.Count, 1)
+            metrics.add_metric("BytesStored", MetricUnit.Bytes, len(data))
+        logger.debug(
+            "block stored", extra={"key": stored.object_key, "duplicate": stored.duplicate}
+        )
         return json_response(
             200 if stored.duplicate else 201,
             {"status": "duplicate" if stored.duplicate else "stored", "block_id": stored.block_id},
@@ -49,19 +77,21 @@ def make_resolver(service: IngestService) -> APIGatewayHttpResolver:
     @app.exception_handler(ClientError)
     def client_error(error: ClientError) -> Response:
         logger.info("request refused", extra={"code": error.code, "reason": error.message})
+        metrics.add_metric("RequestsRefused", MetricUnit.Count, 1)
         return error_response(error)
 
     return app
 
 
-def make_handler(service: IngestService) -> Callable[[dict, object], dict]:
-    resolver = make_resolver(service)
+def make_handler(
+    service: IngestService, *, metrics: MetricsSink = metrics
+) -> Callable[[dict, object], dict]:
+    resolver = make_resolver(service, metrics)
 
-    @logger.inject_lambda_context
     def handle(event: dict, context: object) -> dict:
         return resolver.resolve(event, context)
 
-    return handle
+    return observed(handle, logger, metrics, tracer)
 
 
 @functools.cache

@@ -1,4 +1,8 @@
-"""Query Lambda: POST /v1/query {sql, begin, end, format, max_rows} (API Gateway HTTP API, v2)."""
+"""Query Lambda: POST /v1/query {sql, begin, end, format, max_rows} (API Gateway HTTP API, v2).
+
+Metrics (namespace ``blocklake``, off when not on Lambda: ``blocklake.observability``):
+``QueriesRun``, ``RowsReturned``, ``QueryErrors`` (refused or failed queries).
+"""
 
 from __future__ import annotations
 
@@ -11,16 +15,22 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from blocklake.apigw import error_response, json_body, json_response, tenant_of
 from blocklake.config import Settings
 from blocklake.errors import ClientError
+from blocklake.observability import MetricsSink, MetricUnit, metrics_for, observed, tracer_for
 from blocklake.query.duckdb_engine import DuckDbEngine
 from blocklake.query.engine import QueryEngine
 from blocklake.query.service import FORMATS, request_from, to_bytes, to_json
 from blocklake.stores import factory
 
-logger = Logger(service="blocklake-query")
+SERVICE = "blocklake-query"
+logger = Logger(service=SERVICE)
+metrics = metrics_for(SERVICE)
+tracer = tracer_for(SERVICE)
 MAX_REQUEST_BYTES = 256 * 1024
 
 
-def make_handler(engine: QueryEngine, max_rows: int) -> Callable[[dict, object], dict]:
+def make_handler(
+    engine: QueryEngine, max_rows: int, *, metrics: MetricsSink = metrics
+) -> Callable[[dict, object], dict]:
     app = APIGatewayHttpResolver()
 
     @app.post("/v1/query")
@@ -29,8 +39,14 @@ def make_handler(engine: QueryEngine, max_rows: int) -> Callable[[dict, object],
         request, output = request_from(
             json_body(event, MAX_REQUEST_BYTES), tenant_of(event), max_rows
         )
-        result = engine.run(request)
-        logger.info("query ran", extra={"rows": result.table.num_rows, "truncated": result.truncated})
+        tracer.put_annotation("tenant", request.tenant)
+        with tracer.subsegment("run_query"):
+            result = engine.run(request)
+        metrics.add_metric("QueriesRun", MetricUnit.Count, 1)
+        metrics.add_metric("RowsReturned", MetricUnit.Count, result.table.num_rows)
+        logger.info(
+            "query ran", extra={"rows": result.table.num_rows, "truncated": result.truncated}
+        )
         if output == "json":
             return json_response(200, to_json(result))
         return Response(200, FORMATS[output], to_bytes(result, output))
@@ -38,19 +54,21 @@ def make_handler(engine: QueryEngine, max_rows: int) -> Callable[[dict, object],
     @app.exception_handler(ClientError)
     def client_error(error: ClientError) -> Response:
         logger.info("query refused", extra={"code": error.code, "reason": error.message})
+        metrics.add_metric("QueryErrors", MetricUnit.Count, 1)
         return error_response(error)
 
-    @logger.inject_lambda_context
     def handle(event: dict, context: object) -> dict:
         return app.resolve(event, context)
 
-    return handle
+    return observed(handle, logger, metrics, tracer)
 
 
 @functools.cache
 def _configured() -> Callable[[dict, object], dict]:
     settings = Settings.from_env()
-    return make_handler(DuckDbEngine(factory.blob_store(settings)), settings.query_max_rows)
+    # On S3 (BLOCKLAKE_BUCKET set): httpfs from the wheel, credentials from the environment.
+    engine = DuckDbEngine.for_blob_store(factory.blob_store(settings))
+    return make_handler(engine, settings.query_max_rows)
 
 
 def handler(event: dict, context: object) -> dict:

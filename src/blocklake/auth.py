@@ -1,4 +1,4 @@
-"""API keys to tenants. Keys are compared as SHA-256 digests so a stored key list holds no secrets."""
+"""API keys to tenants. Keys are compared as SHA-256 digests, so a key list holds no secrets."""
 
 from __future__ import annotations
 

@@ -88,9 +88,8 @@ def serve(
     settings = Settings.from_env({**os.environ, "BLOCKLAKE_DATA_DIR": str(data_dir)})
     server = LocalServer(settings, host, port).start()
     keys = ", ".join(settings.api_keys)
-    console.print(
-        f"blocklake serving {settings.data_dir.resolve()} at [bold]{server.url}[/] (API keys: {keys})"
-    )
+    where = settings.data_dir.resolve()
+    console.print(f"blocklake serving {where} at [bold]{server.url}[/] (API keys: {keys})")
     try:
         while True:
             time.sleep(3600)
@@ -136,7 +135,7 @@ def demo(
     threads: int = 4,
     requests: Annotated[int, typer.Option(help="Orders handled by each thread.")] = 250,
 ) -> None:
-    """Record a multi-threaded sample service, ingest, convert and query it, and show the results."""
+    """Record a multi-threaded sample service, ingest, convert and query it, show the results."""
     from blocklake import sdk
     from blocklake.demo import DEMO_QUERIES, Workload, run_workload
     from blocklake.server.http import LocalServer

@@ -1,16 +1,31 @@
 """Runtime configuration, all from environment variables, documented here and nowhere else.
 
-| variable | default | meaning |
-|---|---|---|
-| ``BLOCKLAKE_DATA_DIR`` | ``./blocklake-data`` | local lake root and SQLite file (embedded default) |
-| ``BLOCKLAKE_BUCKET`` | unset | S3 bucket of the lake; when set, blobs go to S3 instead of the data dir |
-| ``BLOCKLAKE_METADATA_URL`` | ``sqlite:///<data dir>/metadata.db`` | ``sqlite:///path`` or ``postgresql://user@host:port/db`` |
-| ``BLOCKLAKE_DB_CLUSTER_ARN`` | unset | Aurora cluster; when set (with the two below), metadata goes through the RDS Data API |
-| ``BLOCKLAKE_DB_SECRET_ARN`` | unset | Secrets Manager secret holding the database credentials |
-| ``BLOCKLAKE_DB_NAME`` | ``blocklake`` | database name for the Data API |
-| ``BLOCKLAKE_API_KEYS`` | ``blocklake-local=local`` | local server only: ``key=tenant`` pairs, comma-separated |
-| ``BLOCKLAKE_MAX_BLOCK_BYTES`` | ``4194304`` | largest block accepted (API Gateway and Lambda cap bodies near 6 MB once base64-encoded) |
-| ``BLOCKLAKE_QUERY_MAX_ROWS`` | ``10000`` | rows returned by one query at most; the result says when it was cut |
+``BLOCKLAKE_DATA_DIR`` (default ``./blocklake-data``)
+    Local lake root and SQLite file: the embedded default.
+``BLOCKLAKE_BUCKET`` (unset)
+    S3 bucket of the lake; when set, blobs go to S3 instead of the data directory.
+``BLOCKLAKE_METADATA_URL`` (default ``sqlite:///<data dir>/metadata.db``)
+    ``sqlite:///path`` or ``postgresql://user@host:port/db``.
+``BLOCKLAKE_DB_CLUSTER_ARN`` (unset)
+    Aurora cluster; when set (with the two below), metadata goes through the RDS Data API.
+``BLOCKLAKE_DB_SECRET_ARN`` (unset)
+    Secrets Manager secret holding the database credentials, for the Data API.
+``BLOCKLAKE_DB_NAME`` (default ``blocklake``)
+    Database name for the Data API.
+``BLOCKLAKE_API_KEYS`` (default ``blocklake-local=local``)
+    Local server only: ``key=tenant`` pairs, comma-separated.
+``BLOCKLAKE_API_KEYS_SECRET_ARN`` (unset)
+    Authorizer Lambda only: secret whose JSON maps the SHA-256 hex digest of each key to its
+    tenant.
+``BLOCKLAKE_MAX_BLOCK_BYTES`` (default ``4194304``)
+    Largest block accepted: API Gateway and Lambda cap bodies near 6 MB once base64-encoded.
+``BLOCKLAKE_QUERY_MAX_ROWS`` (default ``10000``)
+    Rows one query returns at most; the result says when it was cut.
+``BLOCKLAKE_ATHENA_WORKGROUP``, ``BLOCKLAKE_GLUE_DATABASE``, ``BLOCKLAKE_ETL_FUNCTION_NAME``
+    Set on the deployed query Lambda by the stack, for the Athena engine and just-in-time
+    conversion still to come.
+``POWERTOOLS_SERVICE_NAME``, ``POWERTOOLS_LOG_LEVEL``, ``POWERTOOLS_METRICS_NAMESPACE``
+    Read by powertools in the Lambdas.
 """
 
 from __future__ import annotations

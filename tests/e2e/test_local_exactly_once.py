@@ -65,7 +65,8 @@ def test_every_event_comes_back_exactly_once(server: LocalServer) -> None:
 
     logs = query(
         server,
-        "SELECT message, properties['worker'], properties['i'], level, target FROM log_entries WHERE target = 'e2e'",
+        "SELECT message, properties['worker'], properties['i'], level, target "
+        "FROM log_entries WHERE target = 'e2e'",
     )
     expected = {
         (f"w{w} i{i}", str(w), str(i), "INFO", "e2e")
@@ -81,7 +82,8 @@ def test_every_event_comes_back_exactly_once(server: LocalServer) -> None:
 
     spans = query(
         server,
-        "SELECT name, depth, count(*), count(DISTINCT (stream_id, span_id)) FROM thread_spans GROUP BY ALL ORDER BY name",
+        "SELECT name, depth, count(*), count(DISTINCT (stream_id, span_id)) "
+        "FROM thread_spans GROUP BY ALL ORDER BY name",
     )
     leaves = THREADS * len(range(0, ITERATIONS, 3))
     assert spans == [
@@ -102,7 +104,8 @@ def test_every_event_comes_back_exactly_once(server: LocalServer) -> None:
     assert streams == [[THREADS]]
     cpu_blocks = query(
         server,
-        "SELECT count(*) FROM blocks JOIN streams USING (stream_id) WHERE list_contains(tags, 'cpu')",
+        "SELECT count(*) FROM blocks JOIN streams USING (stream_id) "
+        "WHERE list_contains(tags, 'cpu')",
     )
     assert cpu_blocks[0][0] >= THREADS * 4  # spans were open across block boundaries
     assert recording.logs.dropped == 0

@@ -1,1 +1,1 @@
-"""Conversion of raw blocks to Parquet tables, idempotent: the same block always gives the same files."""
+"""Conversion of raw blocks to Parquet tables, idempotent: a block always gives the same files."""

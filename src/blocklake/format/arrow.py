@@ -84,7 +84,7 @@ class _Reader:
         return values
 
     def take(self, size: int, what: str, *, pad: bool = True) -> pa.Buffer:
-        """A slice of ``size`` bytes; with ``pad``, the position then moves to the next 8-byte line."""
+        """A slice of ``size`` bytes; with ``pad``, the position moves on to an 8-byte boundary."""
         self._need(size, what)
         sliced = self.buffer.slice(self.pos, size)
         self.pos = _align8(self.pos + size) if pad else self.pos + size

@@ -1,1 +1,1 @@
-"""Ingestion: registers processes and streams, stores blocks untouched. Never converts or reads the lake."""
+"""Ingestion: registers processes and streams, stores blocks untouched; never reads the lake."""

@@ -18,6 +18,7 @@ from blocklake.format.tables import arrow_schema
 from blocklake.query.engine import QueryRequest, QueryResult, check_read_only
 from blocklake.stores.blobs import BlobStore
 from blocklake.stores.layout import partition_hour, table_prefix
+from blocklake.stores.table_files import live_files
 
 TIME_FILTERS = {
     "log_entries": "time >= $begin AND time < $end",
@@ -41,22 +42,46 @@ def _timestamp_literal(time_ns: int) -> str:
 class DuckDbEngine:
     dialect = "duckdb"
 
-    def __init__(self, blobs: BlobStore, connection_setup: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        blobs: BlobStore,
+        connection_setup: tuple[str, ...] = (),
+        config: dict[str, str] | None = None,
+    ) -> None:
         self.blobs = blobs
         self.connection_setup = connection_setup
-        """Statements run on each new connection first (loading httpfs and S3 secrets)."""
+        """Statements run on each new connection first (loading httpfs and S3 secrets), before
+        it is locked down: see ``blocklake.query.duckdb_s3.s3_connection_setup``."""
+        self.config = dict(config or {})
+        """``duckdb.connect`` options of each query's database."""
+
+    @classmethod
+    def for_blob_store(cls, blobs: BlobStore) -> DuckDbEngine:
+        """The engine for ``blobs``: on S3 (its URLs are ``s3://``), httpfs from the installed
+        wheel with the environment's credentials; on a local directory, nothing to set up."""
+        if blobs.url("").startswith("s3://"):
+            from blocklake.query.duckdb_s3 import DUCKDB_CONFIG, s3_connection_setup
+
+            return cls(blobs, s3_connection_setup(), DUCKDB_CONFIG)
+        return cls(blobs)
 
     def _files(self, table: str, request: QueryRequest) -> list[str]:
-        keys = self.blobs.list(table_prefix(table, request.tenant))
-        if table not in TIME_FILTERS:
-            return [self.blobs.url(key) for key in keys]
-        # Partition H holds rows of [H, H + 1 h + slack): keep those that overlap the range.
-        after = datetime.fromtimestamp(request.begin_ns / 1e9, UTC) - PARTITION_SLACK - timedelta(hours=1)
-        last = datetime.fromtimestamp(request.end_ns / 1e9, UTC)
-        hours = ((key, partition_hour(key)) for key in keys)
-        return [self.blobs.url(key) for key, hour in hours if hour and after < hour <= last]
+        keys = list(self.blobs.list(table_prefix(table, request.tenant)))
+        if table in TIME_FILTERS:
+            # Partition H holds rows of [H, H + 1 h + slack): keep those that overlap the range.
+            after = (
+                datetime.fromtimestamp(request.begin_ns / 1e9, UTC)
+                - PARTITION_SLACK
+                - timedelta(hours=1)
+            )
+            last = datetime.fromtimestamp(request.end_ns / 1e9, UTC)
+            hours = ((key, partition_hour(key)) for key in keys)
+            keys = [key for key, hour in hours if hour and after < hour <= last]
+        return [self.blobs.url(key) for key in live_files(self.blobs, keys)]
 
-    def _view(self, connection: duckdb.DuckDBPyConnection, table: str, request: QueryRequest) -> None:
+    def _view(
+        self, connection: duckdb.DuckDBPyConnection, table: str, request: QueryRequest
+    ) -> None:
         files = self._files(table, request)
         if files:
             listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
@@ -68,14 +93,14 @@ class DuckDbEngine:
         where = TIME_FILTERS.get(table)
         condition = ""
         if where:
-            condition = " WHERE " + where.replace("$begin", _timestamp_literal(request.begin_ns)).replace(
-                "$end", _timestamp_literal(request.end_ns)
-            )
+            condition = " WHERE " + where.replace(
+                "$begin", _timestamp_literal(request.begin_ns)
+            ).replace("$end", _timestamp_literal(request.end_ns))
         connection.execute(f'CREATE VIEW "{table}" AS SELECT {columns} FROM {source}{condition}')
 
     def run(self, request: QueryRequest) -> QueryResult:
         check_read_only(request.sql, self.dialect)
-        connection = duckdb.connect(":memory:")
+        connection = duckdb.connect(":memory:", config=self.config)
         try:
             for statement in self.connection_setup:
                 connection.execute(statement)

@@ -135,7 +135,7 @@ class Flusher:
                 )
             try:
                 blocks.append(buffer.stream.encode(events))
-            except Exception:  # one bad event (a metric value that is not a number) loses its block only
+            except Exception:  # one bad event (a metric value not a number) loses its block only
                 _log.exception("blocklake: %d events could not be encoded", len(events))
                 dropped += len(events)
         return blocks, dropped

@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 now: Callable[[], int] = time.perf_counter_ns
 """The process clock: ticks are nanoseconds of the monotonic performance counter."""
@@ -66,7 +66,7 @@ logs = Buffer()
 measures = Buffer()
 """(ticks, name, unit, value)"""
 async_events = Buffer()
-"""(scope id, ticks, span id, parent span id) for a begin; (-scope id, ticks, span id, 0) for an end"""
+"""(scope id, ticks, span id, parent id) for a begin; (-scope id, ticks, span id, 0) for an end"""
 
 thread_buffers: list[Buffer] = []
 """Every thread's span buffer; the flusher drains them and retires those of finished threads."""
@@ -259,7 +259,7 @@ class SpanScope:
 
     __slots__ = ("end_id", "file", "id", "line", "name", "target")
 
-    registry: list[SpanScope | None] = [None]
+    registry: ClassVar[list[SpanScope | None]] = [None]
     """Scopes by id; the flusher resolves ids to names here. Id 0 is never used."""
     _lock = threading.Lock()
 

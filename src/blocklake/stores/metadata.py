@@ -1,4 +1,4 @@
-"""MetadataStore: processes, streams and blocks, on any ``SqlExecutor`` (SQLite, PostgreSQL, Data API).
+"""MetadataStore: processes, streams and blocks on any ``SqlExecutor`` (SQLite, PG, Data API).
 
 Every insert is idempotent: registering the same process, stream or block again changes nothing
 and reports that it already existed, so a client's retry never duplicates a row.
@@ -132,7 +132,8 @@ class SqlMetadataStore:
 
     def get_stream(self, tenant: str, stream_id: str) -> StreamInfo | None:
         rows = self.executor.query(
-            f"SELECT {_STREAM_COLUMNS} FROM streams WHERE tenant = :tenant AND stream_id = :stream_id",
+            f"SELECT {_STREAM_COLUMNS} FROM streams "
+            "WHERE tenant = :tenant AND stream_id = :stream_id",
             {"tenant": tenant, "stream_id": stream_id},
         )
         return _stream(rows[0]) if rows else None
