@@ -17,7 +17,7 @@ def reset_sdk() -> None:
     sdk.shutdown(timeout=5)
     for buffer in (recording.logs, recording.measures, recording.async_events):
         del buffer[:]
-        buffer.dropped = 0
+        buffer.drops = recording.DropCounter()
         buffer.stream = None
     with recording._thread_buffers_lock:
         recording.thread_buffers.clear()

@@ -51,6 +51,8 @@ class Flusher:
         self._in_round = False
         self._wanted_rounds = 0
         """``flush()`` callers wait until this many rounds are complete."""
+        self._sent_through = 0
+        """The last round after which nothing was left unsent: all it drained reached the server."""
         self._round_done = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="blocklake-flusher", daemon=True)
         properties = {"pid": str(os.getpid())}
@@ -76,8 +78,7 @@ class Flusher:
             target = self._rounds + (2 if self._in_round else 1)
             self._wanted_rounds = max(self._wanted_rounds, target)
             recording.wake_flusher.set()
-            done = self._round_done.wait_for(lambda: self._rounds >= target, timeout)
-            return done and not self.pending
+            return self._round_done.wait_for(lambda: self._sent_through >= target, timeout)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Last round, then the thread ends."""
@@ -100,6 +101,8 @@ class Flusher:
             with self._round_done:
                 self._in_round = False
                 self._rounds += 1
+                if not self.pending:
+                    self._sent_through = self._rounds
                 if self._rounds < self._wanted_rounds:
                     recording.wake_flusher.set()
                 self._round_done.notify_all()

@@ -47,18 +47,53 @@ _max_level = INFO
 wake_flusher = threading.Event()
 
 
+class DropCounter:
+    """Counts drops from many threads without a lock: ``next`` on ``itertools.count`` is atomic
+    under the GIL, where ``+= 1`` on an attribute can lose counts between threads."""
+
+    __slots__ = ("_count", "_reads", "_reported")
+
+    def __init__(self) -> None:
+        self._count = itertools.count()
+        self._reads = 0  # every read advances the count once too
+        self._reported = 0
+
+    def add(self) -> None:
+        next(self._count)
+
+    def _total(self) -> int:
+        value = next(self._count) - self._reads
+        self._reads += 1
+        return value
+
+    @property
+    def pending(self) -> int:
+        """Dropped since the last ``take``."""
+        return self._total() - self._reported
+
+    def take(self) -> int:
+        total = self._total()
+        dropped, self._reported = total - self._reported, total
+        return dropped
+
+
 class Buffer(list):
     """One stream's pending events, with the count of those dropped because it was full."""
 
-    __slots__ = ("dropped", "owner", "stream")
+    __slots__ = ("drops", "owner", "stream")
 
     def __init__(self, owner: threading.Thread | None = None) -> None:
         super().__init__()
-        self.dropped = 0
+        self.drops = DropCounter()
         self.owner = owner
         """The thread whose spans this buffer holds (thread streams only)."""
         self.stream: object = None
         """The flusher's state for the stream these events go to, set by the flusher."""
+
+    @property
+    def dropped(self) -> int:
+        """Events dropped since the flusher last counted them."""
+        return self.drops.pending
 
 
 logs = Buffer()
@@ -87,17 +122,22 @@ def configure(
         _max_level = max_level
 
 
-_drop_lock = threading.Lock()
+def _count_drop(buffer: Buffer) -> None:
+    buffer.drops.add()
+
+
+def _wake() -> None:
+    if not wake_flusher.is_set():  # set() takes a lock and notifies: skip it when already set
+        wake_flusher.set()
 
 
 def _overflow(buffer: Buffer, event: tuple) -> bool:
     """The slow path: wake the flusher, and keep the event only if there is room left."""
-    wake_flusher.set()
+    _wake()
     if len(buffer) < _capacity:
         buffer.append(event)
         return True
-    with _drop_lock:
-        buffer.dropped += 1
+    _count_drop(buffer)
     return False
 
 
@@ -106,16 +146,16 @@ def _end(buffer: Buffer, event: tuple) -> None:
     if len(buffer) < _end_capacity:
         buffer.append(event)
     else:
-        with _drop_lock:
-            buffer.dropped += 1
+        _count_drop(buffer)
 
 
 class _DroppedSubtree:
     """Stands in for a thread's buffer from a dropped span begin to its end.
 
     Thread spans nest, so once a begin is dropped, everything until its end is dropped too and
-    no end can close the wrong span. Its length is huge, so the record path's one length check
-    sends every event to the slow path while it is in place: the fast path pays nothing.
+    no end can close the wrong span. Its length is huge, so a begin's length check sends it to
+    the slow path; an end (appended without a check: ends of kept begins always fit) arrives at
+    ``append`` here and is counted instead.
     """
 
     __slots__ = ("buffer", "depth")
@@ -127,39 +167,29 @@ class _DroppedSubtree:
     def __len__(self) -> int:
         return sys.maxsize
 
+    def append(self, event: tuple) -> None:
+        """A span end: the end of the dropped subtree's root puts the real buffer back."""
+        self.depth -= 1
+        if self.depth == 0:
+            _local.spans = self.buffer
+        _count_drop(self.buffer)
+
 
 def _span_begin_overflow(buffer: Buffer | _DroppedSubtree, event: tuple) -> None:
-    wake_flusher.set()
+    _wake()
     if isinstance(buffer, _DroppedSubtree):
         buffer.depth += 1
-        real = buffer.buffer
+        _count_drop(buffer.buffer)
     elif len(buffer) < _capacity:
         buffer.append(event)
-        return
     else:
-        real = buffer
         _local.spans = _DroppedSubtree(buffer)
-    with _drop_lock:
-        real.dropped += 1
-
-
-def _span_end_overflow(buffer: Buffer | _DroppedSubtree, event: tuple) -> None:
-    """An end always fits when its begin did (ends are at most one per kept begin)."""
-    if not isinstance(buffer, _DroppedSubtree):
-        buffer.append(event)
-        return
-    buffer.depth -= 1
-    if buffer.depth == 0:
-        _local.spans = buffer.buffer
-    with _drop_lock:
-        buffer.buffer.dropped += 1
+        _count_drop(buffer)
 
 
 def take_dropped(buffer: Buffer) -> int:
     """The events ``buffer`` dropped since the last call (for the SDK's own metrics)."""
-    with _drop_lock:
-        dropped, buffer.dropped = buffer.dropped, 0
-    return dropped
+    return buffer.drops.take()
 
 
 def take(buffer: Buffer) -> list:
@@ -176,7 +206,7 @@ def reset_after_fork() -> None:
     global _local
     for buffer in (logs, measures, async_events):
         del buffer[:]
-        buffer.dropped = 0
+        buffer.drops = DropCounter()
         buffer.stream = None
     thread_buffers.clear()
     _local = threading.local()
@@ -286,10 +316,7 @@ class SpanScope:
             buffer = _local.spans
         except AttributeError:  # a begin recorded before a fork, in a thread that is gone
             return
-        if len(buffer) < _flush_at:
-            buffer.append((self.end_id, now()))
-        else:
-            _span_end_overflow(buffer, (self.end_id, now()))
+        buffer.append((self.end_id, now()))
 
     def __call__(self, function: F) -> F:
         return _instrument(function, self)
@@ -303,26 +330,31 @@ def _new_thread_buffer() -> Buffer:
     return buffer
 
 
-_scopes: dict[str, SpanScope] = {}
+class _ScopesByName(dict):
+    """Span scopes by name, created on first use from the caller's location.
 
+    ``span`` is this dict's own ``__getitem__``: a hit is a lookup in C with no Python frame,
+    the cheapest way to turn a name into a scope on every call.
+    """
 
-def span(name: str, target: str | None = None) -> SpanScope:
-    """A span scope for ``with span("name"):``. The first call site of a name gives its file,
-    line and (unless ``target`` is given) module; keep a ``SpanScope`` in a module global for
-    the cheapest spans in hot loops."""
-    scope = _scopes.get(name)
-    if scope is None:
-        caller = sys._getframe(1)
-        scope = _scopes.setdefault(
+    def __missing__(self, name: str) -> SpanScope:
+        caller = sys._getframe(1)  # __getitem__ is C: frame 1 is the code that called span()
+        return self.setdefault(
             name,
             SpanScope(
                 name,
-                target if target is not None else caller.f_globals.get("__name__", ""),
+                caller.f_globals.get("__name__", ""),
                 caller.f_code.co_filename,
                 caller.f_lineno,
             ),
         )
-    return scope
+
+
+_scopes = _ScopesByName()
+span: Callable[[str], SpanScope] = _scopes.__getitem__
+"""``with span("name"):`` opens a thread span. The first call site of a name gives its module
+(the target), file and line; for another target, or the very cheapest spans in hot loops, keep
+a ``SpanScope`` in a module global."""
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -362,10 +394,7 @@ def _instrument(function: F, scope: SpanScope) -> F:
             except AttributeError:  # forked inside the call: the thread's spans are gone
                 pass
             else:
-                if len(buffer) < _flush_at:
-                    buffer.append((end, now()))
-                else:
-                    _span_end_overflow(buffer, (end, now()))
+                buffer.append((end, now()))
 
     return wrapper  # type: ignore[return-value]
 
@@ -379,6 +408,7 @@ def instrument(function: F | None = None, *, name: str | None = None) -> Any:
 
 # --- async spans ------------------------------------------------------------------------------
 
+_async_scopes: dict[str, SpanScope] = {}
 _next_async_id = itertools.count(1).__next__
 """Async span ids, unique in the process (``next`` on a count is atomic under the GIL)."""
 _current_async: contextvars.ContextVar[int] = contextvars.ContextVar(
@@ -425,11 +455,11 @@ class AsyncSpan:
 
 def async_span(name: str, target: str | None = None) -> AsyncSpan:
     """``async with async_span("name"):`` (or ``with``): a new span each time it is entered."""
-    scope = _scopes.get("async:" + name)
+    scope = _async_scopes.get(name)
     if scope is None:
         caller = sys._getframe(1)
-        scope = _scopes.setdefault(
-            "async:" + name,
+        scope = _async_scopes.setdefault(
+            name,
             SpanScope(
                 name,
                 target if target is not None else caller.f_globals.get("__name__", ""),
