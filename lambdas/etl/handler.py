@@ -42,12 +42,12 @@ def created_keys(message_body: str) -> list[str]:
     """Object keys of the raw blocks an S3 notification announces (S3 sends them URL-encoded);
     the ``s3:TestEvent`` sent when notifications are configured announces none."""
     notification = json.loads(message_body)
-    return [
-        unquote_plus(record["s3"]["object"]["key"])
+    keys = (
+        unquote_plus(record["s3"]["object"]["key"])  # unquoted first: some encode '/' too
         for record in notification.get("Records", [])
         if record.get("eventName", "").startswith("ObjectCreated:")
-        and record["s3"]["object"]["key"].startswith("raw/")
-    ]
+    )
+    return [key for key in keys if key.startswith("raw/")]
 
 
 def make_handler(

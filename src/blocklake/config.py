@@ -24,8 +24,21 @@
 ``BLOCKLAKE_ATHENA_WORKGROUP``, ``BLOCKLAKE_GLUE_DATABASE``, ``BLOCKLAKE_ETL_FUNCTION_NAME``
     Set on the deployed query Lambda by the stack, for the Athena engine and just-in-time
     conversion still to come.
-``POWERTOOLS_SERVICE_NAME``, ``POWERTOOLS_LOG_LEVEL``, ``POWERTOOLS_METRICS_NAMESPACE``
+``POWERTOOLS_SERVICE_NAME``, ``POWERTOOLS_LOG_LEVEL``
     Read by powertools in the Lambdas.
+``POWERTOOLS_METRICS_NAMESPACE`` (default ``blocklake``)
+    CloudWatch namespace of the handlers' EMF metrics (``blocklake.observability``).
+``POWERTOOLS_METRICS_DISABLED`` (default: false on Lambda, true elsewhere)
+    EMF metrics on stdout; off the local server prints none (``false`` turns them on anywhere).
+``POWERTOOLS_TRACE_DISABLED`` (default false)
+    X-Ray tracing, which is on only on Lambda and when ``aws_xray_sdk`` is installed.
+``AWS_LAMBDA_FUNCTION_NAME`` (set by Lambda)
+    Tells the handlers they run on Lambda (metrics and traces on).
+``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_REGION``
+    Set by Lambda; with ``BLOCKLAKE_BUCKET``, the query Lambda gives them to DuckDB's httpfs as
+    an S3 secret (``blocklake.query.duckdb_s3``); without keys, DuckDB's credential chain.
+``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL`` (unset)
+    S3 endpoint override (moto, MinIO), honoured by boto3 and passed on to DuckDB.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ The statements run on each new connection *before* the engine locks it down
 (``allowed_directories``, ``enable_external_access = false``, ``lock_configuration = true``):
 loading an extension and creating a secret are refused once external access is off.
 
-``bench/duckdb_s3.py`` measures this against pyarrow's S3 filesystem registered with DuckDB;
-httpfs won (see the benchmark's output in its docstring), so it is the one used.
+``bench/duckdb_s3.py`` measures this against pyarrow's S3 filesystem registered with DuckDB:
+httpfs was as fast on 200 files and 1.18x faster on a 5-file query (figures in its docstring).
 """
 
 from __future__ import annotations

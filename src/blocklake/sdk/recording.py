@@ -175,16 +175,21 @@ class _DroppedSubtree:
         _count_drop(self.buffer)
 
 
-def _span_begin_overflow(buffer: Buffer | _DroppedSubtree, event: tuple) -> None:
+def _span_begin_overflow(
+    buffer: Buffer | _DroppedSubtree, event: tuple
+) -> Buffer | _DroppedSubtree:
+    """The slow path of a begin; returns where this span's end must go."""
     _wake()
     if isinstance(buffer, _DroppedSubtree):
         buffer.depth += 1
         _count_drop(buffer.buffer)
-    elif len(buffer) < _capacity:
+        return buffer
+    if len(buffer) < _capacity:
         buffer.append(event)
-    else:
-        _local.spans = _DroppedSubtree(buffer)
-        _count_drop(buffer)
+        return buffer
+    _local.spans = dropped = _DroppedSubtree(buffer)
+    _count_drop(buffer)
+    return dropped
 
 
 def take_dropped(buffer: Buffer) -> int:
@@ -385,16 +390,11 @@ def _instrument(function: F, scope: SpanScope) -> F:
         if len(buffer) < _flush_at:
             buffer.append((begin, now()))
         else:
-            _span_begin_overflow(buffer, (begin, now()))
+            buffer = _span_begin_overflow(buffer, (begin, now()))
         try:
             return function(*args, **kwargs)
         finally:
-            try:
-                buffer = _local.spans  # may have become a _DroppedSubtree meanwhile, or back
-            except AttributeError:  # forked inside the call: the thread's spans are gone
-                pass
-            else:
-                buffer.append((end, now()))
+            buffer.append((end, now()))
 
     return wrapper  # type: ignore[return-value]
 
