@@ -121,6 +121,8 @@ def test_tenants_see_only_their_own_rows(lake: QueryLake, settings: Settings) ->
         ("SET threads = 1", "only queries"),
         ("SELEC 1", "parse"),
         ("SELECT no_such_column FROM log_entries", "no_such_column"),
+        ("SELECT * FROM duckdb_secrets()", "duckdb_secrets"),
+        ("SELECT current_setting('allowed_directories')", "current_setting"),
     ],
 )
 def test_refuses_what_is_not_one_query(lake: QueryLake, sql: str, reason: str) -> None:

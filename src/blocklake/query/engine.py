@@ -57,6 +57,12 @@ def parse_time(value: object, field: str) -> int:
     )
 
 
+HIDDEN_FUNCTIONS = frozenset(
+    {"duckdb_secrets", "which_secret", "duckdb_settings", "current_setting", "duckdb_extensions"}
+)
+"""Engine introspection that would show a tenant the service's credentials or configuration."""
+
+
 def check_read_only(sql: str, dialect: str) -> None:
     """One query statement and nothing else: no DDL, no COPY, no SET, no second statement."""
     try:
@@ -68,3 +74,7 @@ def check_read_only(sql: str, dialect: str) -> None:
     if not isinstance(statements[0], exp.Query):
         kind = type(statements[0]).__name__.upper()
         raise ClientError(400, "invalid_sql", f"only queries are allowed, not {kind}")
+    for function in statements[0].find_all(exp.Func):
+        name = function.name if isinstance(function, exp.Anonymous) else function.sql_name()
+        if name.lower() in HIDDEN_FUNCTIONS:
+            raise ClientError(400, "invalid_sql", f"function {name} is not available to queries")
