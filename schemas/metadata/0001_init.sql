@@ -1,4 +1,4 @@
--- Metadata of what was ingested: processes, streams, blocks. Portable SQL: the same statements
+-- Metadata of what was ingested: processes and streams (blocks: 0002). Portable SQL: the same statements
 -- run on SQLite (embedded default) and PostgreSQL (directly or through the RDS Data API).
 -- Times are integers: nanoseconds since the Unix epoch (UTC); JSON documents are TEXT.
 -- Every row belongs to a tenant, and every lookup names it.
@@ -30,23 +30,4 @@ CREATE TABLE streams (
     FOREIGN KEY (tenant, process_id) REFERENCES processes (tenant, process_id)
 );
 
-CREATE TABLE blocks (
-    tenant TEXT NOT NULL,
-    block_id TEXT NOT NULL,
-    stream_id TEXT NOT NULL,
-    process_id TEXT NOT NULL,
-    sequence BIGINT NOT NULL,
-    begin_ticks BIGINT NOT NULL,
-    end_ticks BIGINT NOT NULL,
-    begin_time_ns BIGINT NOT NULL,
-    end_time_ns BIGINT NOT NULL,
-    object_count BIGINT NOT NULL,
-    payload_size BIGINT NOT NULL,
-    object_key TEXT NOT NULL,
-    insert_time_ns BIGINT NOT NULL,
-    PRIMARY KEY (tenant, block_id)
-);
-
-CREATE INDEX blocks_by_stream ON blocks (tenant, stream_id, begin_time_ns);
-CREATE INDEX blocks_by_time ON blocks (tenant, begin_time_ns);
 CREATE INDEX streams_by_process ON streams (tenant, process_id);

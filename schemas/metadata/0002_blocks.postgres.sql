@@ -1,4 +1,4 @@
--- PostgreSQL's version of 0001_init.sql: the same tables, except that `blocks` is partitioned by
+-- PostgreSQL's version of 0002_blocks.sql: the same table, partitioned by
 -- the block's begin time, so retention drops whole partitions instead of deleting rows (deleting
 -- rows is what made the serverless database expensive for the closest peer system).
 -- A unique key of a partitioned table must contain the partition column: the primary key of
@@ -7,33 +7,6 @@
 -- Monthly range partitions are created ahead of time by blocklake.stores.retention; the DEFAULT
 -- partition catches blocks outside them (a client clock far off) and is drained into a range
 -- partition when that partition is created.
-
-CREATE TABLE processes (
-    tenant TEXT NOT NULL,
-    process_id TEXT NOT NULL,
-    exe TEXT NOT NULL,
-    username TEXT NOT NULL,
-    computer TEXT NOT NULL,
-    start_time_ns BIGINT NOT NULL,
-    start_ticks BIGINT NOT NULL,
-    tick_frequency BIGINT NOT NULL,
-    parent_process_id TEXT,
-    properties TEXT NOT NULL,
-    insert_time_ns BIGINT NOT NULL,
-    PRIMARY KEY (tenant, process_id)
-);
-
-CREATE TABLE streams (
-    tenant TEXT NOT NULL,
-    stream_id TEXT NOT NULL,
-    process_id TEXT NOT NULL,
-    tags TEXT NOT NULL,
-    layout TEXT NOT NULL,
-    properties TEXT NOT NULL,
-    insert_time_ns BIGINT NOT NULL,
-    PRIMARY KEY (tenant, stream_id),
-    FOREIGN KEY (tenant, process_id) REFERENCES processes (tenant, process_id)
-);
 
 CREATE TABLE blocks (
     tenant TEXT NOT NULL,
@@ -56,4 +29,3 @@ CREATE TABLE blocks_default PARTITION OF blocks DEFAULT;
 
 CREATE INDEX blocks_by_stream ON blocks (tenant, stream_id, begin_time_ns);
 CREATE INDEX blocks_by_time ON blocks (tenant, begin_time_ns);
-CREATE INDEX streams_by_process ON streams (tenant, process_id);
