@@ -100,7 +100,8 @@ def run_workload(workload: Workload) -> None:
 DEMO_QUERIES = {
     "Slowest spans": """
         SELECT s.name, st.properties['thread_name'] AS thread, s.depth,
-               round(s.duration_ns / 1e6, 3) AS duration_ms, s.begin
+               round(s.duration_ns / 1e6, 3) AS duration_ms,
+               strftime(s.begin, '%H:%M:%S.%f') AS began_utc
         FROM thread_spans s JOIN streams st USING (stream_id)
         ORDER BY s.duration_ns DESC LIMIT 8""",
     "Span summary": """
