@@ -39,8 +39,8 @@ _flush_at = 8192
 _capacity = 65536
 """Events one buffer may hold; past it events are dropped and counted."""
 _end_capacity = 2 * _capacity
-"""Span ends are kept up to here, so a begin that found room almost never loses its end; the
-ends of dropped begins that do get in are ignored by the flusher."""
+"""Async span ends are kept up to here, so a begin that found room almost never loses its end.
+(Thread spans need no such margin: ``_DroppedSubtree`` drops a dropped begin's end with it.)"""
 _max_level = INFO
 """Most verbose log level recorded; the server may change it through the back-channel."""
 
@@ -62,6 +62,7 @@ class DropCounter:
         next(self._count)
 
     def _total(self) -> int:
+        """Only the flusher reads: reads, unlike ``add``, are not safe from two threads at once."""
         value = next(self._count) - self._reads
         self._reads += 1
         return value
@@ -207,14 +208,18 @@ def take(buffer: Buffer) -> list:
 
 def reset_after_fork() -> None:
     """In a forked child: the parent's pending events are the parent's to send, and its other
-    threads do not exist here. Scopes stay valid: they describe code, not threads."""
-    global _local
+    threads do not exist here. Scopes stay valid: they describe code, not threads. Locks are
+    made anew: a thread of the parent may have held one at the fork, and it is gone."""
+    global _local, _thread_buffers_lock, wake_flusher
     for buffer in (logs, measures, async_events):
         del buffer[:]
         buffer.drops = DropCounter()
         buffer.stream = None
     thread_buffers.clear()
     _local = threading.local()
+    _thread_buffers_lock = threading.Lock()
+    wake_flusher = threading.Event()
+    SpanScope._lock = threading.Lock()
 
 
 # --- logs -------------------------------------------------------------------------------------
