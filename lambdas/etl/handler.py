@@ -77,11 +77,20 @@ def make_handler(
             report = compactor.compact_closed_hours(time.time_ns())
         metrics.add_metric("PartitionsCompacted", MetricUnit.Count, report.partitions)
         metrics.add_metric("FragmentsCompacted", MetricUnit.Count, report.fragments)
+        metrics.add_metric("ReplacedFilesDeleted", MetricUnit.Count, report.deleted)
         logger.info(
             "compaction done",
-            extra={"partitions": report.partitions, "fragments": report.fragments},
+            extra={
+                "partitions": report.partitions,
+                "fragments": report.fragments,
+                "deleted": report.deleted,
+            },
         )
-        return {"partitions": report.partitions, "fragments": report.fragments}
+        return {
+            "partitions": report.partitions,
+            "fragments": report.fragments,
+            "deleted": report.deleted,
+        }
 
     def handle(event: dict, context: object) -> dict:
         if "action" in event:  # the EventBridge schedule's constant input

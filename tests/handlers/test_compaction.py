@@ -8,6 +8,7 @@ import time
 import pytest
 
 from blocklake.config import Settings
+from blocklake.etl.compact import GRACE_NS, Compactor
 from blocklake.server.lake import LocalLake
 from blocklake.stores.metadata import SqlMetadataStore
 from tests.helpers import http_event, log_block, process_document, stream_document
@@ -104,3 +105,26 @@ def test_the_current_hour_is_left_alone(lake: LocalLake, context: object) -> Non
 def test_unknown_scheduled_action_fails_loudly(lake: LocalLake, context: object) -> None:
     with pytest.raises(ValueError, match="health_check"):
         lake.etl({"action": "health_check"}, context)
+
+
+def test_replaced_files_are_deleted_once_no_query_can_be_reading_them(
+    lake: LocalLake, context: object
+) -> None:
+    hour_start = (time.time_ns() // HOUR - 2) * HOUR
+    stream = _record(lake, context, hour_start, [["a"], ["b"]])
+    compactor = Compactor(lake.blobs)
+    now = time.time_ns()
+    assert compactor.compact_closed_hours(now).partitions >= 1
+    _record(lake, context, hour_start, [["late"]], first_sequence=2, stream=stream)
+    compactor.compact_closed_hours(now + 60 * 10**9)  # merges "late"; the first file is replaced
+    (date,) = lake.blobs.list_folders("tables/log_entries/tenant=acme/")
+    (partition,) = lake.blobs.list_folders(date)
+    assert len(list(lake.blobs.list(partition))) == 6  # 3 fragments, 2 compacted, the manifest
+
+    within_grace = compactor.compact_closed_hours(now + 60 * 10**9 + GRACE_NS // 2)
+    assert within_grace.deleted == 0
+    after_grace = compactor.compact_closed_hours(now + 2 * 60 * 10**9 + GRACE_NS)
+    assert after_grace.deleted >= 4  # log_entries: 3 fragments and the superseded compacted file
+    names = [key.rsplit("/", 1)[1] for key in lake.blobs.list(partition)]
+    assert len(names) == 2 and "_compaction.json" in names
+    assert _messages(lake, context, hour_start) == ["a", "b", "late"]

@@ -22,6 +22,23 @@ def test_put_replaces(blob_store: BlobStore) -> None:
     assert blob_store.get("tables/x.parquet") == b"new"
 
 
+def test_delete_removes_objects_and_ignores_missing_ones(blob_store: BlobStore) -> None:
+    keys = [f"tables/t/p/{i:04d}.parquet" for i in range(1005)]  # over one S3 batch of 1000
+    for key in keys:
+        blob_store.put(key, b"x")
+    blob_store.put("tables/t/p/kept.parquet", b"y")
+    blob_store.delete([*keys, "tables/t/p/never-there.parquet"])
+    assert list(blob_store.list("tables/t/")) == ["tables/t/p/kept.parquet"]
+
+
+def test_list_folders_names_the_next_level_only(blob_store: BlobStore) -> None:
+    for key in ("raw/tenant=a/x/1.blk", "raw/tenant=a/y/2.blk", "raw/tenant=b/3.blk", "raw/4.blk"):
+        blob_store.put(key, b"z")
+    assert blob_store.list_folders("raw/") == ["raw/tenant=a/", "raw/tenant=b/"]
+    assert blob_store.list_folders("raw/tenant=a/") == ["raw/tenant=a/x/", "raw/tenant=a/y/"]
+    assert blob_store.list_folders("raw/none/") == []
+
+
 def test_missing_objects(blob_store: BlobStore) -> None:
     with pytest.raises(BlobNotFound):
         blob_store.get("raw/missing.blk")

@@ -21,6 +21,9 @@ from blocklake.stores.layout import partition, table_prefix
 from blocklake.stores.table_files import MANIFEST, by_partition, live_names, read_manifest
 
 HOUR_NS = 3600 * 1_000_000_000
+GRACE_NS = 20 * 60 * 1_000_000_000
+"""Replaced files stay this long after the manifest that replaced them: longer than a query
+(the query Lambda's timeout) that listed them before could still be reading them."""
 HOURS_BACK = 3
 """Closed hours revisited on each run, so blocks that arrive late are merged too."""
 PARTITIONED_BY_BLOCK = ("log_entries", "measures", "thread_spans", "async_spans", "blocks")
@@ -31,6 +34,7 @@ PARTITIONED_BY_BLOCK = ("log_entries", "measures", "thread_spans", "async_spans"
 class CompactionReport:
     partitions: int = 0
     fragments: int = 0
+    deleted: int = 0
     files_written: list[str] = field(default_factory=list)
 
 
@@ -57,20 +61,21 @@ class Compactor:
         report = CompactionReport()
         for tenant, hour in self.active_hours(now_ns):
             for table in PARTITIONED_BY_BLOCK:
-                self.compact_partition(table, tenant, hour, report)
+                self.compact_partition(table, tenant, hour, now_ns, report)
         return report
 
     def compact_partition(
-        self, table: str, tenant: str, hour_ns: int, report: CompactionReport
+        self, table: str, tenant: str, hour_ns: int, now_ns: int, report: CompactionReport
     ) -> None:
         directory = f"{table_prefix(table, tenant)}{partition(hour_ns)}"
         names = by_partition(self.blobs.list(directory + "/")).get(directory, [])
+        manifest = read_manifest(self.blobs, directory) if MANIFEST in names else None
+        if manifest is not None and now_ns - manifest["written_ns"] > GRACE_NS:
+            self._remove_replaced(directory, names, manifest, report)
         live = live_names(self.blobs, directory, names)
         if len(live) < 2:
             return
-        covered = (
-            set(read_manifest(self.blobs, directory)["fragments"]) if MANIFEST in names else set()
-        )
+        covered = set(manifest["fragments"]) if manifest else set()
         covered.update(name for name in live if not name.startswith("compacted-"))
         digest = hashlib.sha256("\n".join(sorted(covered)).encode()).hexdigest()[:20]
         output = f"compacted-{digest}.parquet"
@@ -80,8 +85,28 @@ class Compactor:
         )
         self.blobs.put(f"{directory}/{output}", parquet_bytes(merged.combine_chunks()))
         # The manifest goes last: until it exists, readers keep reading the fragments.
-        manifest = {"file": output, "fragments": sorted(covered), "rows": merged.num_rows}
+        manifest = {
+            "file": output,
+            "fragments": sorted(covered),
+            "rows": merged.num_rows,
+            "written_ns": now_ns,
+        }
         self.blobs.put(f"{directory}/{MANIFEST}", json.dumps(manifest).encode())
         report.partitions += 1
         report.fragments += len(live)
         report.files_written.append(f"{directory}/{output}")
+
+    def _remove_replaced(
+        self, directory: str, names: list[str], manifest: dict, report: CompactionReport
+    ) -> None:
+        """Files the manifest made unread: its fragments, and compacted files it superseded. Only
+        once the manifest is older than any query that could have listed them before it."""
+        covered = set(manifest["fragments"])
+        replaced = [
+            name
+            for name in names
+            if name in covered or (name.startswith("compacted-") and name != manifest["file"])
+        ]
+        if replaced:
+            self.blobs.delete([f"{directory}/{name}" for name in replaced])
+            report.deleted += len(replaced)

@@ -33,6 +33,10 @@ class BlobStore(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
+    def delete(self, keys: list[str]) -> None:
+        """Removes the objects; a key already gone is no error."""
+        ...
+
     def list(self, prefix: str) -> Iterator[str]:
         """Keys under ``prefix``, in lexical order."""
         ...
@@ -108,6 +112,10 @@ class LocalBlobStore:
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    def delete(self, keys: list[str]) -> None:
+        for key in keys:
+            self._path(key).unlink(missing_ok=True)
 
     def list_folders(self, prefix: str) -> list[str]:
         base = self.root / prefix

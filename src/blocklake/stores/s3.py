@@ -87,6 +87,21 @@ class S3BlobStore:
         self._call(self._client.put_object, key, Key=key, Body=data)
         self._created(key)
 
+    def delete(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), 1000):  # DeleteObjects takes 1000 keys at most
+            batch = keys[start : start + 1000]
+            response = self._call(
+                self._client.delete_objects,
+                batch[0],
+                Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True},
+            )
+            if response.get("Errors"):
+                first = response["Errors"][0]
+                raise BlobStoreBusy(
+                    f"S3 did not delete {len(response['Errors'])} objects, e.g. "
+                    f"{first.get('Key')}: {first.get('Code')} {first.get('Message')}"
+                )
+
     def _created(self, key: str) -> None:
         if self._on_created is not None:
             self._on_created(key)
