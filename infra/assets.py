@@ -24,11 +24,12 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = PROJECT_ROOT / ".build"
 
 FUNCTION_DEPENDENCIES: dict[str, tuple[str, ...]] = {
-    "ingest": ("lz4", "aws-lambda-powertools"),
-    "etl": ("lz4", "aws-lambda-powertools", "pyarrow"),
+    "ingest": ("lz4", "aws-lambda-powertools", "aws-xray-sdk"),
+    "etl": ("lz4", "aws-lambda-powertools", "aws-xray-sdk", "pyarrow"),
     "query": (
         "lz4",
         "aws-lambda-powertools",
+        "aws-xray-sdk",
         "pyarrow",
         "duckdb",
         "duckdb-extension-httpfs",

@@ -43,6 +43,7 @@ class LakeFunction(Construct):
         timeout: Duration,
         environment: Mapping[str, str],
         reserved_concurrency: int | None = None,
+        traced: bool = False,
     ) -> None:
         super().__init__(scope, id)
         self.log_group = retained_log_group(self, "Logs")
@@ -61,9 +62,17 @@ class LakeFunction(Construct):
             timeout=timeout,
             environment={"POWERTOOLS_SERVICE_NAME": f"blocklake-{function}", **environment},
             reserved_concurrent_executions=reserved_concurrency,
+            tracing=lambda_.Tracing.ACTIVE if traced else lambda_.Tracing.DISABLED,
             role=self.role,
             log_group=self.log_group,
         )
+        if traced:
+            acknowledge(
+                self.role,
+                "AwsSolutions-IAM5[Resource::*]",
+                "X-Ray's PutTraceSegments and PutTelemetryRecords accept no resource but '*'; "
+                "Lambda active tracing adds exactly those two actions.",
+            )
         acknowledge(
             self.function,
             "AwsSolutions-L1",

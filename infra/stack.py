@@ -66,6 +66,7 @@ class BlocklakeStack(Stack):
             self,
             "Ingest",
             function="ingest",
+            traced=True,  # powertools Tracer: X-Ray segments per invocation
             # Stores blocks untouched: memory buys CPU for the TLS upload, little else.
             memory_mb=512,
             timeout=API_TIMEOUT,
@@ -79,6 +80,7 @@ class BlocklakeStack(Stack):
             self,
             "Etl",
             function="etl",
+            traced=True,  # powertools Tracer: X-Ray segments per invocation
             # Decompresses and converts whole blocks in Arrow: memory-bound.
             memory_mb=2048,
             timeout=ETL_TIMEOUT,
@@ -94,6 +96,7 @@ class BlocklakeStack(Stack):
             self,
             "Query",
             function="query",
+            traced=True,  # powertools Tracer: X-Ray segments per invocation
             # DuckDB scans Parquet in memory; 2 GB gives it a full vCPU and room to aggregate.
             memory_mb=2048,
             timeout=API_TIMEOUT,

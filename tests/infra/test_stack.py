@@ -18,6 +18,9 @@ ACTIONS_THAT_ONLY_ACCEPT_STAR = {
 }
 
 
+XRAY = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+
+
 def resources(template: dict, type_name: str) -> dict[str, dict]:
     return {k: v for k, v in template["Resources"].items() if v["Type"] == type_name}
 
@@ -122,6 +125,13 @@ def test_functions_are_arm64_python_312_with_their_own_log_group(template, folde
     assert function["Architectures"] == ["arm64"]
     assert function["Runtime"] == "python3.12"
     assert "LoggingConfig" in function
+
+
+@pytest.mark.parametrize("folder", ["ingest", "etl", "query"])
+def test_lake_functions_send_traces_to_xray(template, folder) -> None:
+    function = template["Resources"][function_id(template, folder)]["Properties"]
+    assert function["TracingConfig"] == {"Mode": "Active"}
+    assert all_actions(role_statements(template, folder)) >= XRAY
 
 
 def test_api_functions_have_reserved_concurrency_and_fit_the_gateway_timeout(template) -> None:
@@ -273,7 +283,7 @@ def test_the_star_check_catches_a_widened_policy(template) -> None:
 def test_ingest_only_writes_raw_blocks_and_uses_the_data_api(template) -> None:
     statements = role_statements(template, "ingest")
     assert object_grants(statements) == {"raw/*": {"s3:PutObject"}}
-    assert all_actions(statements) - {"s3:PutObject", "s3:ListBucket"} == DATA_API | LOGS
+    assert all_actions(statements) - {"s3:PutObject", "s3:ListBucket"} == DATA_API | LOGS | XRAY
 
 
 def test_etl_reads_raw_writes_tables_consumes_the_queue(template) -> None:
@@ -295,7 +305,7 @@ def test_etl_reads_raw_writes_tables_consumes_the_queue(template) -> None:
         - sqs
         - {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"}
     )
-    assert others == DATA_API | LOGS
+    assert others == DATA_API | LOGS | XRAY
 
 
 def test_query_reads_tables_runs_athena_and_invokes_only_the_etl(template) -> None:
