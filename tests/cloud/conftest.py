@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import secrets
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,9 +25,9 @@ from psycopg.conninfo import make_conninfo
 from blocklake.stores.data_api import DataApiExecutor
 from blocklake.stores.metadata import SqlMetadataStore
 from blocklake.stores.s3 import RETRY_CONFIG, S3BlobStore
+from tests.support.postgres import throwaway_database
 from tests.support.rds_data_shim import CLUSTER_ARN, SECRET_ARN, RdsDataShim
 
-POSTGRES_URL = os.environ.get("BLOCKLAKE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
 REGION = "us-east-1"
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -61,20 +59,9 @@ def moto_endpoint() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def postgres_database() -> Iterator[str]:
-    try:
-        admin = psycopg.connect(f"{POSTGRES_URL}/postgres", autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as error:
-        pytest.fail(
-            f"PostgreSQL is needed at {POSTGRES_URL} (set BLOCKLAKE_TEST_POSTGRES_URL): {error}",
-            pytrace=False,
-        )
-    name = f"blocklake_cloud_{secrets.token_hex(4)}"
-    admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield f"{POSTGRES_URL}/{name}"
-    finally:
-        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
-        admin.close()
+    """A database of this run's own, dropped at the end; the URL to reach it."""
+    with throwaway_database("blocklake_cloud") as url:
+        yield url
 
 
 def _client(service: str, endpoint: str) -> Any:

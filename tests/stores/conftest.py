@@ -7,7 +7,6 @@ Data API adapter runs against that same database through ``tests.support.rds_dat
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,29 +25,17 @@ from blocklake.stores.postgres import PsycopgExecutor
 from blocklake.stores.s3 import RETRY_CONFIG, S3BlobStore
 from blocklake.stores.sql import SqlExecutor, SqliteExecutor
 from tests.support.moto_s3 import BUCKET
+from tests.support.postgres import throwaway_database
 from tests.support.rds_data_shim import CLUSTER_ARN, SECRET_ARN, RdsDataShim
 
-POSTGRES_URL = os.environ.get("BLOCKLAKE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
 SQL_BACKENDS = ["sqlite", "postgres", "data_api"]
 
 
 @pytest.fixture(scope="session")
 def postgres_database() -> Iterator[str]:
     """A database of this run's own, dropped at the end; the URL to reach it."""
-    try:
-        admin = psycopg.connect(f"{POSTGRES_URL}/test", autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as error:
-        pytest.fail(
-            f"PostgreSQL is needed at {POSTGRES_URL} (set BLOCKLAKE_TEST_POSTGRES_URL): {error}",
-            pytrace=False,
-        )
-    name = f"blocklake_test_{secrets.token_hex(4)}"
-    admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield f"{POSTGRES_URL}/{name}"
-    finally:
-        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
-        admin.close()
+    with throwaway_database("blocklake_test") as url:
+        yield url
 
 
 @pytest.fixture
