@@ -30,10 +30,10 @@ from lambdas.etl import handler as etl_handler
 from lambdas.ingest import handler as ingest_handler
 from lambdas.query import handler as query_handler
 from tests.cloud.conftest import CloudLake
+from tests.exactly_once import check_every_event_once, record_workload
 from tests.helpers import KEYS, sqs_s3_event
 
 API_KEY = next(iter(KEYS))
-THREADS, ITERATIONS = 3, 400
 
 
 class ApiGateway:
@@ -106,19 +106,6 @@ class ApiGateway:
         self.httpd.server_close()
 
 
-def _record(worker: int, outer: sdk.SpanScope) -> None:
-    for i in range(ITERATIONS):
-        with outer:
-            sdk.info(f"w{worker} i{i}", target="e2e", properties={"worker": str(worker)})
-            sdk.metric("e2e.value", worker * 10_000 + i + 0.25, "units")
-            with sdk.span("inner"):
-                if i % 100 == 50:  # cut this thread's stream while two spans are open
-                    assert sdk.flush()
-                if i % 3 == 0:
-                    with sdk.span("leaf"):
-                        pass
-
-
 def _drain(lake: CloudLake, etl, raw_keys: set[str], redeliver_one: bool) -> dict:
     """Plays the SQS event source mapping until every raw block was announced and converted.
     With ``redeliver_one``, the first message is left undeleted once (a lost delete), so that
@@ -175,12 +162,7 @@ def test_the_cloud_path_returns_every_event_exactly_once(cloud_lake: CloudLake) 
 def _run(lake: CloudLake, gateway: ApiGateway, etl, ingest_blobs, etl_blobs) -> None:
     ingest_calls = len(lake.shim.calls)
     sdk.init(gateway.url, API_KEY, flush_at=97)
-    outer = sdk.SpanScope("outer", "e2e")
-    threads = [threading.Thread(target=_record, args=(w, outer)) for w in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    record_workload()
     sdk.info("sent twice", target="retry")
     post_block = sdk._flusher.transport.post_block
     retried: list[bytes] = []
@@ -245,41 +227,8 @@ def _query(gateway: ApiGateway, sql: str) -> list[list]:
 
 
 def _check_rows(gateway: ApiGateway) -> None:
-    logs = _query(
-        gateway,
-        "SELECT message, properties['worker'], level, target FROM log_entries WHERE target = 'e2e'",
-    )
-    expected = {
-        (f"w{w} i{i}", str(w), "INFO", "e2e") for w in range(THREADS) for i in range(ITERATIONS)
-    }
-    assert len(logs) == len(expected) and {tuple(row) for row in logs} == expected
+    check_every_event_once(lambda sql: _query(gateway, sql))
     assert _query(gateway, "SELECT count(*) FROM log_entries WHERE target = 'retry'") == [[1]]
-
-    values = _query(gateway, "SELECT value, unit FROM measures WHERE name = 'e2e.value'")
-    assert sorted(row[0] for row in values) == sorted(
-        w * 10_000 + i + 0.25 for w in range(THREADS) for i in range(ITERATIONS)
-    )
-    assert {row[1] for row in values} == {"units"}
-
-    spans = _query(
-        gateway,
-        "SELECT name, depth, count(*), count(DISTINCT (stream_id, span_id)) FROM thread_spans "
-        "GROUP BY ALL ORDER BY name",
-    )
-    leaves = THREADS * len(range(0, ITERATIONS, 3))
-    assert spans == [
-        ["inner", 1, THREADS * ITERATIONS, THREADS * ITERATIONS],
-        ["leaf", 2, leaves, leaves],
-        ["outer", 0, THREADS * ITERATIONS, THREADS * ITERATIONS],
-    ]
-    orphans = _query(
-        gateway,
-        """SELECT count(*) FROM thread_spans child LEFT JOIN thread_spans parent
-             ON child.stream_id = parent.stream_id AND child.parent_span_id = parent.span_id
-           WHERE child.depth > 0 AND (parent.span_id IS NULL OR parent.depth != child.depth - 1
-                 OR child.begin < parent.begin OR child."end" > parent."end")""",
-    )
-    assert orphans == [[0]]
     blocks = _query(gateway, "SELECT count(*), count(DISTINCT block_id) FROM blocks")
     assert blocks[0][0] == blocks[0][1] == len(set(gateway.blocks))
 
