@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import uuid
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -56,6 +57,10 @@ def test_converts_the_announced_block(lake: Lake, context: object) -> None:
     assert table.column("message").to_pylist() == ["alpha", "beta", "gamma"]
     assert table.column("level").to_pylist() == ["INFO"] * 3
     assert [f.name for f in table.schema] == arrow_schema("log_entries").names
+    # Microsecond timestamps, which Athena and Spark read as well as DuckDB; ticks are 1 ns apart
+    started = lake.process["start_time_ns"] + 2_000 - lake.process["start_ticks"]
+    assert table.schema.field("time").type == pa.timestamp("us", tz="UTC")
+    assert table.column("time").cast(pa.int64()).to_pylist() == [started // 1000] * 3
     assert len(lake.table_files("processes")) == len(lake.table_files("streams")) == 1
     assert len(lake.table_files("blocks")) == 1
 

@@ -112,6 +112,11 @@ class BlockConverter:
         )
 
 
+def _micros(time_ns: int) -> int:
+    """The lake's timestamps are microseconds (schemas/tables.toml)."""
+    return time_ns // 1000
+
+
 def _single_row(table: str, values: dict) -> pa.Table:
     return pa.Table.from_pylist([values], schema=arrow_schema(table))
 
@@ -124,7 +129,7 @@ def _process_table(process: ProcessInfo) -> pa.Table:
             "exe": process.exe,
             "username": process.username,
             "computer": process.computer,
-            "start_time": process.start_time_ns,
+            "start_time": _micros(process.start_time_ns),
             "parent_process_id": process.parent_process_id,
             "properties": process.properties,
         },
@@ -151,8 +156,8 @@ def _block_table(process: ProcessInfo, stream: StreamInfo, header: BlockHeader) 
             "stream_id": stream.stream_id,
             "process_id": process.process_id,
             "sequence": header.sequence,
-            "begin_time": process.time_ns(header.begin_ticks),
-            "end_time": process.time_ns(header.end_ticks),
+            "begin_time": _micros(process.time_ns(header.begin_ticks)),
+            "end_time": _micros(process.time_ns(header.end_ticks)),
             "object_count": header.object_count,
             "payload_size": header.payload_size,
         },

@@ -8,19 +8,29 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from blocklake.format.schema import log_levels
-from blocklake.format.tables import arrow_schema
+from blocklake.format.tables import ARROW_COLUMN_TYPES, arrow_schema
 from blocklake.stores.models import ProcessInfo
 
-TIMESTAMP = pa.timestamp("ns", tz="UTC")
+NANOSECONDS = pa.timestamp("ns", tz="UTC")
 
 
-def times(ticks: pa.ChunkedArray | pa.Array, process: ProcessInfo) -> pa.Array:
-    """Ticks of the process clock to UTC timestamps."""
+def times_ns(ticks: pa.ChunkedArray | pa.Array, process: ProcessInfo) -> pa.Array:
+    """Ticks of the process clock to nanoseconds since the epoch (UTC)."""
     delta = pc.subtract(ticks, process.start_ticks)
     if process.tick_frequency != 1_000_000_000:
         scaled = pc.multiply(pc.cast(delta, pa.float64()), 1e9 / process.tick_frequency)
         delta = pc.cast(pc.round(scaled), pa.int64())
-    return pc.cast(pc.add(delta, process.start_time_ns), TIMESTAMP)
+    return pc.add(delta, process.start_time_ns)
+
+
+def timestamps(nanoseconds: pa.ChunkedArray | pa.Array, unit: pa.DataType) -> pa.Array:
+    """Nanoseconds since the epoch as the lake's timestamp type (truncated to its unit)."""
+    return pc.cast(pc.cast(nanoseconds, NANOSECONDS), unit, safe=False)
+
+
+def times(ticks: pa.ChunkedArray | pa.Array, process: ProcessInfo) -> pa.Array:
+    """Ticks of the process clock to the lake's UTC timestamps."""
+    return timestamps(times_ns(ticks, process), ARROW_COLUMN_TYPES["timestamp"])
 
 
 @functools.cache
@@ -107,15 +117,17 @@ def spans(
         names=begins.column_names,
     )
     paired = ends.join(begins, "span_id", join_type="inner").sort_by("end_ticks")
-    begin, end = times(paired["begin_ticks"], process), times(paired["end_ticks"], process)
+    begin_ns = times_ns(paired["begin_ticks"], process)
+    end_ns = times_ns(paired["end_ticks"], process)
+    unit = ARROW_COLUMN_TYPES["timestamp"]
     return _conform(
         table,
         {
             **_ids(process, stream_id, block_id, paired.num_rows),
             **{name: paired[name] for name in ("span_id", "parent_span_id", "depth")},
             **{name: paired[name] for name in ("name", "target", "file", "line")},
-            "begin": begin,
-            "end": end,
-            "duration_ns": pc.subtract(pc.cast(end, pa.int64()), pc.cast(begin, pa.int64())),
+            "begin": timestamps(begin_ns, unit),
+            "end": timestamps(end_ns, unit),
+            "duration_ns": pc.subtract(end_ns, begin_ns),
         },
     )

@@ -13,7 +13,9 @@ ARROW_COLUMN_TYPES = {
     "int64": pa.int64(),
     "int32": pa.int32(),
     "float64": pa.float64(),
-    "timestamp": pa.timestamp("ns", tz="UTC"),
+    # Microseconds: the precision every reader of the lake takes (Athena, Spark, DuckDB); span
+    # durations keep their nanoseconds in duration_ns.
+    "timestamp": pa.timestamp("us", tz="UTC"),
     "map<string,string>": pa.map_(pa.string(), pa.string()),
     "list<string>": pa.list_(pa.string()),
 }
