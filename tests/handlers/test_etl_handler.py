@@ -60,7 +60,8 @@ def test_converts_the_announced_block(lake: Lake, context: object) -> None:
     # Microsecond timestamps, which Athena and Spark read as well as DuckDB; ticks are 1 ns apart
     started = lake.process["start_time_ns"] + 2_000 - lake.process["start_ticks"]
     assert table.schema.field("time").type == pa.timestamp("us", tz="UTC")
-    assert table.column("time").cast(pa.int64()).to_pylist() == [started // 1000] * 3
+    expected = [(started + tick) // 1000 for tick in range(3)]
+    assert table.column("time").cast(pa.int64()).to_pylist() == expected
     assert len(lake.table_files("processes")) == len(lake.table_files("streams")) == 1
     assert len(lake.table_files("blocks")) == 1
 
