@@ -119,7 +119,7 @@ def _dictionary(indices: pa.Array, strings: pa.Array, what: str) -> pa.Dictionar
 
 def _map_column(reader: _Reader, rows: int, strings: pa.Array, what: str) -> pa.MapArray:
     offsets = pa.Array.from_buffers(pa.int32(), rows + 1, [None, reader.take(4 * (rows + 1), what)])
-    count = offsets[-1].as_py() if rows >= 0 else 0
+    count = offsets[-1].as_py()
     if count < 0 or offsets[0].as_py() != 0:
         raise FormatError(f"{what} has invalid offsets")
     keys = pa.Array.from_buffers(pa.uint32(), count, [None, reader.take(4 * count, what)])
