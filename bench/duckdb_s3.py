@@ -23,8 +23,8 @@ mostly measure moto. Run on 2026-11-27 (2 shared cores):
     200 files: httpfs 2750 ms (signature checked 2964), pyarrow 2979: pyarrow/httpfs 1.08
       5 files: httpfs   96 ms (signature checked  164), pyarrow  114: pyarrow/httpfs 1.18
 
-so the engine uses httpfs (it also keeps ``read_parquet`` and the ``allowed_directories``
-lock-down as they are on local files).
+so the engine uses httpfs (it also keeps ``read_parquet`` and the ``allowed_paths`` lock-down
+as they are on local files).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ import pyarrow.parquet as pq
 from _common import best_of, machine
 from moto.server import ThreadedMotoServer
 
-from blocklake.query.duckdb_s3 import DUCKDB_CONFIG, s3_connection_setup
+from blocklake.query.duckdb_s3 import DUCKDB_CONFIG, environment_credentials, s3_connection_setup
 
 BUCKET = "bench-lake"
 PREFIX = "tables/measures/tenant=bench/"
@@ -146,7 +146,9 @@ def main() -> None:
                 )
             )
         setup = s3_connection_setup(
-            {**env, "AWS_ENDPOINT_URL_S3": endpoint, "HOME": os.environ.get("HOME", "")}
+            BUCKET,
+            environment_credentials(env),
+            {**env, "AWS_ENDPOINT_URL_S3": endpoint, "HOME": os.environ.get("HOME", "")},
         )
         s3fs = pafs.S3FileSystem(
             access_key="bench",

@@ -115,6 +115,18 @@ class BlocklakeStack(Stack):
             iam.PolicyStatement(actions=["s3:GetBucketLocation"], resources=[bucket.bucket_arn])
         )
         cluster.grant_data_api_access(query.role)
+        # DuckDB never gets the function's own credentials: for each tenant the function assumes
+        # this role with a session policy narrowing it to that tenant's table prefixes.
+        reader = iam.Role(
+            self,
+            "QueryTenantReader",
+            assumed_by=query.role,
+            description="blocklake: a tenant's queries read its own tables (session policy)",
+            max_session_duration=Duration.hours(1),
+        )
+        storage.allow(reader, ["s3:GetObject"], TABLES_PREFIX)
+        reader.grant_assume_role(query.role)
+        query.function.add_environment("BLOCKLAKE_QUERY_READER_ROLE_ARN", reader.role_arn)
         # Just-in-time materialization: the query function asks the ETL to convert what is stale.
         query.role.add_to_principal_policy(
             iam.PolicyStatement(

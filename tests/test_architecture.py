@@ -16,7 +16,7 @@ ALLOWED = {
     "stores": {"format", "config"},
     "ingest": {"format", "stores", "errors"},
     "etl": {"format", "stores", "errors"},
-    "query": {"format", "stores", "errors", "etl"},
+    "query": {"format", "stores", "errors", "etl", "config"},
     "apigw": {"errors", "stores"},
     "config": set(),
     "errors": set(),

@@ -1,5 +1,9 @@
 """Query Lambda: POST /v1/query {sql, begin, end, format, max_rows} (API Gateway HTTP API, v2).
 
+Every answer is JSON with a status that says whose fault an error was (4xx the query's, 5xx the
+service's), including for failures nobody foresaw: those are logged and answered 500 without
+details.
+
 Metrics (namespace ``blocklake``, off when not on Lambda: ``blocklake.observability``):
 ``QueriesRun``, ``RowsReturned``, ``QueryErrors`` (refused or failed queries).
 """
@@ -12,13 +16,14 @@ from collections.abc import Callable
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
-from blocklake.apigw import error_response, json_body, json_response, tenant_of
-from blocklake.config import Settings
+from blocklake.apigw import error_response, json_body, tenant_of
+from blocklake.config import QueryLimits, Settings
 from blocklake.errors import ClientError
 from blocklake.observability import MetricsSink, MetricUnit, metrics_for, observed, tracer_for
+from blocklake.query.admission import TenantSlots
 from blocklake.query.duckdb_engine import DuckDbEngine
 from blocklake.query.engine import QueryEngine
-from blocklake.query.service import FORMATS, request_from, to_bytes, to_json
+from blocklake.query.service import FORMATS, TRUNCATED_HEADER, request_from, to_bytes, to_json
 from blocklake.stores import factory
 
 SERVICE = "blocklake-query"
@@ -29,33 +34,40 @@ MAX_REQUEST_BYTES = 256 * 1024
 
 
 def make_handler(
-    engine: QueryEngine, max_rows: int, *, metrics: MetricsSink = metrics
+    engine: QueryEngine, limits: QueryLimits, *, metrics: MetricsSink = metrics
 ) -> Callable[[dict, object], dict]:
     app = APIGatewayHttpResolver()
+    slots = TenantSlots(limits.concurrency)
 
     @app.post("/v1/query")
     def query() -> Response:
         event = app.current_event
         request, output = request_from(
-            json_body(event, MAX_REQUEST_BYTES), tenant_of(event), max_rows
+            json_body(event, MAX_REQUEST_BYTES), tenant_of(event), limits.max_rows
         )
         tracer.put_annotation("tenant", request.tenant)
-        with tracer.subsegment("run_query"):
+        with slots.taken(request.tenant), tracer.subsegment("run_query"):
             result = engine.run(request)
         metrics.add_metric("QueriesRun", MetricUnit.Count, 1)
         metrics.add_metric("RowsReturned", MetricUnit.Count, result.table.num_rows)
-        logger.info(
-            "query ran", extra={"rows": result.table.num_rows, "truncated": result.truncated}
-        )
+        logger.info("query ran", extra={"rows": result.table.num_rows, "cut": result.truncated_by})
         if output == "json":
-            return json_response(200, to_json(result))
-        return Response(200, FORMATS[output], to_bytes(result, output))
+            return Response(200, FORMATS[output], to_json(result, limits.max_result_bytes))
+        body, truncated_by = to_bytes(result, output, limits.max_result_bytes)
+        headers = {TRUNCATED_HEADER: truncated_by} if truncated_by else {}
+        return Response(200, FORMATS[output], body, headers=headers)
 
     @app.exception_handler(ClientError)
     def client_error(error: ClientError) -> Response:
         logger.info("query refused", extra={"code": error.code, "reason": error.message})
         metrics.add_metric("QueryErrors", MetricUnit.Count, 1)
         return error_response(error)
+
+    @app.exception_handler(Exception)
+    def internal_error(error: Exception) -> Response:
+        logger.exception("query failed")
+        metrics.add_metric("QueryErrors", MetricUnit.Count, 1)
+        return error_response(ClientError(500, "internal_error", "the query service failed"))
 
     def handle(event: dict, context: object) -> dict:
         return app.resolve(event, context)
@@ -66,9 +78,8 @@ def make_handler(
 @functools.cache
 def _configured() -> Callable[[dict, object], dict]:
     settings = Settings.from_env()
-    # On S3 (BLOCKLAKE_BUCKET set): httpfs from the wheel, credentials from the environment.
-    engine = DuckDbEngine.for_blob_store(factory.blob_store(settings))
-    return make_handler(engine, settings.query_max_rows)
+    engine = DuckDbEngine.for_settings(settings, factory.blob_store(settings))
+    return make_handler(engine, settings.query)
 
 
 def handler(event: dict, context: object) -> dict:

@@ -50,6 +50,10 @@ def json_body(event: APIGatewayProxyEventV2, max_bytes: int) -> dict:
         document = json.loads(body_bytes(event, max_bytes))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ClientError(400, "invalid_json", f"body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise ClientError(400, "invalid_json", "body is nested too deeply") from None
+    except ValueError as error:  # an integer of more digits than Python converts
+        raise ClientError(400, "invalid_json", f"body has an unreadable value: {error}") from None
     if not isinstance(document, dict):
         raise ClientError(400, "invalid_json", "body must be a JSON object")
     return document
@@ -60,4 +64,9 @@ def json_response(status: int, document: dict) -> Response:
 
 
 def error_response(error: ClientError) -> Response:
-    return json_response(error.status, error.to_json())
+    return Response(
+        status_code=error.status,
+        content_type="application/json",
+        body=json.dumps(error.to_json()),
+        headers=error.headers,
+    )

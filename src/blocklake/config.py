@@ -21,6 +21,23 @@
     Largest block accepted: API Gateway and Lambda cap bodies near 6 MB once base64-encoded.
 ``BLOCKLAKE_QUERY_MAX_ROWS`` (default ``10000``)
     Rows one query returns at most; the result says when it was cut.
+``BLOCKLAKE_QUERY_MAX_RESULT_BYTES`` (default ``4194304``)
+    Bytes of one query's answer at most (JSON, CSV or Arrow IPC; API Gateway answers at most
+    6 MB); rows past it are cut and the result says so.
+``BLOCKLAKE_QUERY_TIMEOUT_S`` (default ``20``)
+    Wall-clock seconds a query may run before it is interrupted (under API Gateway's 30 s).
+``BLOCKLAKE_QUERY_MEMORY_MB`` (default ``1024``)
+    DuckDB ``memory_limit`` of one query; past it, operators spill to the query's own temporary
+    directory, then fail.
+``BLOCKLAKE_QUERY_TEMP_MB`` (default ``256``)
+    Disk one query may spill (``max_temp_directory_size``; Lambda's ``/tmp`` is 512 MB).
+``BLOCKLAKE_QUERY_THREADS`` (default ``2``)
+    DuckDB worker threads of one query.
+``BLOCKLAKE_QUERY_CONCURRENCY`` (default ``2``)
+    Queries one tenant may run at once in one server process; more are answered 429.
+``BLOCKLAKE_QUERY_READER_ROLE_ARN`` (unset)
+    Query Lambda on S3: the role assumed for each tenant, with a session policy limited to that
+    tenant's table prefixes, whose credentials DuckDB gets; unset, DuckDB gets the function's own.
 ``BLOCKLAKE_ATHENA_WORKGROUP``, ``BLOCKLAKE_GLUE_DATABASE``, ``BLOCKLAKE_ETL_FUNCTION_NAME``
     Set on the deployed query Lambda by the stack, for the Athena engine and just-in-time
     conversion still to come.
@@ -47,6 +64,48 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class QueryLimits:
+    """What one query may use; see the ``BLOCKLAKE_QUERY_*`` variables above."""
+
+    max_rows: int = 10_000
+    max_result_bytes: int = 4 * 1024 * 1024
+    timeout_s: float = 20.0
+    memory_mb: int = 1024
+    temp_mb: int = 256
+    threads: int = 2
+    concurrency: int = 2
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> QueryLimits:
+        defaults = cls()
+
+        def number(name: str, default: float, kind: type = int) -> Any:
+            text = env.get(f"BLOCKLAKE_QUERY_{name}")
+            if text is None:
+                return default
+            try:
+                value = kind(text)
+            except ValueError:
+                value = 0
+            if value <= 0:
+                raise ValueError(
+                    f"BLOCKLAKE_QUERY_{name}: expected a positive number, got {text!r}"
+                )
+            return value
+
+        return cls(
+            max_rows=number("MAX_ROWS", defaults.max_rows),
+            max_result_bytes=number("MAX_RESULT_BYTES", defaults.max_result_bytes),
+            timeout_s=number("TIMEOUT_S", defaults.timeout_s, float),
+            memory_mb=number("MEMORY_MB", defaults.memory_mb),
+            temp_mb=number("TEMP_MB", defaults.temp_mb),
+            threads=number("THREADS", defaults.threads),
+            concurrency=number("CONCURRENCY", defaults.concurrency),
+        )
 
 
 def parse_api_keys(text: str) -> dict[str, str]:
@@ -70,7 +129,8 @@ class Settings:
     db_name: str = "blocklake"
     api_keys: dict[str, str] = field(default_factory=lambda: {"blocklake-local": "local"})
     max_block_bytes: int = 4 * 1024 * 1024
-    query_max_rows: int = 10_000
+    query: QueryLimits = field(default_factory=QueryLimits)
+    query_reader_role_arn: str | None = None
 
     @property
     def sqlite_path(self) -> Path:
@@ -89,5 +149,6 @@ class Settings:
             db_name=env.get("BLOCKLAKE_DB_NAME", defaults.db_name),
             api_keys=parse_api_keys(keys) if keys is not None else defaults.api_keys,
             max_block_bytes=int(env.get("BLOCKLAKE_MAX_BLOCK_BYTES", defaults.max_block_bytes)),
-            query_max_rows=int(env.get("BLOCKLAKE_QUERY_MAX_ROWS", defaults.query_max_rows)),
+            query=QueryLimits.from_env(env),
+            query_reader_role_arn=env.get("BLOCKLAKE_QUERY_READER_ROLE_ARN") or None,
         )

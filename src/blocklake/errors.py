@@ -4,11 +4,15 @@ from __future__ import annotations
 
 
 class ClientError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers or {}
+        """HTTP headers of the answer (``Retry-After`` of a 429)."""
 
     def to_json(self) -> dict:
         return {"error": {"code": self.code, "message": self.message}}

@@ -22,6 +22,8 @@ from moto.server import ThreadedMotoServer
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from blocklake.config import QueryLimits, Settings
+from blocklake.query.duckdb_engine import DuckDbEngine
 from blocklake.stores.data_api import DataApiExecutor
 from blocklake.stores.metadata import SqlMetadataStore
 from blocklake.stores.s3 import RETRY_CONFIG, S3BlobStore
@@ -29,6 +31,7 @@ from tests.support.postgres import throwaway_database
 from tests.support.rds_data_shim import CLUSTER_ARN, SECRET_ARN, RdsDataShim
 
 REGION = "us-east-1"
+READER_ROLE_ARN = "arn:aws:iam::123456789012:role/blocklake-tenant-reader"
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -113,6 +116,14 @@ class CloudLake:
 
     def blob_store(self) -> CountingS3BlobStore:
         return CountingS3BlobStore(self.bucket, client=_client("s3", self.endpoint))
+
+    def query_engine(self, limits: QueryLimits | None = None) -> DuckDbEngine:
+        """The DuckDB engine as the deployed query Lambda builds it: each tenant's S3 access
+        from STS (moto's) through the reader role."""
+        settings = Settings(
+            bucket=self.bucket, query_reader_role_arn=READER_ROLE_ARN, query=limits or QueryLimits()
+        )
+        return DuckDbEngine.for_settings(settings, self.blob_store())
 
     def receive(self, wait_s: float = 0) -> list[dict]:
         """One ``ReceiveMessage`` of up to 10 messages, as the Lambda event source does."""

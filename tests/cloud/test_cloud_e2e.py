@@ -20,10 +20,10 @@ import pytest
 from blocklake import sdk
 from blocklake.auth import api_key_from_headers
 from blocklake.cli import post_query
+from blocklake.config import QueryLimits
 from blocklake.etl.convert import BlockConverter
 from blocklake.format.header import parse_header
 from blocklake.ingest.service import IngestService
-from blocklake.query.duckdb_engine import DuckDbEngine
 from blocklake.sdk import recording
 from blocklake.server.events import LambdaContext, http_api_event
 from lambdas.etl import handler as etl_handler
@@ -143,14 +143,14 @@ def _drain(lake: CloudLake, etl, raw_keys: set[str], redeliver_one: bool) -> dic
 
 
 def test_the_cloud_path_returns_every_event_exactly_once(cloud_lake: CloudLake) -> None:
-    ingest_blobs, etl_blobs, query_blobs = (cloud_lake.blob_store() for _ in range(3))
+    ingest_blobs, etl_blobs = cloud_lake.blob_store(), cloud_lake.blob_store()
     ingest = ingest_handler.make_handler(
         IngestService(ingest_blobs, cloud_lake.metadata, 4 * 1024 * 1024)
     )
     etl = etl_handler.make_handler(BlockConverter(etl_blobs, cloud_lake.metadata))
-    engine = DuckDbEngine.for_blob_store(query_blobs)
-    assert any(s.startswith("LOAD ") for s in engine.connection_setup)  # httpfs, not local files
-    query = query_handler.make_handler(engine, 100_000)
+    engine = cloud_lake.query_engine(QueryLimits(max_rows=100_000))
+    assert any(s.startswith("LOAD ") for s in engine.connection_setup("acme"))  # httpfs
+    query = query_handler.make_handler(engine, engine.limits)
     gateway = ApiGateway({"ingest": ingest, "query": query})
     try:
         _run(cloud_lake, gateway, etl, ingest_blobs, etl_blobs)

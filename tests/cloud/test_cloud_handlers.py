@@ -12,10 +12,15 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
 from blocklake import observability
+from blocklake.config import QueryLimits
 from blocklake.etl.convert import BlockConverter
 from blocklake.ingest.service import IngestService
-from blocklake.query.duckdb_engine import DuckDbEngine
-from blocklake.query.duckdb_s3 import httpfs_extension_path, s3_connection_setup
+from blocklake.query.duckdb_s3 import (
+    S3_CREDENTIAL_SETTINGS,
+    Credentials,
+    httpfs_extension_path,
+    s3_connection_setup,
+)
 from blocklake.server.events import LambdaContext
 from blocklake.stores.layout import raw_key
 from lambdas.etl import handler as etl_handler
@@ -104,7 +109,7 @@ def test_duckdb_on_s3_keeps_each_tenant_to_its_own_files(cloud_lake: CloudLake) 
     _record(cloud_lake, ingest, "acme", ["acme secret"])
     _record(cloud_lake, ingest, "globex", ["globex row"])
     assert _convert_all(cloud_lake, etl) >= 2
-    query = query_handler.make_handler(DuckDbEngine.for_blob_store(blobs), 100)
+    query = query_handler.make_handler(cloud_lake.query_engine(), QueryLimits(max_rows=100))
 
     for tenant, message in (("acme", "acme secret"), ("globex", "globex row")):
         status, result = _query(query, tenant, "SELECT message FROM log_entries")
@@ -145,25 +150,29 @@ def test_the_query_lambda_reads_s3_when_a_bucket_is_configured(
     assert (status, result["rows"]) == (200, [["from the lambda"]])
 
 
-def test_connection_setup_comes_from_the_environment() -> None:
-    setup = s3_connection_setup(
-        {
-            "AWS_ACCESS_KEY_ID": "AKIA1",
-            "AWS_SECRET_ACCESS_KEY": "it's secret",
-            "AWS_SESSION_TOKEN": "tok",
-            "AWS_REGION": "eu-west-1",
-            "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:5000",
-        }
-    )
+def test_connection_setup_scopes_the_given_credentials_and_resets_the_environments() -> None:
+    env = {
+        "AWS_ACCESS_KEY_ID": "AKIALAMBDA",
+        "AWS_SECRET_ACCESS_KEY": "lambda secret",
+        "AWS_REGION": "eu-west-1",
+        "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:5000",
+    }
+    tenant = Credentials("ASIATENANT", "it's secret", "tok")
+    setup = s3_connection_setup("lake", tenant, env)
     assert setup[0] == "SET autoinstall_known_extensions = false"
     assert "SET home_directory = '/tmp'" in setup  # Lambda has no HOME
     assert f"LOAD '{httpfs_extension_path()}'" in setup
     assert httpfs_extension_path().is_file()
+    # httpfs copies AWS_* into its settings when it loads: they are reset right after.
+    load = setup.index(f"LOAD '{httpfs_extension_path()}'")
+    assert setup[load + 1 : load + 4] == tuple(f"RESET {name}" for name in S3_CREDENTIAL_SETTINGS)
     (secret,) = [s for s in setup if s.startswith("CREATE")]
-    for part in ("KEY_ID 'AKIA1'", "SECRET 'it''s secret'", "SESSION_TOKEN 'tok'",
-                 "REGION 'eu-west-1'", "ENDPOINT '127.0.0.1:5000'", "USE_SSL false"):  # fmt: skip
+    for part in ("SCOPE 's3://lake/tables/'", "KEY_ID 'ASIATENANT'", "SECRET 'it''s secret'",
+                 "SESSION_TOKEN 'tok'", "REGION 'eu-west-1'", "ENDPOINT '127.0.0.1:5000'",
+                 "USE_SSL false"):  # fmt: skip
         assert part in secret
-    chain = s3_connection_setup({"HOME": "/root", "AWS_REGION": "us-east-1"})
+    assert "AKIALAMBDA" not in " ".join(setup) and "lambda secret" not in " ".join(setup)
+    chain = s3_connection_setup("lake", None, {"HOME": "/root", "AWS_REGION": "us-east-1"})
     assert "PROVIDER credential_chain" in chain[-3] and "ENDPOINT" not in chain[-3]
 
 
@@ -244,8 +253,8 @@ def test_query_metrics_count_queries_rows_and_errors(
     cloud_lake: CloudLake, capsys: pytest.CaptureFixture
 ) -> None:
     metrics = observability.metrics_for("blocklake-query", enabled=True)
-    engine = DuckDbEngine.for_blob_store(cloud_lake.blob_store())
-    query = query_handler.make_handler(engine, 100, metrics=metrics)
+    engine = cloud_lake.query_engine()
+    query = query_handler.make_handler(engine, QueryLimits(max_rows=100), metrics=metrics)
     capsys.readouterr()
     assert _query(query, "acme", "SELECT * FROM range(7)")[0] == 200
     assert _query(query, "acme", "SELECT nope FROM log_entries")[0] == 400

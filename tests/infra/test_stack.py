@@ -333,3 +333,26 @@ DATA_API = {
     "secretsmanager:DescribeSecret",
 }
 LOGS = {"logs:CreateLogStream", "logs:PutLogEvents"}
+
+
+def test_queries_read_s3_through_a_tenant_reader_role(template) -> None:
+    """The query function assumes the reader role (and nothing else) for each tenant; the role
+    reads tables only, and its ARN reaches the function's environment."""
+    query = template["Resources"][function_id(template, "query")]
+    reader_ref = query["Properties"]["Environment"]["Variables"]["BLOCKLAKE_QUERY_READER_ROLE_ARN"]
+    (reader_id,) = reader_ref["Fn::GetAtt"][:1]
+    reader = template["Resources"][reader_id]
+    (trust,) = reader["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    query_role = query["Properties"]["Role"]["Fn::GetAtt"][0]
+    assert trust["Principal"] == {"AWS": {"Fn::GetAtt": [query_role, "Arn"]}}
+    assert reader["Properties"]["MaxSessionDuration"] == 3600
+    reader_statements = [
+        statement
+        for policy in properties(template, "AWS::IAM::Policy")
+        if {"Ref": reader_id} in policy["Roles"]
+        for statement in policy["PolicyDocument"]["Statement"]
+    ]
+    assert object_grants(reader_statements) == {"tables/*": {"s3:GetObject"}}
+    assert all_actions(reader_statements) == {"s3:GetObject", "s3:ListBucket"}
+    (assume,) = [s for s in role_statements(template, "query") if s["Action"] == "sts:AssumeRole"]
+    assert assume["Resource"] == {"Fn::GetAtt": [reader_id, "Arn"]}

@@ -1,4 +1,4 @@
-"""QueryEngine port, its request and result, and the checks every engine shares."""
+"""QueryEngine port, its request and result, and the time range every engine shares."""
 
 from __future__ import annotations
 
@@ -7,9 +7,6 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 import pyarrow as pa
-import sqlglot
-from sqlglot import exp
-from sqlglot.errors import ParseError
 
 from blocklake.errors import ClientError
 
@@ -29,19 +26,33 @@ class QueryResult:
     columns: list[tuple[str, str]]
     """(name, SQL type) of each result column."""
     table: pa.Table
-    truncated: bool
-    """True when the query had more than ``max_rows`` rows and only those were kept."""
+    truncated_by: str | None = None
+    """Why rows were cut: ``"max_rows"`` or ``"max_result_bytes"`` (the limit that was reached),
+    or None when ``table`` holds every row of the answer."""
+
+    @property
+    def truncated(self) -> bool:
+        return self.truncated_by is not None
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class QueryEngine(Protocol):
     def run(self, request: QueryRequest) -> QueryResult: ...
 
 
+MAX_TIME_NS = 2**63 - 1
+"""The last instant the lake's timestamps can hold (2262-04-11); times are kept in
+[0, MAX_TIME_NS]: a range reaching past either end means "from the start" or "to the end"."""
+
+
 def parse_time(value: object, field: str) -> int:
-    """Nanoseconds since the epoch from an integer (ns) or an ISO 8601 string (UTC if no zone)."""
+    """Nanoseconds since the epoch from an integer (ns) or an ISO 8601 string (UTC if no zone),
+    clamped to [0, ``MAX_TIME_NS``]; ``ClientError`` 400 naming ``field`` for anything else."""
     if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str):
+        return min(max(value, 0), MAX_TIME_NS)
+    if isinstance(value, str) and len(value) <= 64:
         try:
             moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
@@ -49,32 +60,10 @@ def parse_time(value: object, field: str) -> int:
         else:
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=UTC)
-            return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
+            seconds = int((moment - EPOCH).total_seconds())
+            return min(max(seconds * 1_000_000_000 + moment.microsecond * 1000, 0), MAX_TIME_NS)
     raise ClientError(
         400,
         "invalid_field",
         f"field {field!r}: expected an ISO 8601 time or nanoseconds, got {value!r}",
     )
-
-
-HIDDEN_FUNCTIONS = frozenset(
-    {"duckdb_secrets", "which_secret", "duckdb_settings", "current_setting", "duckdb_extensions"}
-)
-"""Engine introspection that would show a tenant the service's credentials or configuration."""
-
-
-def check_read_only(sql: str, dialect: str) -> None:
-    """One query statement and nothing else: no DDL, no COPY, no SET, no second statement."""
-    try:
-        statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
-    except ParseError as error:
-        raise ClientError(400, "invalid_sql", f"SQL does not parse: {error}") from None
-    if len(statements) != 1:
-        raise ClientError(400, "invalid_sql", f"expected one statement, got {len(statements)}")
-    if not isinstance(statements[0], exp.Query):
-        kind = type(statements[0]).__name__.upper()
-        raise ClientError(400, "invalid_sql", f"only queries are allowed, not {kind}")
-    for function in statements[0].find_all(exp.Func):
-        name = function.name if isinstance(function, exp.Anonymous) else function.sql_name()
-        if name.lower() in HIDDEN_FUNCTIONS:
-            raise ClientError(400, "invalid_sql", f"function {name} is not available to queries")

@@ -57,7 +57,9 @@ class LocalLake:
             "ingest": ingest_handler.make_handler(
                 IngestService(self.blobs, self.metadata, settings.max_block_bytes)
             ),
-            "query": query_handler.make_handler(DuckDbEngine(self.blobs), settings.query_max_rows),
+            "query": query_handler.make_handler(
+                DuckDbEngine.for_settings(settings, self.blobs), settings.query
+            ),
         }
         self.etl = etl_handler.make_handler(BlockConverter(self.blobs, self.metadata))
         self.digests = {key_digest(key): tenant for key, tenant in settings.api_keys.items()}

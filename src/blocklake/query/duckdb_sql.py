@@ -1,0 +1,199 @@
+"""What a tenant's SQL may do on DuckDB, decided on DuckDB's own parse tree.
+
+The SQL is parsed by the same parser that will run it (``json_serialize_sql``, DuckDB's JSON
+serialization of the parse tree: it serializes SELECT statements only, so every other statement
+kind is refused by construction). The tree is then walked against allow-lists:
+
+- query nodes: ``SELECT``, set operations, CTEs (recursive included);
+- relations: the lake's views and the query's own CTEs (unqualified names only), subqueries,
+  joins, ``VALUES``, ``PIVOT``, ``DESCRIBE``/``SUMMARIZE`` of an allowed query and ``SHOW TABLES``;
+  and the table functions in ``TABLE_FUNCTIONS``, which read no file and run no SQL text;
+- expressions: the classes in ``EXPRESSION_CLASSES``; functions by name, from DuckDB's built-in
+  scalar, aggregate and macro functions less ``DENIED_FUNCTIONS`` (settings, variables, SQL text,
+  logging, sleeping), however they are spelled (case, quoting, schema qualification).
+
+So ``query('...')``, ``read_text``, ``glob``, ``current_setting``, ``duckdb_settings()``,
+``json_execute_serialized_sql`` or a path used as a table name never reach the engine. This is one
+wall of several: the engine may also read only the files of its views, with its configuration
+locked (``blocklake.query.duckdb_engine``).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from functools import cache
+
+import duckdb
+
+from blocklake.errors import ClientError
+
+QUERY_NODES = frozenset({"SELECT_NODE", "SET_OPERATION_NODE", "RECURSIVE_CTE_NODE", "CTE_NODE"})
+RELATIONS = frozenset(
+    {"BASE_TABLE", "TABLE_FUNCTION", "SUBQUERY", "JOIN", "EXPRESSION_LIST", "EMPTY", "PIVOT"}
+)
+"""Relation kinds (DuckDB's ``TableReferenceType``) a query may use; ``SHOW_REF`` has its own
+rule."""
+EXPRESSION_CLASSES = frozenset(
+    {
+        "BETWEEN",
+        "CASE",
+        "CAST",
+        "COLLATE",
+        "COLUMN_REF",
+        "COMPARISON",
+        "CONJUNCTION",
+        "CONSTANT",
+        "FUNCTION",
+        "LAMBDA",
+        "LAMBDA_REF",
+        "OPERATOR",
+        "POSITIONAL_REFERENCE",
+        "STAR",
+        "SUBQUERY",
+        "WINDOW",
+    }
+)
+TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest", "json_each", "json_tree"})
+"""Table functions that compute rows from their arguments alone."""
+DENIED_FUNCTIONS = frozenset(
+    {
+        "current_setting",  # settings hold paths and, with httpfs, credentials
+        "getvariable",
+        "current_query",
+        "json_serialize_sql",  # SQL text in, parse tree out
+        "json_deserialize_sql",
+        "json_serialize_plan",  # plans SQL text: binding shows the views' file names
+        "write_log",
+        "parse_duckdb_log_message",
+        "sleep_ms",  # holds a worker without using it
+        "pg_sleep",
+    }
+)
+UNLISTED_FUNCTIONS = frozenset(
+    {
+        "unnest",
+        "row_number",
+        "rank",
+        "dense_rank",
+        "rank_dense",
+        "percent_rank",
+        "cume_dist",
+        "ntile",
+        "lag",
+        "lead",
+        "first_value",
+        "last_value",
+        "nth_value",
+        "fill",
+    }
+)
+"""``unnest`` and the window-only functions, which ``duckdb_functions()`` does not list."""
+SHOW_TABLES = frozenset({'"tables"'})
+"""``SHOW TABLES`` (the views of the lake, by name)."""
+
+_parser_lock = threading.Lock()
+
+
+@cache
+def _parser() -> duckdb.DuckDBPyConnection:
+    """A database of its own, never given a file or an extension: only its parser is used."""
+    return duckdb.connect(":memory:")
+
+
+@cache
+def allowed_functions() -> frozenset[str]:
+    """Lower-case names of the scalar, aggregate and window functions a query may call."""
+    rows = (
+        _parser()
+        .execute(
+            "SELECT DISTINCT lower(function_name) FROM duckdb_functions() "
+            "WHERE function_type IN ('scalar', 'aggregate', 'macro')"
+        )
+        .fetchall()
+    )
+    return frozenset(name for (name,) in rows) - DENIED_FUNCTIONS | UNLISTED_FUNCTIONS
+
+
+def parse_tree(sql: str) -> dict:
+    """DuckDB's parse tree of ``sql`` as JSON; ``ClientError`` 400 when it does not parse."""
+    with _parser_lock:
+        text = _parser().execute("SELECT json_serialize_sql($sql)", {"sql": sql}).fetchone()[0]
+    tree = json.loads(text)
+    if tree.get("error"):
+        message = tree.get("error_message", "the SQL does not parse")
+        if tree.get("error_type") == "not implemented":
+            message = "only queries (SELECT, WITH, VALUES, DESCRIBE, SUMMARIZE) are allowed"
+        raise ClientError(400, "invalid_sql", message)
+    return tree
+
+
+def check_query(sql: str, views: frozenset[str]) -> None:
+    """Refuses (``ClientError`` 400, code ``invalid_sql`` or ``not_allowed``) anything but one
+    query over ``views`` that calls only allowed functions."""
+    statements = parse_tree(sql)["statements"]
+    if len(statements) != 1:
+        raise ClientError(400, "invalid_sql", f"expected one statement, got {len(statements)}")
+    for problem in _problems(statements[0]["node"], views, frozenset()):
+        raise ClientError(400, "not_allowed", problem)
+
+
+def _ctes(node: dict) -> frozenset[str]:
+    cte_map = node.get("cte_map") or {}
+    return frozenset(entry["key"].lower() for entry in cte_map.get("map", []))
+
+
+def _problems(value: object, views: frozenset[str], ctes: frozenset[str]) -> Iterator[str]:
+    """Every reason to refuse found in ``value``, a piece of the parse tree; CTE names are in
+    scope below the node that defines them."""
+    if isinstance(value, list):
+        for item in value:
+            yield from _problems(item, views, ctes)
+        return
+    if not isinstance(value, dict):
+        return
+    kind = value.get("type")
+    if "class" in value:
+        yield from _expression_problems(value)
+    elif isinstance(kind, str) and kind.endswith("_NODE"):
+        if kind not in QUERY_NODES:
+            yield f"{kind.lower().removesuffix('_node')} is not allowed in a query"
+        ctes = ctes | _ctes(value)
+    elif "sample" in value and "query_location" in value:  # a relation (TableRef)
+        yield from _relation_problems(value, views, ctes)
+        if kind == "TABLE_FUNCTION":  # its name was checked; walk its arguments only
+            yield from _problems(value["function"].get("children", []), views, ctes)
+            return
+    for child in value.values():
+        yield from _problems(child, views, ctes)
+
+
+def _expression_problems(expression: dict) -> Iterator[str]:
+    kind = expression["class"]
+    if kind not in EXPRESSION_CLASSES:
+        yield f"{kind.lower()} expressions are not allowed"
+    name = expression.get("function_name")
+    if kind in ("FUNCTION", "WINDOW") and name.lower() not in allowed_functions():
+        yield f"function {name} is not available to queries"
+
+
+def _relation_problems(
+    relation: dict, views: frozenset[str], ctes: frozenset[str]
+) -> Iterator[str]:
+    kind = relation["type"]
+    if kind == "SHOW_REF":
+        if relation.get("query") is None and relation.get("table_name") not in SHOW_TABLES:
+            yield "only SHOW TABLES, DESCRIBE and SUMMARIZE of a query or view are allowed"
+        return
+    if kind not in RELATIONS:
+        yield f"{kind.lower()} relations are not allowed"
+    elif kind == "BASE_TABLE":
+        name = relation["table_name"]
+        qualified = relation.get("schema_name") or relation.get("catalog_name")
+        if qualified or name.lower() not in views | ctes:
+            yield f"{name!r} is not a table: query {', '.join(sorted(views))}"
+    elif kind == "TABLE_FUNCTION":
+        name = relation["function"].get("function_name", "")
+        if name.lower() not in TABLE_FUNCTIONS:
+            yield f"table function {name} is not available to queries"
