@@ -82,16 +82,18 @@ LAMBDA_UNZIPPED_LIMIT_BYTES = 250 * 1024 * 1024
 def pinned_requirements(
     names: Iterable[str], pyproject: Path = PROJECT_ROOT / "pyproject.toml"
 ) -> list[str]:
-    """The requirement lines for ``names`` as pinned in pyproject.toml (base and ``lake``), so a
-    version bump there reaches the Lambdas without a second list to keep in step."""
+    """The requirement lines for ``names`` as pinned in pyproject.toml (base, ``lake`` and
+    ``aws``), so a version bump there reaches the Lambdas without a second list to keep in step."""
     project = tomllib.loads(pyproject.read_text())["project"]
+    extras = project["optional-dependencies"]
     pins = {
         _canonical(re.split(r"[\[=<>!~ ;]", requirement, maxsplit=1)[0]): requirement
-        for requirement in [*project["dependencies"], *project["optional-dependencies"]["lake"]]
+        for requirement in [*project["dependencies"], *extras["lake"], *extras["aws"]]
+        if not requirement.startswith("blocklake")
     }
     missing = [name for name in names if _canonical(name) not in pins]
     if missing:
-        raise KeyError(f"not pinned in pyproject.toml (dependencies or lake extra): {missing}")
+        raise KeyError(f"not pinned in pyproject.toml (dependencies, lake or aws): {missing}")
     return sorted(pins[_canonical(name)] for name in names)
 
 

@@ -29,11 +29,10 @@ class StackSettings:
     tenant_retention: Mapping[str, Retention] = field(default_factory=dict)
     """Per-tenant overrides, applied to ``raw/tenant=T/`` and ``tables/*/tenant=T/``."""
     athena_bytes_scanned_per_query: int = 10 * 1024**3
-    reserved_concurrency: Mapping[str, int] = field(
-        default_factory=lambda: {"ingest": 20, "etl": 10, "query": 10}
-    )
-    """Caps cost and protects the database; set to {} in an account whose concurrency quota is
-    below 100 plus their sum (Lambda keeps 100 unreserved), such as a brand-new account."""
+    reserved_concurrency: Mapping[str, int] = field(default_factory=dict)
+    """Per function (``ingest``, ``etl``, ``query``): caps cost and database load. None by
+    default: Lambda refuses a reservation that leaves fewer than 100 unreserved executions (10
+    in a new account whose quota is 10), so a first deploy must not depend on the quota."""
     database_max_capacity: float = 4
     alarm_email: str | None = None
 

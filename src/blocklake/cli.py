@@ -128,6 +128,30 @@ def query(
 
 
 @app.command()
+def smoke(
+    endpoint: Annotated[
+        str, typer.Option(envvar="BLOCKLAKE_ENDPOINT", help="API URL (the stack's ApiUrl).")
+    ] = "http://127.0.0.1:8787",
+    api_key: Annotated[
+        str, typer.Option(envvar="BLOCKLAKE_API_KEY", help="An API key of the tenant to test.")
+    ] = DEFAULT_KEY,
+    engine: Annotated[
+        list[str], typer.Option(help="Engine to check the counts on (repeatable).")
+    ] = ["duckdb"],  # noqa: B006 (typer reads the default, never mutates it)
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for each step.")] = 120.0,
+) -> None:
+    """Check a running blocklake end to end: record through the SDK, wait until queryable,
+    check every count, time a query per engine."""
+    from blocklake.smoke import SmokeFailed, run_smoke
+
+    try:
+        run_smoke(endpoint, api_key, engines=tuple(engine), timeout_s=timeout, say=console.print)
+    except SmokeFailed as error:
+        console.print(f"[red]smoke test failed[/]: {error}")
+        raise typer.Exit(1) from None
+
+
+@app.command()
 def demo(
     data_dir: Annotated[
         Path | None, typer.Option(help="Keep the lake here (default: a temporary directory).")

@@ -28,7 +28,8 @@ def assets() -> dict[str, Path]:
 def test_asset_fits_lambda_unzipped_limit(assets, function) -> None:
     size = directory_size(assets[function])
     print(f"{function}: {size / 2**20:.1f} MiB unzipped")
-    assert size < LAMBDA_UNZIPPED_LIMIT_BYTES
+    # A margin for what the runtime adds and for the next dependency: fail before AWS does.
+    assert size < LAMBDA_UNZIPPED_LIMIT_BYTES - 20 * 2**20
 
 
 @pytest.mark.parametrize("function", list(FUNCTION_DEPENDENCIES))

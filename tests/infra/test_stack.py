@@ -134,11 +134,31 @@ def test_lake_functions_send_traces_to_xray(template, folder) -> None:
     assert all_actions(role_statements(template, folder)) >= XRAY
 
 
-def test_api_functions_have_reserved_concurrency_and_fit_the_gateway_timeout(template) -> None:
+def test_api_functions_fit_the_gateway_timeout_and_reserve_nothing_by_default(template) -> None:
+    """A new account's concurrency quota can be 10, of which Lambda keeps all unreserved."""
+    for folder in ("ingest", "etl", "query"):
+        function = template["Resources"][function_id(template, folder)]["Properties"]
+        assert "ReservedConcurrentExecutions" not in function
     for folder in ("ingest", "query"):
         function = template["Resources"][function_id(template, folder)]["Properties"]
-        assert function["ReservedConcurrentExecutions"] > 0
         assert function["Timeout"] < 30
+
+
+def test_reserved_concurrency_is_set_when_configured(tmp_path) -> None:
+    from aws_cdk.assertions import Template
+
+    from infra.application import build_app
+
+    context = {"blocklake:reserved_concurrency": '{"ingest": 20, "query": 5}'}
+    _app, stack = build_app(outdir=str(tmp_path), context=context)
+    template = Template.from_stack(stack).to_json()
+    reserved = {
+        folder: template["Resources"][function_id(template, folder)]["Properties"].get(
+            "ReservedConcurrentExecutions"
+        )
+        for folder in ("ingest", "etl", "query")
+    }
+    assert reserved == {"ingest": 20, "etl": None, "query": 5}
 
 
 def test_routes_go_to_their_functions_behind_the_api_key_authorizer(template) -> None:

@@ -6,11 +6,11 @@ from collections.abc import Callable
 
 from blocklake.config import Settings
 from blocklake.stores.blobs import BlobStore, LocalBlobStore
-from blocklake.stores.data_api import DataApiExecutor
 from blocklake.stores.metadata import SqlMetadataStore
-from blocklake.stores.postgres import PsycopgExecutor
-from blocklake.stores.s3 import S3BlobStore
 from blocklake.stores.sql import SqlExecutor, SqliteExecutor
+
+# The AWS and PostgreSQL adapters are imported when configured: the local lake installs neither
+# boto3 nor psycopg (extras ``aws`` and ``postgres`` in pyproject.toml).
 
 
 def sql_executor(settings: Settings) -> SqlExecutor:
@@ -18,6 +18,8 @@ def sql_executor(settings: Settings) -> SqlExecutor:
     if settings.db_cluster_arn is not None:
         if settings.db_secret_arn is None:
             raise ValueError("BLOCKLAKE_DB_CLUSTER_ARN needs BLOCKLAKE_DB_SECRET_ARN as well")
+        from blocklake.stores.data_api import DataApiExecutor
+
         return DataApiExecutor(settings.db_cluster_arn, settings.db_secret_arn, settings.db_name)
     url = settings.metadata_url
     if url is None:
@@ -25,6 +27,8 @@ def sql_executor(settings: Settings) -> SqlExecutor:
     if url.startswith("sqlite:///"):
         return SqliteExecutor(url.removeprefix("sqlite:///"))
     if url.startswith(("postgresql://", "postgres://")):
+        from blocklake.stores.postgres import PsycopgExecutor
+
         return PsycopgExecutor(url)
     raise ValueError(
         f"BLOCKLAKE_METADATA_URL: unsupported {url!r} "
@@ -38,5 +42,7 @@ def metadata_store(settings: Settings) -> SqlMetadataStore:
 
 def blob_store(settings: Settings, on_created: Callable[[str], None] | None = None) -> BlobStore:
     if settings.bucket is not None:
+        from blocklake.stores.s3 import S3BlobStore
+
         return S3BlobStore(settings.bucket, on_created=on_created)
     return LocalBlobStore(settings.data_dir, on_created=on_created)
