@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import CfnOutput, Duration, Fn, Stack
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
@@ -163,6 +163,21 @@ class BlocklakeStack(Stack):
         outputs = {
             "ApiUrl": (api.url, "endpoint for blocklake.sdk.init(endpoint=...) and the CLI"),
             "ApiKeysSecretArn": (api.api_keys.secret_arn, 'API keys: {"<sha256 hex>": "<tenant>"}'),
+            "CreateApiKey": (
+                Fn.join(
+                    "",
+                    [
+                        "blocklake api-key --secret-arn ",
+                        api.api_keys.secret_arn,
+                        " --tenant <tenant>",
+                    ],
+                ),
+                "run this to create the first API key",
+            ),
+            "SmokeTest": (
+                Fn.join("", ["blocklake smoke --endpoint ", api.url, " --api-key <key>"]),
+                "run this next: records, waits until queryable, checks every count",
+            ),
             "BucketName": (bucket.bucket_name, "the lake: raw/ blocks and tables/ Parquet"),
             "GlueDatabase": (catalog.database_name, "Glue database of the lake tables"),
             "AthenaWorkgroup": (catalog.workgroup_name, "Athena workgroup (scan-limited)"),

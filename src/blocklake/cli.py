@@ -127,6 +127,28 @@ def query(
     )
 
 
+@app.command("api-key")
+def api_key_command(
+    secret_arn: Annotated[
+        str, typer.Option(help="The stack's ApiKeysSecretArn output.", show_default=False)
+    ],
+    tenant: Annotated[str, typer.Option(help="Tenant the key writes and reads as.")],
+) -> None:
+    """Create an API key for a tenant of a deployed blocklake and print it (shown only once)."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from blocklake.api_keys import create_api_key
+
+    try:
+        key = create_api_key(boto3.client("secretsmanager"), secret_arn, tenant)
+    except (ValueError, BotoCoreError, ClientError) as error:
+        console.print(f"[red]no key created[/]: {error}")
+        raise typer.Exit(1) from None
+    console.print(f"API key for tenant {tenant} (works within 5 minutes):")
+    print(key)
+
+
 @app.command()
 def smoke(
     endpoint: Annotated[

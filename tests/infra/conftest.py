@@ -24,3 +24,9 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory):
     app, stack = build_app(outdir=str(tmp_path_factory.mktemp("cdk.out")))
     app.synth()
     return stack, Template.from_stack(stack).to_json()
+
+
+@pytest.fixture(scope="module")
+def template(synthesized) -> dict:
+    """The synthesized stack's CloudFormation template, as a dict."""
+    return synthesized[1]

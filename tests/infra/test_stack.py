@@ -69,11 +69,6 @@ def all_actions(statements: list[dict]) -> set[str]:
     return {action for s in statements for action in as_list(s["Action"])}
 
 
-@pytest.fixture(scope="module")
-def template(synthesized) -> dict:
-    return synthesized[1]
-
-
 def test_the_lake_bucket_is_encrypted_private_and_tls_only(template) -> None:
     (bucket,) = properties(template, "AWS::S3::Bucket")
     encryption = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
@@ -267,7 +262,11 @@ def test_outputs_name_what_a_user_needs(template) -> None:
         "AthenaWorkgroup",
         "ClusterArn",
         "DatabaseSecretArn",
+        "CreateApiKey",
+        "SmokeTest",
     } <= set(template["Outputs"])
+    command = json.dumps(template["Outputs"]["CreateApiKey"]["Value"])
+    assert "blocklake api-key --secret-arn " in command and "--tenant <tenant>" in command
 
 
 def test_migrations_rerun_when_a_migration_file_changes(template) -> None:
