@@ -1,4 +1,4 @@
-"""DuckDB over the tenant's Parquet files: one in-memory database per query, locked down.
+"""DuckDB over the tenant's Parquet files: one database in one process per query, locked down.
 
 Walls between a tenant's SQL and everything else, each enough alone for what it guards:
 
@@ -6,34 +6,30 @@ Walls between a tenant's SQL and everything else, each enough alone for what it 
    (``blocklake.query.duckdb_sql``): one query, over the lake's views, calling only functions
    that read no file, run no SQL text and show no setting.
 2. The database holds only this tenant's read access: its views read the files of the tenant's
-   partitions that overlap the time range (listed through the blob store, so a local directory
-   and S3 work alike), then ``allowed_paths`` is set to exactly those files, external access is
-   turned off and the configuration locked. A path with ``..``, ``//``, ``%2E``, a glob or a
-   symlink names no listed file, whatever DuckDB would make of it. On S3 its credentials are the
-   tenant's own, scoped by a session policy (``blocklake.query.duckdb_s3``).
-3. Limits (``QueryLimits``): ``memory_limit``, ``threads``, spill size and a temporary directory
-   of its own (outside every tenant's files, removed afterwards), a wall-clock timeout that
-   interrupts the query, and caps on rows and result bytes enforced while the result streams.
+   partitions that overlap the time range (listed here, through the blob store, so a local
+   directory and S3 work alike), and it may open exactly those files and nothing else
+   (``blocklake.query.duckdb_sandbox``): a path with ``..``, ``//``, ``%2E``, a glob or a
+   symlink names no listed file, whatever DuckDB would make of it. On S3 its credentials are
+   the tenant's own, scoped by a session policy (``blocklake.query.duckdb_s3``).
+3. Limits (``QueryLimits``): the query runs in a process of its own with a capped address
+   space, ``memory_limit``, ``threads``, spill size and a temporary directory of its own
+   (outside every tenant's files, removed afterwards), a wall-clock timeout (DuckDB's interrupt,
+   then a kill), and caps on rows and result bytes enforced while the result streams.
 
 Error messages name neither the lake's root nor the temporary directory.
 """
 
 from __future__ import annotations
 
-import re
 import shutil
 import tempfile
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-
-import duckdb
-import pyarrow as pa
 
 from blocklake.config import QueryLimits, Settings
 from blocklake.errors import ClientError
 from blocklake.format.schema import tables
-from blocklake.format.tables import arrow_schema
+from blocklake.query.duckdb_sandbox import QueryPlan, View, run_isolated
 from blocklake.query.duckdb_sql import check_query
 from blocklake.query.engine import QueryRequest, QueryResult
 from blocklake.stores.blobs import BlobStore
@@ -51,38 +47,12 @@ TIME_FILTERS = {
 
 PARTITION_SLACK = timedelta(hours=1)
 """A block lands in the partition of its begin time, so its rows may run into the next hour."""
-BATCH_ROWS = 2048
-"""Rows per streamed result batch: the granularity of the row and byte caps."""
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def _timestamp_literal(time_ns: int) -> str:
     moment = datetime.fromtimestamp(time_ns // 1_000_000_000, UTC)
     micros = (time_ns % 1_000_000_000) // 1000
     return f"TIMESTAMPTZ '{moment:%Y-%m-%d %H:%M:%S}.{micros:06d}+00'"
-
-
-def _error_for(error: duckdb.Error, timed_out: bool, limits: QueryLimits) -> ClientError:
-    """Whose fault and which limit: 400 for the query, 504 when the query ran out of time,
-    502 when the lake could not be read."""
-    if timed_out:
-        return ClientError(
-            504,
-            "query_timeout",
-            f"the query ran longer than {limits.timeout_s:g} s and was stopped",
-        )
-    if isinstance(error, duckdb.OutOfMemoryException):
-        return ClientError(
-            400,
-            "query_memory_limit",
-            f"the query needs more than {limits.memory_mb} MB of memory and "
-            f"{limits.temp_mb} MB of spill space: aggregate more, or narrow the time range",
-        )
-    if isinstance(error, duckdb.HTTPException | duckdb.IOException) and not isinstance(
-        error, duckdb.PermissionException
-    ):
-        return ClientError(502, "lake_unavailable", "the lake's files could not be read")
-    return ClientError(400, "query_failed", _ANSI.sub("", str(error)))
 
 
 class DuckDbEngine:
@@ -143,63 +113,29 @@ class DuckDbEngine:
             keys = [key for key, hour in hours if hour and after < hour <= last]
         return [self.blobs.url(key) for key in live_files(self.blobs, keys)]
 
-    def _view(
-        self,
-        connection: duckdb.DuckDBPyConnection,
-        table: str,
-        files: list[str],
-        request: QueryRequest,
-    ) -> None:
-        if files:
-            listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-            source = f"read_parquet([{listed}], union_by_name = true)"
-        else:
-            connection.register(f"_empty_{table}", arrow_schema(table).empty_table())
-            source = f"_empty_{table}"
-        columns = ", ".join(f'"{name}"' for name in arrow_schema(table).names)
-        where = TIME_FILTERS.get(table)
-        condition = ""
-        if where:
-            condition = " WHERE " + where.replace(
-                "$begin", _timestamp_literal(request.begin_ns)
-            ).replace("$end", _timestamp_literal(request.end_ns))
-        connection.execute(f'CREATE VIEW "{table}" AS SELECT {columns} FROM {source}{condition}')
-
-    def _connect(self, temp_dir: str) -> duckdb.DuckDBPyConnection:
-        limits = self.limits
-        return duckdb.connect(
-            ":memory:",
-            config={
-                "memory_limit": f"{limits.memory_mb}MB",
-                "threads": str(limits.threads),
-                "temp_directory": temp_dir,
-                "max_temp_directory_size": f"{limits.temp_mb}MB",
-                "autoinstall_known_extensions": "false",
-                "autoload_known_extensions": "false",
-                **self.config,
-            },
+    def _condition(self, table: str, request: QueryRequest) -> str:
+        where = TIME_FILTERS.get(table, "")
+        return where.replace("$begin", _timestamp_literal(request.begin_ns)).replace(
+            "$end", _timestamp_literal(request.end_ns)
         )
 
     def run(self, request: QueryRequest) -> QueryResult:
         check_query(request.sql, frozenset(tables()))
         temp_dir = tempfile.mkdtemp(prefix="blocklake-query-")
         try:
-            connection = self._connect(temp_dir)
-            try:
-                for statement in self.connection_setup(request.tenant):
-                    connection.execute(statement)
-                readable = []
-                for table in tables():
-                    files = self._files(table, request)
-                    self._view(connection, table, files, request)
-                    readable += files
-                connection.execute("SET allowed_directories = []")
-                connection.execute("SET allowed_paths = $paths", {"paths": readable})
-                connection.execute("SET enable_external_access = false")
-                connection.execute("SET lock_configuration = true")
-                return self._run_limited(connection, request)
-            finally:
-                connection.close()
+            plan = QueryPlan(
+                sql=request.sql,
+                max_rows=request.max_rows,
+                limits=self.limits,
+                temp_dir=temp_dir,
+                views=[
+                    View(table, self._files(table, request), self._condition(table, request))
+                    for table in tables()
+                ],
+                setup=self.connection_setup(request.tenant),
+                config=self.config,
+            )
+            return run_isolated(plan)
         except ClientError as error:
             message = self._scrub(error.message, temp_dir)
             raise ClientError(error.status, error.code, message, error.headers) from None
@@ -209,45 +145,3 @@ class DuckDbEngine:
     def _scrub(self, message: str, temp_dir: str) -> str:
         """The message without the lake's root or the temporary directory."""
         return message.replace(temp_dir, "<temp>").replace(self._root, "")
-
-    def _run_limited(
-        self, connection: duckdb.DuckDBPyConnection, request: QueryRequest
-    ) -> QueryResult:
-        timed_out = threading.Event()
-
-        def interrupt() -> None:
-            timed_out.set()
-            connection.interrupt()
-
-        timer = threading.Timer(self.limits.timeout_s, interrupt)
-        timer.start()
-        try:
-            relation = connection.sql(request.sql)
-            columns = list(zip(relation.columns, [str(t) for t in relation.types], strict=True))
-            reader = relation.limit(request.max_rows + 1).to_arrow_reader(BATCH_ROWS)
-            table, truncated_by = self._collect(reader, request.max_rows)
-        except duckdb.Error as error:
-            raise _error_for(error, timed_out.is_set(), self.limits) from None
-        finally:
-            timer.cancel()
-        return QueryResult(columns, table, truncated_by)
-
-    def _collect(self, reader: pa.RecordBatchReader, max_rows: int) -> tuple[pa.Table, str | None]:
-        """Batches until ``max_rows`` rows or ``max_result_bytes`` bytes (Arrow), whichever
-        comes first; the limit reached, if any."""
-        batches: list[pa.RecordBatch] = []
-        rows = size = 0
-        truncated_by = None
-        for batch in reader:
-            room = self.limits.max_result_bytes - size
-            if batch.nbytes > room:  # keep the rows that fit, at the batch's average row size
-                batches.append(batch.slice(0, batch.num_rows * room // batch.nbytes))
-                truncated_by = "max_result_bytes"
-                break
-            batches.append(batch)
-            size += batch.nbytes
-            rows += batch.num_rows
-            if rows > max_rows:
-                truncated_by = "max_rows"
-                break
-        return pa.Table.from_batches(batches, reader.schema).slice(0, max_rows), truncated_by

@@ -21,6 +21,7 @@ locked (``blocklake.query.duckdb_engine``).
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from functools import cache
@@ -93,6 +94,7 @@ UNLISTED_FUNCTIONS = frozenset(
 SHOW_TABLES = frozenset({'"tables"'})
 """``SHOW TABLES`` (the views of the lake, by name)."""
 
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _parser_lock = threading.Lock()
 
 
@@ -104,16 +106,53 @@ def _parser() -> duckdb.DuckDBPyConnection:
 
 @cache
 def allowed_functions() -> frozenset[str]:
-    """Lower-case names of the scalar, aggregate and window functions a query may call."""
+    """Lower-case names of the scalar, aggregate and window functions a query may call.
+
+    A built-in macro is SQL too (``pg_get_viewdef`` reads ``duckdb_views()``): one whose body
+    would be refused, or calls a function that is, is refused itself, to a fixed point.
+    """
     rows = (
         _parser()
         .execute(
-            "SELECT DISTINCT lower(function_name) FROM duckdb_functions() "
+            "SELECT lower(function_name), function_type, macro_definition FROM duckdb_functions() "
             "WHERE function_type IN ('scalar', 'aggregate', 'macro')"
         )
         .fetchall()
     )
-    return frozenset(name for (name,) in rows) - DENIED_FUNCTIONS | UNLISTED_FUNCTIONS
+    allowed = {name for name, _, _ in rows} - DENIED_FUNCTIONS | UNLISTED_FUNCTIONS
+    macros = [(name, body) for name, kind, body in rows if kind == "macro" and body]
+    changed = True
+    while changed:
+        changed = False
+        for name, body in macros:
+            if name in allowed and _body_refused(body, frozenset(allowed)):
+                allowed.discard(name)
+                changed = True
+    return frozenset(allowed)
+
+
+def _body_refused(body: str, functions: frozenset[str]) -> bool:
+    try:
+        statements = parse_tree(f"SELECT {body}")["statements"]
+    except ClientError:
+        return True
+    return any(True for _ in _problems(statements, frozenset(), frozenset(), functions))
+
+
+@cache
+def catalog_names() -> frozenset[str]:
+    """Lower-case names of every table, view and function a fresh DuckDB has (``pg_settings``,
+    ``duckdb_views``, ``sqlite_master``...): no CTE may take one, lest a reference that the CTE
+    does not cover reach the real one."""
+    rows = (
+        _parser()
+        .execute(
+            "SELECT lower(view_name) FROM duckdb_views() UNION SELECT lower(table_name) "
+            "FROM duckdb_tables() UNION SELECT lower(function_name) FROM duckdb_functions()"
+        )
+        .fetchall()
+    )
+    return frozenset(name for (name,) in rows)
 
 
 def parse_tree(sql: str) -> dict:
@@ -135,46 +174,67 @@ def check_query(sql: str, views: frozenset[str]) -> None:
     statements = parse_tree(sql)["statements"]
     if len(statements) != 1:
         raise ClientError(400, "invalid_sql", f"expected one statement, got {len(statements)}")
-    for problem in _problems(statements[0]["node"], views, frozenset()):
+    problems = _problems(statements[0]["node"], views, frozenset(), allowed_functions())
+    for problem in problems:
         raise ClientError(400, "not_allowed", problem)
 
 
-def _ctes(node: dict) -> frozenset[str]:
-    cte_map = node.get("cte_map") or {}
-    return frozenset(entry["key"].lower() for entry in cte_map.get("map", []))
+def _cte_problems(
+    node: dict, views: frozenset[str], ctes: frozenset[str], functions: frozenset[str]
+) -> Iterator[str | frozenset[str]]:
+    """The problems of a node's CTEs, each walked with the names DuckDB resolves to CTEs in its
+    body (those defined before it, and itself when recursive); then, last, every CTE name the
+    rest of the node sees."""
+    for entry in (node.get("cte_map") or {}).get("map", []):
+        name = entry["key"]
+        if not IDENTIFIER.match(name) or name.lower() in catalog_names() | views:
+            yield f"a CTE may not be named {name!r}: choose a name no table or function has"
+        recursive = entry["value"]["query"]["node"]["type"] == "RECURSIVE_CTE_NODE"
+        own = frozenset({name.lower()}) if recursive else frozenset()
+        yield from _problems(entry["value"], views, ctes | own, functions)
+        ctes = ctes | {name.lower()}
+    yield ctes
 
 
-def _problems(value: object, views: frozenset[str], ctes: frozenset[str]) -> Iterator[str]:
-    """Every reason to refuse found in ``value``, a piece of the parse tree; CTE names are in
-    scope below the node that defines them."""
+def _problems(
+    value: object, views: frozenset[str], ctes: frozenset[str], functions: frozenset[str]
+) -> Iterator[str]:
+    """Every reason to refuse found in ``value``, a piece of the parse tree; ``ctes`` are the
+    CTE names in scope there."""
     if isinstance(value, list):
         for item in value:
-            yield from _problems(item, views, ctes)
+            yield from _problems(item, views, ctes, functions)
         return
     if not isinstance(value, dict):
         return
     kind = value.get("type")
+    children = value
     if "class" in value:
-        yield from _expression_problems(value)
+        yield from _expression_problems(value, functions)
     elif isinstance(kind, str) and kind.endswith("_NODE"):
         if kind not in QUERY_NODES:
             yield f"{kind.lower().removesuffix('_node')} is not allowed in a query"
-        ctes = ctes | _ctes(value)
+        for found in _cte_problems(value, views, ctes, functions):
+            if isinstance(found, str):
+                yield found
+            else:
+                ctes = found
+        children = {key: child for key, child in value.items() if key != "cte_map"}
     elif "sample" in value and "query_location" in value:  # a relation (TableRef)
         yield from _relation_problems(value, views, ctes)
         if kind == "TABLE_FUNCTION":  # its name was checked; walk its arguments only
-            yield from _problems(value["function"].get("children", []), views, ctes)
+            yield from _problems(value["function"].get("children", []), views, ctes, functions)
             return
-    for child in value.values():
-        yield from _problems(child, views, ctes)
+    for child in children.values():
+        yield from _problems(child, views, ctes, functions)
 
 
-def _expression_problems(expression: dict) -> Iterator[str]:
+def _expression_problems(expression: dict, functions: frozenset[str]) -> Iterator[str]:
     kind = expression["class"]
     if kind not in EXPRESSION_CLASSES:
         yield f"{kind.lower()} expressions are not allowed"
     name = expression.get("function_name")
-    if kind in ("FUNCTION", "WINDOW") and name.lower() not in allowed_functions():
+    if kind in ("FUNCTION", "WINDOW") and name.lower() not in functions:
         yield f"function {name} is not available to queries"
 
 

@@ -72,8 +72,12 @@ def _json_value(value: object) -> object:
     if isinstance(value, datetime.timedelta):
         return value.total_seconds()
     if isinstance(value, decimal.Decimal):
-        # Integers stay exact (HUGEINT sums); fractions become the nearest double.
-        return int(value) if value == value.to_integral_value() else float(value)
+        # Integers stay exact (HUGEINT sums); a fraction is a number when a double holds it
+        # exactly, else its digits as a string.
+        if value == value.to_integral_value():
+            return int(value)
+        nearest = float(value)
+        return nearest if decimal.Decimal(repr(nearest)) == value else str(value)
     if isinstance(value, bytes):
         return base64.b64encode(value).decode()
     return str(value)
@@ -86,13 +90,19 @@ def _plain(value: object) -> object:
     if isinstance(value, pa.MonthDayNano):  # an INTERVAL: its three parts, as SQL keeps them
         return {"months": value.months, "days": value.days, "nanoseconds": value.nanoseconds}
     if isinstance(value, list):
-        pairs = value and all(isinstance(v, tuple) and len(v) == 2 for v in value)
-        if pairs and all(isinstance(k, str | int | float | bool) for k, _ in value):
-            return {k: _plain(v) for k, v in value}  # a map
+        if value and all(isinstance(v, tuple) and len(v) == 2 for v in value):  # a map
+            return {_key(k): _plain(v) for k, v in value}
         return [_plain(v) for v in value]
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     return value
+
+
+def _key(key: object) -> str:
+    """A map key as a JSON object key: strings as they are, anything else as its JSON text."""
+    if isinstance(key, str):
+        return key
+    return json.dumps(_plain(key), default=_json_value).strip('"')
 
 
 def _column_values(column: pa.ChunkedArray) -> list[object]:
@@ -100,19 +110,20 @@ def _column_values(column: pa.ChunkedArray) -> list[object]:
     timestamps, years past 9999) become text: ``"infinity"``, ``"-infinity"``, or Arrow's."""
     try:
         return column.to_pylist()
-    except (OverflowError, ValueError):
+    except (OverflowError, ValueError, pa.ArrowException):
         values: list[object] = []
         for chunk in column.chunks:
             for index, scalar in enumerate(chunk):
                 try:
                     values.append(scalar.as_py())
-                except (OverflowError, ValueError):
+                except (OverflowError, ValueError, pa.ArrowException):
                     values.append(_out_of_range(chunk.slice(index, 1)))
         return values
 
 
 def _out_of_range(value: pa.Array) -> str | None:
-    """Text for the one value of ``value`` that Python cannot hold."""
+    """Text for the one value of ``value`` that Python cannot hold; None when Arrow has no text
+    for it either (a list holding such a value)."""
     if pa.types.is_temporal(value.type):
         raw = value.view(pa.int32() if value.type.bit_width == 32 else pa.int64())[0].as_py()
         if abs(raw) in (2**31 - 1, 2**63 - 1):  # DuckDB's ±infinity
@@ -138,15 +149,17 @@ def to_json(result: QueryResult, max_bytes: int) -> str:
         "columns": [{"name": name, "type": sql_type} for name, sql_type in result.columns],
     }
     budget = max_bytes - len(json.dumps(head)) - 100
-    rows, size, truncated_by = [], 0, result.truncated_by
+    rows: list[str] = []
+    size, full, truncated_by = 0, False, result.truncated_by
     for start in range(0, result.table.num_rows, SLICE_ROWS):
         for row in _rows_json(result.table.slice(start, SLICE_ROWS)):
             size += len(row.encode()) + 1
-            if size > budget:
+            full = size > budget
+            if full:
                 truncated_by = "max_result_bytes"
                 break
             rows.append(row)
-        if truncated_by == "max_result_bytes":
+        if full:
             break
     tail = json.dumps(
         {
@@ -195,12 +208,26 @@ def to_bytes(result: QueryResult, output: str, max_bytes: int) -> tuple[bytes, s
 
 
 def _csv_ready(table: pa.Table) -> pa.Table:
-    """Nested columns (maps, lists, structs), which CSV cannot hold, as JSON text."""
+    """Columns CSV cannot hold as they are, as text: nested values (maps, lists, structs) and
+    intervals as JSON, dates and times Python cannot hold as ``_column_values`` gives them."""
     for index, field in enumerate(table.schema):
-        if pa.types.is_nested(field.type):
+        column = table.column(index)
+        if pa.types.is_nested(field.type) or pa.types.is_interval(field.type):
             text = [
                 None if value is None else json.dumps(_plain(value), default=_json_value)
-                for value in _column_values(table.column(index))
+                for value in _column_values(column)
             ]
-            table = table.set_column(index, field.name, pa.array(text, pa.string()))
+        elif pa.types.is_temporal(field.type) and _has_out_of_range(column):
+            text = [None if v is None else _json_value(v) for v in _column_values(column)]
+        else:
+            continue
+        table = table.set_column(index, field.name, pa.array(text, pa.string()))
     return table
+
+
+def _has_out_of_range(column: pa.ChunkedArray) -> bool:
+    try:
+        column.to_pylist()
+    except (OverflowError, ValueError):
+        return True
+    return False

@@ -1,0 +1,274 @@
+"""One query, one DuckDB database, one process: what runs a tenant's checked SQL.
+
+``run_isolated(plan)`` runs ``execute(plan)`` in a child process forked from a forkserver that
+has DuckDB and pyarrow loaded (a few milliseconds per query), so that nothing one query does can
+take the server with it:
+
+- its address space is capped (``RLIMIT_AS`` at ``memory_mb + CHILD_OVERHEAD_MB``): allocations
+  DuckDB's buffer manager does not track (a scalar function building a 4 GB list or string)
+  fail inside DuckDB as ``OutOfMemoryException``, answered 400 ``query_memory_limit``;
+- it is killed ``KILL_GRACE_S`` after its timeout if DuckDB's own interrupt has not stopped it
+  (a single function call, such as ``levenshtein`` of two long strings, cannot be interrupted);
+- a crash or an out-of-memory kill ends the child, not the server.
+
+Inside the child, ``execute`` builds the views over the plan's files, then sets ``allowed_paths``
+to exactly those files, turns external access off and locks the configuration before the user's
+SQL runs, with DuckDB's ``memory_limit``, ``threads``, spill size and temporary directory set
+from the plan's limits, and rows and bytes capped while the result streams.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import re
+import resource
+import threading
+from dataclasses import dataclass, field
+from functools import cache
+
+import duckdb
+import pyarrow as pa
+
+from blocklake.config import QueryLimits
+from blocklake.errors import ClientError
+from blocklake.format.tables import arrow_schema
+from blocklake.query.engine import QueryResult
+
+BATCH_ROWS = 2048
+"""Rows per streamed result batch: the granularity of the row and byte caps."""
+CHILD_OVERHEAD_MB = 1024
+"""Address space of a query's process beyond DuckDB's ``memory_limit``: the interpreter,
+pyarrow, DuckDB's threads and the result (measured: 0.7 GB peak virtual size with 2 threads)."""
+KILL_GRACE_S = 2.0
+"""How long past its timeout a query's process may take to stop on its own before it is killed."""
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+AS_TEXT = re.compile(r"\b(UHUGEINT|VARIANT|BIT|BIGNUM|GEOMETRY|TIME WITH TIME ZONE)\b")
+"""Types Arrow cannot carry (``VARIANT``), or carries wrongly (``UHUGEINT`` past 2^127 turns
+negative in ``decimal128``; ``TIMETZ`` loses its offset)."""
+
+
+@dataclass(frozen=True)
+class View:
+    table: str
+    files: list[str]
+    """Files (paths or ``s3://`` URLs) holding the table's rows for the query."""
+    condition: str = ""
+    """A ``WHERE`` condition keeping the query's time range, or empty."""
+
+
+@dataclass(frozen=True)
+class QueryPlan:
+    """Everything the child needs, decided by the parent: it lists nothing and holds no
+    credentials but those in ``setup``."""
+
+    sql: str
+    max_rows: int
+    limits: QueryLimits
+    temp_dir: str
+    views: list[View]
+    setup: tuple[str, ...] = ()
+    """Statements run first, before the lock-down (loading httpfs, the tenant's S3 secret)."""
+    config: dict[str, str] = field(default_factory=dict)
+    """``duckdb.connect`` options besides the limits."""
+
+
+def _error_for(error: duckdb.Error, timed_out: bool, limits: QueryLimits) -> ClientError:
+    """Whose fault and which limit: 400 for the query, 504 when it ran out of time, 502 when
+    the lake could not be read."""
+    if timed_out:
+        return _timeout(limits)
+    if isinstance(error, duckdb.OutOfMemoryException):
+        return _out_of_memory(limits)
+    if isinstance(error, duckdb.HTTPException | duckdb.IOException) and not isinstance(
+        error, duckdb.PermissionException
+    ):
+        return ClientError(502, "lake_unavailable", "the lake's files could not be read")
+    return ClientError(400, "query_failed", _ANSI.sub("", str(error)))
+
+
+def _timeout(limits: QueryLimits) -> ClientError:
+    return ClientError(
+        504, "query_timeout", f"the query ran longer than {limits.timeout_s:g} s and was stopped"
+    )
+
+
+def _out_of_memory(limits: QueryLimits) -> ClientError:
+    return ClientError(
+        400,
+        "query_memory_limit",
+        f"the query needs more than {limits.memory_mb} MB of memory and {limits.temp_mb} MB "
+        "of spill space: aggregate more, or narrow the time range",
+    )
+
+
+def _connect(plan: QueryPlan) -> duckdb.DuckDBPyConnection:
+    limits = plan.limits
+    return duckdb.connect(
+        ":memory:",
+        config={
+            "memory_limit": f"{limits.memory_mb}MB",
+            "threads": str(limits.threads),
+            "temp_directory": plan.temp_dir,
+            "max_temp_directory_size": f"{limits.temp_mb}MB",
+            "autoinstall_known_extensions": "false",
+            "autoload_known_extensions": "false",
+            **plan.config,
+        },
+    )
+
+
+def _create_view(connection: duckdb.DuckDBPyConnection, view: View) -> None:
+    schema = arrow_schema(view.table)
+    if view.files:
+        listed = ", ".join("'" + f.replace("'", "''") + "'" for f in view.files)
+        columns = ", ".join(f'"{name}"' for name in schema.names)
+        source = f"SELECT {columns} FROM read_parquet([{listed}], union_by_name = true)"
+        where = f" WHERE {view.condition}" if view.condition else ""
+    else:  # typed columns and no rows, without a named table that SHOW TABLES would list
+        types = connection.from_arrow(schema.empty_table()).types
+        typed = ", ".join(
+            f'CAST(NULL AS {sql_type}) AS "{name}"'
+            for name, sql_type in zip(schema.names, types, strict=True)
+        )
+        source, where = f"SELECT {typed}", " WHERE false"
+    connection.execute(f'CREATE VIEW "{view.table}" AS {source}{where}')
+
+
+def execute(plan: QueryPlan) -> QueryResult:
+    """Runs the plan in this process (``run_isolated`` calls it in a child)."""
+    connection = _connect(plan)
+    try:
+        for statement in plan.setup:
+            connection.execute(statement)
+        for view in plan.views:
+            _create_view(connection, view)
+        readable = [file for view in plan.views for file in view.files]
+        connection.execute("SET allowed_directories = []")
+        connection.execute("SET allowed_paths = $paths", {"paths": readable})
+        connection.execute("SET enable_external_access = false")
+        connection.execute("SET lock_configuration = true")
+        return _run_limited(connection, plan)
+    finally:
+        connection.close()
+
+
+def _run_limited(connection: duckdb.DuckDBPyConnection, plan: QueryPlan) -> QueryResult:
+    timed_out = threading.Event()
+
+    def interrupt() -> None:
+        timed_out.set()
+        connection.interrupt()
+
+    timer = threading.Timer(plan.limits.timeout_s, interrupt)
+    timer.start()
+    try:
+        relation = connection.sql(plan.sql)
+        columns = list(zip(relation.columns, [str(t) for t in relation.types], strict=True))
+        relation = _arrow_ready(relation, columns)
+        reader = relation.limit(plan.max_rows + 1).to_arrow_reader(BATCH_ROWS)
+        table, truncated_by = _collect(reader, plan.max_rows, plan.limits.max_result_bytes)
+    except duckdb.Error as error:
+        raise _error_for(error, timed_out.is_set(), plan.limits) from None
+    finally:
+        timer.cancel()
+    return QueryResult(columns, table, truncated_by)
+
+
+def _arrow_ready(
+    relation: duckdb.DuckDBPyRelation, columns: list[tuple[str, str]]
+) -> duckdb.DuckDBPyRelation:
+    """The relation with each column Arrow cannot carry faithfully (``AS_TEXT``) cast to its
+    text, so every format gets the value DuckDB prints (and the column keeps its SQL type in
+    the answer's description)."""
+    if not any(AS_TEXT.search(sql_type) for _, sql_type in columns):
+        return relation
+    projected = []
+    for position, (name, sql_type) in enumerate(columns, start=1):
+        alias = '"' + name.replace('"', '""') + '"'
+        value = f"CAST(#{position} AS VARCHAR)" if AS_TEXT.search(sql_type) else f"#{position}"
+        projected.append(f"{value} AS {alias}")
+    return relation.project(", ".join(projected))
+
+
+def _collect(
+    reader: pa.RecordBatchReader, max_rows: int, max_bytes: int
+) -> tuple[pa.Table, str | None]:
+    """Batches until ``max_rows`` rows or ``max_bytes`` bytes (Arrow), whichever comes first;
+    the limit reached, if any."""
+    batches: list[pa.RecordBatch] = []
+    rows = size = 0
+    truncated_by = None
+    for batch in reader:
+        room = max_bytes - size
+        if batch.nbytes > room:  # keep the rows that fit, at the batch's average row size
+            batches.append(batch.slice(0, batch.num_rows * room // batch.nbytes))
+            truncated_by = "max_result_bytes"
+            break
+        batches.append(batch)
+        size += batch.nbytes
+        rows += batch.num_rows
+        if rows > max_rows:
+            truncated_by = "max_rows"
+            break
+    return pa.Table.from_batches(batches, reader.schema).slice(0, max_rows), truncated_by
+
+
+@cache
+def _context() -> multiprocessing.context.BaseContext:
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
+
+
+def _child(plan: QueryPlan, answer: multiprocessing.connection.Connection) -> None:
+    """The child's whole life: cap the address space, run the plan, send the outcome."""
+    cap = (plan.limits.memory_mb + CHILD_OVERHEAD_MB) * 2**20
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    try:
+        result = execute(plan)
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, result.table.schema) as writer:
+            writer.write_table(result.table)
+        answer.send(("ok", result.columns, sink.getvalue().to_pybytes(), result.truncated_by))
+    except ClientError as error:
+        answer.send(("error", error.status, error.code, error.message, error.headers))
+    except MemoryError:
+        error = _out_of_memory(plan.limits)
+        answer.send(("error", error.status, error.code, error.message, error.headers))
+    finally:
+        answer.close()
+
+
+def run_isolated(plan: QueryPlan) -> QueryResult:
+    """``execute(plan)`` in a child process of its own; ``ClientError`` as ``execute`` raises
+    them, 504 when the child had to be killed for time, 400 ``query_memory_limit`` when the
+    kernel killed it for memory, 500 ``query_crashed`` for any other death."""
+    context = _context()
+    receiving, sending = context.Pipe(duplex=False)
+    child = context.Process(target=_child, args=(plan, sending), daemon=True)
+    child.start()
+    sending.close()
+    try:
+        if not receiving.poll(plan.limits.timeout_s + KILL_GRACE_S):
+            child.kill()
+            raise _timeout(plan.limits)
+        try:
+            outcome = receiving.recv()
+        except EOFError:  # died without a word
+            child.join()
+            if child.exitcode == -9:  # the kernel's out-of-memory killer
+                raise _out_of_memory(plan.limits) from None
+            raise ClientError(
+                500, "query_crashed", "the query's process ended without an answer"
+            ) from None
+    finally:
+        receiving.close()
+        child.join(timeout=5)
+        if child.is_alive():
+            child.kill()
+            child.join()
+        child.close()
+    if outcome[0] == "error":
+        raise ClientError(*outcome[1:])
+    _, columns, ipc, truncated_by = outcome
+    return QueryResult(columns, pa.ipc.open_stream(ipc).read_all(), truncated_by)
