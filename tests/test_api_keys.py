@@ -38,6 +38,21 @@ def test_a_created_key_is_stored_as_its_digest_and_maps_to_its_tenant(secret) ->
     assert tenant_for_key(first, stored) == "acme" and tenant_for_key(second, stored) == "globex"
 
 
+def test_the_cli_finds_the_secret_in_the_region_its_arn_names(monkeypatch) -> None:
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE", "AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        client = boto3.client("secretsmanager", region_name="eu-west-1")
+        arn = client.create_secret(Name="keys", SecretString="{}")["ARN"]
+        result = CliRunner().invoke(app, ["api-key", "--secret-arn", arn, "--tenant", "acme"])
+        assert result.exit_code == 0, result.output
+        stored = json.loads(client.get_secret_value(SecretId=arn)["SecretString"])
+    assert list(stored.values()) == ["acme"]
+
+
 def test_the_cli_prints_the_key_once_and_refuses_a_bad_tenant(secret) -> None:
     client, arn = secret
     runner = CliRunner()

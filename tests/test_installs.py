@@ -58,3 +58,19 @@ def test_the_lake_extra_holds_none_of_them_and_the_demo_installs_only_it() -> No
     lake = " ".join(extras["lake"]).replace("-", "_")
     assert not [name for name in NOT_IN_THE_LOCAL_LAKE if name in lake]
     assert "bash scripts/setup.sh lake" in (ROOT / "scripts" / "demo.sh").read_text()
+
+
+def test_the_command_without_the_lake_extra_says_what_to_install() -> None:
+    script = (
+        "import sys\n"
+        "class Blocker:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'typer':\n"
+        "            raise ModuleNotFoundError(name=name)\n"
+        "sys.meta_path.insert(0, Blocker())\n"
+        "from blocklake.command import main\n"
+        "main()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "pip install 'blocklake[lake]'" in result.stderr and "Traceback" not in result.stderr

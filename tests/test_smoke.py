@@ -62,6 +62,24 @@ def test_an_unreachable_endpoint_fails_at_once() -> None:
     assert result.exit_code == 1 and "cannot reach" in result.output
 
 
+def test_an_engine_the_server_does_not_have_fails_by_name(server: LocalServer) -> None:
+    result = runner.invoke(
+        app, ["smoke", "--endpoint", server.url, "--api-key", KEY, "--engine", "bogus"]
+    )
+    assert result.exit_code == 1 and "engine" in result.output
+
+
+@pytest.mark.parametrize("endpoint", ["notaurl", "http://127.0.0.1:1/x y"])
+def test_a_malformed_endpoint_is_one_line(endpoint: str) -> None:
+    for command in (
+        ["smoke", "--endpoint", endpoint],
+        ["query", "SELECT 1", "--endpoint", endpoint],
+    ):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 1, result.output
+        assert "Traceback" not in result.output and len(result.output.strip().splitlines()) <= 2
+
+
 def test_a_lake_that_never_converts_fails_with_the_counts(
     server: LocalServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

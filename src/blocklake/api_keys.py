@@ -15,6 +15,15 @@ from blocklake.auth import key_digest
 from blocklake.stores.layout import TENANT_PATTERN
 
 
+def secret_region(secret_arn: str) -> str | None:
+    """The region named in a Secrets Manager ARN (``arn:aws:secretsmanager:<region>:...``), so
+    the command works whatever the profile's default region; None for a bare name."""
+    parts = secret_arn.split(":")
+    if len(parts) > 3 and parts[0] == "arn":
+        return parts[3] or None
+    return None
+
+
 def create_api_key(secretsmanager: Any, secret_arn: str, tenant: str) -> str:
     """Adds a new random key for ``tenant`` (``TENANT_PATTERN``) to the secret; returns the key.
 

@@ -40,11 +40,13 @@ def post_query(endpoint: str, api_key: str, document: dict, timeout: float = 60)
         body = error.read().decode("utf-8", "replace")
         try:
             message = json.loads(body)["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = body[:300]
+        except (ValueError, KeyError, TypeError):  # not our API: its status line, one line
+            message = f"{error.reason} (is {endpoint} a blocklake API?)"
         raise QueryFailed(f"{error.code}: {message}") from None
     except urllib.error.URLError as error:
         raise QueryFailed(f"cannot reach {endpoint}: {error.reason}") from None
+    except (ValueError, OSError) as error:  # a malformed URL, a reset connection, not JSON
+        raise QueryFailed(f"cannot query {endpoint}: {error}") from None
 
 
 def result_table(title: str, result: dict) -> Table:
@@ -135,13 +137,19 @@ def api_key_command(
     tenant: Annotated[str, typer.Option(help="Tenant the key writes and reads as.")],
 ) -> None:
     """Create an API key for a tenant of a deployed blocklake and print it (shown only once)."""
-    import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from blocklake.api_keys import create_api_key
+    try:
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ModuleNotFoundError:
+        console.print(
+            "[red]no key created[/]: this needs the AWS extra: pip install 'blocklake[aws]'"
+        )
+        raise typer.Exit(1) from None
+    from blocklake.api_keys import create_api_key, secret_region
 
     try:
-        key = create_api_key(boto3.client("secretsmanager"), secret_arn, tenant)
+        client = boto3.client("secretsmanager", region_name=secret_region(secret_arn))
+        key = create_api_key(client, secret_arn, tenant)
     except (ValueError, BotoCoreError, ClientError) as error:
         console.print(f"[red]no key created[/]: {error}")
         raise typer.Exit(1) from None
@@ -160,7 +168,7 @@ def smoke(
     engine: Annotated[
         list[str], typer.Option(help="Engine to check the counts on (repeatable).")
     ] = ["duckdb"],  # noqa: B006 (typer reads the default, never mutates it)
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for each step.")] = 120.0,
+    timeout: Annotated[float, typer.Option(min=1.0, help="Seconds to wait for each step.")] = 120.0,
 ) -> None:
     """Check a running blocklake end to end: record through the SDK, wait until queryable,
     check every count, time a query per engine."""

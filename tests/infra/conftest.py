@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -21,7 +22,9 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory):
 
     from infra.application import build_app
 
-    app, stack = build_app(outdir=str(tmp_path_factory.mktemp("cdk.out")))
+    # The context a deploy uses: cdk.json's.
+    context = json.loads((ROOT / "cdk.json").read_text())["context"]
+    app, stack = build_app(outdir=str(tmp_path_factory.mktemp("cdk.out")), context=context)
     app.synth()
     return stack, Template.from_stack(stack).to_json()
 

@@ -10,14 +10,13 @@ import os
 import tempfile
 import threading
 import time
-from multiprocessing import forkserver
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
 from blocklake.config import QueryLimits, Settings
-from blocklake.query import duckdb_engine, duckdb_sandbox
+from blocklake.query import duckdb_engine
 from blocklake.query.duckdb_sql import allowed_functions
 from tests.helpers import http_event
 from tests.query import attacks
@@ -302,8 +301,6 @@ def test_each_query_spills_to_a_directory_of_its_own_removed_afterwards(
 ) -> None:
     temp = tmp_path / "tmp"
     temp.mkdir()
-    duckdb_sandbox._context()
-    forkserver.ensure_running()  # its socket lives in the temporary directory it started with
     monkeypatch.setattr(tempfile, "tempdir", str(temp))
     seen: set[str] = set()
     done = threading.Event()

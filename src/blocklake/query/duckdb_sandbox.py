@@ -1,17 +1,17 @@
 """One query, one DuckDB database, one process: what runs a tenant's checked SQL.
 
-``run_isolated(plan)`` runs ``execute(plan)`` in a child process forked from a forkserver that
-has DuckDB and pyarrow loaded (a few milliseconds per query), so that nothing one query does can
-take the server with it:
+``run_isolated(plan)`` runs ``execute(plan)`` in a worker process of its own (started ahead
+with DuckDB and pyarrow imported, used for one query, then gone), so that nothing one query
+does can take the server, or another query, with it:
 
-- its address space is capped (``RLIMIT_AS`` at ``memory_mb + CHILD_OVERHEAD_MB``): allocations
+- its address space may grow by ``memory_mb + HEADROOM_MB`` at most (``RLIMIT_AS``): allocations
   DuckDB's buffer manager does not track (a scalar function building a 4 GB list or string)
   fail inside DuckDB as ``OutOfMemoryException``, answered 400 ``query_memory_limit``;
 - it is killed ``KILL_GRACE_S`` after its timeout if DuckDB's own interrupt has not stopped it
   (a single function call, such as ``levenshtein`` of two long strings, cannot be interrupted);
-- a crash or an out-of-memory kill ends the child, not the server.
+- a crash or an out-of-memory kill ends the worker, not the server.
 
-Inside the child, ``execute`` builds the views over the plan's files, then sets ``allowed_paths``
+Inside the worker, ``execute`` builds the views over the plan's files, then sets ``allowed_paths``
 to exactly those files, turns external access off and locks the configuration before the user's
 SQL runs, with DuckDB's ``memory_limit``, ``threads``, spill size and temporary directory set
 from the plan's limits, and rows and bytes capped while the result streams.
@@ -19,12 +19,17 @@ from the plan's limits, and rows and bytes capped while the result streams.
 
 from __future__ import annotations
 
-import multiprocessing
+import json
+import os
+import pickle
 import re
 import resource
+import signal
+import subprocess
+import sys
+import tempfile
 import threading
 from dataclasses import dataclass, field
-from functools import cache
 
 import duckdb
 import pyarrow as pa
@@ -36,9 +41,9 @@ from blocklake.query.engine import QueryResult
 
 BATCH_ROWS = 2048
 """Rows per streamed result batch: the granularity of the row and byte caps."""
-CHILD_OVERHEAD_MB = 1024
-"""Address space of a query's process beyond DuckDB's ``memory_limit``: the interpreter,
-pyarrow, DuckDB's threads and the result (measured: 0.7 GB peak virtual size with 2 threads)."""
+HEADROOM_MB = 1024
+"""Address space a query's process may add beyond DuckDB's ``memory_limit`` to what it had
+when the query arrived: DuckDB's threads and reservations, pyarrow's result, the interpreter."""
 KILL_GRACE_S = 2.0
 """How long past its timeout a query's process may take to stop on its own before it is killed."""
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -58,7 +63,7 @@ class View:
 
 @dataclass(frozen=True)
 class QueryPlan:
-    """Everything the child needs, decided by the parent: it lists nothing and holds no
+    """Everything the worker needs, decided by the server: it lists nothing and holds no
     credentials but those in ``setup``."""
 
     sql: str
@@ -135,7 +140,7 @@ def _create_view(connection: duckdb.DuckDBPyConnection, view: View) -> None:
 
 
 def execute(plan: QueryPlan) -> QueryResult:
-    """Runs the plan in this process (``run_isolated`` calls it in a child)."""
+    """Runs the plan in this process (``run_isolated`` calls it in a worker)."""
     connection = _connect(plan)
     try:
         for statement in plan.setup:
@@ -213,62 +218,126 @@ def _collect(
     return pa.Table.from_batches(batches, reader.schema).slice(0, max_rows), truncated_by
 
 
-@cache
-def _context() -> multiprocessing.context.BaseContext:
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
-    return context
-
-
-def _child(plan: QueryPlan, answer: multiprocessing.connection.Connection) -> None:
-    """The child's whole life: cap the address space, run the plan, send the outcome."""
-    cap = (plan.limits.memory_mb + CHILD_OVERHEAD_MB) * 2**20
-    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+def _answer(plan: QueryPlan) -> bytes:
+    """What a worker writes back: one line of JSON, then, for a result, its Arrow IPC stream.
+    JSON and Arrow, not pickle: the parent trusts nothing the process that ran the SQL says."""
     try:
         result = execute(plan)
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, result.table.schema) as writer:
-            writer.write_table(result.table)
-        answer.send(("ok", result.columns, sink.getvalue().to_pybytes(), result.truncated_by))
     except ClientError as error:
-        answer.send(("error", error.status, error.code, error.message, error.headers))
+        return _answer_error(error)
     except MemoryError:
-        error = _out_of_memory(plan.limits)
-        answer.send(("error", error.status, error.code, error.message, error.headers))
-    finally:
-        answer.close()
+        return _answer_error(_out_of_memory(plan.limits))
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, result.table.schema) as writer:
+        writer.write_table(result.table)
+    head = {"columns": result.columns, "truncated_by": result.truncated_by}
+    return json.dumps(head).encode() + b"\n" + sink.getvalue().to_pybytes()
+
+
+def _answer_error(error: ClientError) -> bytes:
+    head = {"status": error.status, "code": error.code, "message": error.message}
+    return json.dumps({**head, "headers": error.headers}).encode() + b"\n"
+
+
+def _address_space() -> int:
+    """This process's virtual size in bytes (``VmSize``): after DuckDB and pyarrow have loaded
+    and run once it is about 1.5 GB here, mostly reserved and never touched."""
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmSize:"))
+    return int(line.split()[1]) * 1024
+
+
+def _warm_up() -> None:
+    """One query over empty views while nobody waits: DuckDB's first database in a process
+    costs about 50 ms more than the next (measured here), and the schemas load once."""
+    from blocklake.format.schema import tables
+
+    with tempfile.TemporaryDirectory(prefix="blocklake-warm-") as temp_dir:
+        views = [View(table, []) for table in tables()]
+        execute(QueryPlan("SELECT count(*) FROM log_entries", 1, QueryLimits(), temp_dir, views))
+
+
+def serve_one() -> None:
+    """A worker's whole life (``python -m blocklake.query.duckdb_sandbox``): wait, warm, for a
+    plan on stdin; cap the address space; run it; write the answer to stdout; exit."""
+    _warm_up()
+    data = sys.stdin.buffer.read()
+    if not data:  # the server went away before it needed this worker
+        return
+    plan: QueryPlan = pickle.loads(data)  # from the server, which started this process
+    cap = _address_space() + (plan.limits.memory_mb + HEADROOM_MB) * 2**20
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    sys.stdout.buffer.write(_answer(plan))
+    sys.stdout.buffer.flush()
+
+
+class _Workers:
+    """Processes started ahead, each waiting to run one query and exit: a query does not wait
+    for an interpreter to start and import DuckDB (about 0.3 s here), and no process ever holds
+    two queries' data."""
+
+    WARM = 1
+
+    def __init__(self) -> None:
+        self._ready: list[subprocess.Popen] = []
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _start() -> subprocess.Popen:
+        path = os.pathsep.join(entry for entry in sys.path if entry)
+        return subprocess.Popen(
+            [sys.executable, "-m", __name__],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONPATH": path},
+        )
+
+    def take(self) -> subprocess.Popen:
+        with self._lock:
+            worker = self._ready.pop() if self._ready else None
+        if worker is None or worker.poll() is not None:
+            worker = self._start()
+        threading.Thread(target=self._refill, name="blocklake-query-worker", daemon=True).start()
+        return worker
+
+    def _refill(self) -> None:
+        worker = self._start()
+        with self._lock:
+            if len(self._ready) < self.WARM:
+                self._ready.append(worker)
+                return
+        worker.stdin.close()  # enough are waiting: this one exits at once
+        worker.wait()
+
+
+_workers = _Workers()
 
 
 def run_isolated(plan: QueryPlan) -> QueryResult:
-    """``execute(plan)`` in a child process of its own; ``ClientError`` as ``execute`` raises
-    them, 504 when the child had to be killed for time, 400 ``query_memory_limit`` when the
+    """``execute(plan)`` in a worker process of its own; ``ClientError`` as ``execute`` raises
+    them, 504 when the worker had to be killed for time, 400 ``query_memory_limit`` when the
     kernel killed it for memory, 500 ``query_crashed`` for any other death."""
-    context = _context()
-    receiving, sending = context.Pipe(duplex=False)
-    child = context.Process(target=_child, args=(plan, sending), daemon=True)
-    child.start()
-    sending.close()
+    worker = _workers.take()
     try:
-        if not receiving.poll(plan.limits.timeout_s + KILL_GRACE_S):
-            child.kill()
-            raise _timeout(plan.limits)
-        try:
-            outcome = receiving.recv()
-        except EOFError:  # died without a word
-            child.join()
-            if child.exitcode == -9:  # the kernel's out-of-memory killer
-                raise _out_of_memory(plan.limits) from None
-            raise ClientError(
-                500, "query_crashed", "the query's process ended without an answer"
-            ) from None
-    finally:
-        receiving.close()
-        child.join(timeout=5)
-        if child.is_alive():
-            child.kill()
-            child.join()
-        child.close()
-    if outcome[0] == "error":
-        raise ClientError(*outcome[1:])
-    _, columns, ipc, truncated_by = outcome
-    return QueryResult(columns, pa.ipc.open_stream(ipc).read_all(), truncated_by)
+        output, _ = worker.communicate(
+            pickle.dumps(plan), timeout=plan.limits.timeout_s + KILL_GRACE_S
+        )
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.communicate()
+        raise _timeout(plan.limits) from None
+    head, _, ipc = output.partition(b"\n")
+    if not head:
+        if worker.returncode == -signal.SIGKILL:  # the kernel's out-of-memory killer
+            raise _out_of_memory(plan.limits)
+        raise ClientError(500, "query_crashed", "the query's process ended without an answer")
+    answer = json.loads(head)
+    if "status" in answer:
+        raise ClientError(answer["status"], answer["code"], answer["message"], answer["headers"])
+    columns = [tuple(column) for column in answer["columns"]]
+    return QueryResult(columns, pa.ipc.open_stream(ipc).read_all(), answer["truncated_by"])
+
+
+if __name__ == "__main__":
+    serve_one()

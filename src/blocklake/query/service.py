@@ -26,6 +26,8 @@ FORMATS = {
     "csv": "text/csv",
     "arrow": "application/vnd.apache.arrow.stream",
 }
+ENGINES = ("duckdb",)
+"""Engines a request may name in ``engine`` (Athena is still to come)."""
 MAX_SQL_CHARS = 100_000
 SLICE_ROWS = 1024
 """Rows serialized at a time while the answer grows towards its byte cap."""
@@ -56,6 +58,9 @@ def request_from(document: dict, tenant: str, max_rows: int) -> tuple[QueryReque
     begin, end = parse_time(document["begin"], "begin"), parse_time(document["end"], "end")
     if begin >= end:
         raise ClientError(400, "invalid_field", "field 'begin' must be before 'end'")
+    engine = document.get("engine", "duckdb")
+    if engine not in ENGINES:
+        raise ClientError(400, "invalid_field", f"field 'engine': expected one of {list(ENGINES)}")
     output = document.get("format", "json")
     if output not in FORMATS:
         raise ClientError(400, "invalid_field", f"field 'format': expected one of {list(FORMATS)}")
