@@ -23,7 +23,7 @@ from blocklake.observability import MetricsSink, MetricUnit, metrics_for, observ
 from blocklake.query.admission import TenantSlots
 from blocklake.query.duckdb_engine import DuckDbEngine
 from blocklake.query.engine import QueryEngine
-from blocklake.query.service import FORMATS, TRUNCATED_HEADER, request_from, to_bytes, to_json
+from blocklake.query.service import render, request_from
 from blocklake.stores import factory
 
 SERVICE = "blocklake-query"
@@ -51,11 +51,9 @@ def make_handler(
         metrics.add_metric("QueriesRun", MetricUnit.Count, 1)
         metrics.add_metric("RowsReturned", MetricUnit.Count, result.table.num_rows)
         logger.info("query ran", extra={"rows": result.table.num_rows, "cut": result.truncated_by})
-        if output == "json":
-            return Response(200, FORMATS[output], to_json(result, limits.max_result_bytes))
-        body, truncated_by = to_bytes(result, output, limits.max_result_bytes)
-        headers = {TRUNCATED_HEADER: truncated_by} if truncated_by else {}
-        return Response(200, FORMATS[output], body, headers=headers)
+        body, headers = render(result, output, limits.max_result_bytes)
+        content_type = headers.pop("Content-Type")
+        return Response(200, content_type, body, headers=headers)
 
     @app.exception_handler(ClientError)
     def client_error(error: ClientError) -> Response:

@@ -1,8 +1,12 @@
-"""The query use case: a request document in, a result shaped as JSON, CSV or Arrow IPC out.
+"""The query use case: a request document in, a result shaped as JSON, CSV, Arrow IPC or Parquet
+out.
 
-Every answer is at most ``max_bytes`` long: rows past that are cut, and the answer says so (the
-``truncated`` and ``truncated_by`` fields of JSON, the ``X-Blocklake-Truncated`` header of CSV and
-Arrow). JSON is strict (RFC 8259): no ``NaN`` or ``Infinity`` literals.
+Every answer is at most ``max_bytes`` long: rows past that are cut, and the answer says so in
+every format: the ``X-Blocklake-Truncated`` header (``max_rows`` or ``max_result_bytes``), the
+``truncated`` and ``truncated_by`` fields of JSON, and the ``blocklake.truncated_by`` schema
+metadata of Arrow and Parquet. JSON is strict (RFC 8259) and safe for every parser: ``NaN`` and
+``±Infinity`` are ``null``, integers are numbers up to 2^53 - 1 in magnitude (what a double, and
+so JavaScript, holds exactly) and decimal strings past it, maps are objects.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from collections.abc import Callable
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
+import pyarrow.parquet as pa_parquet
 
 from blocklake.errors import ClientError
 from blocklake.query.engine import QueryRequest, QueryResult, parse_time
@@ -25,13 +30,16 @@ FORMATS = {
     "json": "application/json",
     "csv": "text/csv",
     "arrow": "application/vnd.apache.arrow.stream",
+    "parquet": "application/vnd.apache.parquet",
 }
 MAX_SQL_CHARS = 100_000
 SLICE_ROWS = 1024
 """Rows serialized at a time while the answer grows towards its byte cap."""
 TRUNCATED_HEADER = "X-Blocklake-Truncated"
-
-_SPECIAL_FLOATS = {math.inf: "Infinity", -math.inf: "-Infinity"}
+TRUNCATED_METADATA = b"blocklake.truncated_by"
+"""Schema metadata key of Arrow and Parquet answers that were cut."""
+MAX_JSON_INTEGER = 2**53 - 1
+"""Largest integer every JSON parser reads exactly; larger ones are written as strings."""
 
 
 def request_from(document: dict, tenant: str, max_rows: int) -> tuple[QueryRequest, str]:
@@ -73,25 +81,25 @@ def _json_value(value: object) -> object:
         return value.total_seconds()
     if isinstance(value, decimal.Decimal):
         # Integers stay exact (HUGEINT sums); fractions become the nearest double.
-        return int(value) if value == value.to_integral_value() else float(value)
+        return _plain(int(value)) if value == value.to_integral_value() else float(value)
     if isinstance(value, bytes):
         return base64.b64encode(value).decode()
     return str(value)
 
 
 def _plain(value: object) -> object:
-    """``value`` with maps as objects and non-finite floats as strings."""
+    """``value`` as strict JSON holds it: non-finite floats as null, integers past 2^53 as
+    strings, within lists and objects too."""
     if isinstance(value, float):
-        return value if math.isfinite(value) else _SPECIAL_FLOATS.get(value, "NaN")
+        return value if math.isfinite(value) else None
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_JSON_INTEGER:
+        return str(value)
     if isinstance(value, pa.MonthDayNano):  # an INTERVAL: its three parts, as SQL keeps them
         return {"months": value.months, "days": value.days, "nanoseconds": value.nanoseconds}
-    if isinstance(value, list):
-        pairs = value and all(isinstance(v, tuple) and len(v) == 2 for v in value)
-        if pairs and all(isinstance(k, str | int | float | bool) for k, _ in value):
-            return {k: _plain(v) for k, v in value}  # a map
+    if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {str(k): _plain(v) for k, v in value.items()}
     return value
 
 
@@ -99,13 +107,13 @@ def _column_values(column: pa.ChunkedArray) -> list[object]:
     """Python values of ``column``; values Python cannot hold (DuckDB's ``infinity`` dates and
     timestamps, years past 9999) become text: ``"infinity"``, ``"-infinity"``, or Arrow's."""
     try:
-        return column.to_pylist()
+        return column.to_pylist(maps_as_pydicts="lossy")
     except (OverflowError, ValueError):
         values: list[object] = []
         for chunk in column.chunks:
             for index, scalar in enumerate(chunk):
                 try:
-                    values.append(scalar.as_py())
+                    values.append(scalar.as_py(maps_as_pydicts="lossy"))
                 except (OverflowError, ValueError):
                     values.append(_out_of_range(chunk.slice(index, 1)))
         return values
@@ -131,9 +139,9 @@ def _rows_json(table: pa.Table) -> list[str]:
     ]
 
 
-def to_json(result: QueryResult, max_bytes: int) -> str:
+def to_json(result: QueryResult, max_bytes: int) -> tuple[str, str | None]:
     """The JSON answer: ``{columns: [{name, type}], rows: [[...]], row_count, truncated,
-    truncated_by}``, at most ``max_bytes`` UTF-8 bytes."""
+    truncated_by}``, at most ``max_bytes`` UTF-8 bytes, and the limit that cut it or None."""
     head = {
         "columns": [{"name": name, "type": sql_type} for name, sql_type in result.columns],
     }
@@ -155,7 +163,8 @@ def to_json(result: QueryResult, max_bytes: int) -> str:
             "truncated_by": truncated_by,
         }
     )
-    return json.dumps(head)[:-1] + ', "rows": [' + ",".join(rows) + "], " + tail[1:]
+    text = json.dumps(head)[:-1] + ', "rows": [' + ",".join(rows) + "], " + tail[1:]
+    return text, truncated_by
 
 
 def _write_csv(table: pa.Table, sink: io.BytesIO, first: bool) -> None:
@@ -164,34 +173,81 @@ def _write_csv(table: pa.Table, sink: io.BytesIO, first: bool) -> None:
 
 
 def to_bytes(result: QueryResult, output: str, max_bytes: int) -> tuple[bytes, str | None]:
-    """CSV or Arrow IPC of the result, at most ``max_bytes`` long, and the limit that cut it
-    (``"max_rows"``, ``"max_result_bytes"``) or None. Maps, lists and structs are written as
-    JSON text in CSV."""
+    """CSV, Arrow IPC or Parquet of the result, at most ``max_bytes`` long, and the limit that
+    cut it (``"max_rows"``, ``"max_result_bytes"``) or None. Maps, lists and structs are written
+    as JSON text in CSV; Arrow and Parquet keep their types and name the limit that cut them in
+    the schema metadata (``blocklake.truncated_by``)."""
+    if output == "parquet":
+        return _parquet(result, max_bytes)
     table = _csv_ready(result.table) if output == "csv" else result.table
     sink = io.BytesIO()
     truncated_by = result.truncated_by
+    parts = [table.slice(start, SLICE_ROWS) for start in range(0, table.num_rows, SLICE_ROWS)]
+    write: Callable[[pa.Table], None]
     if output == "csv":
-        write: Callable[[pa.Table, bool], None] = lambda part, first: _write_csv(  # noqa: E731
-            part, sink, first
-        )
-        writer = None
+        _write_csv(table.slice(0, 0), sink, True)  # the header says what was asked, even empty
+        write = lambda part: _write_csv(part, sink, False)  # noqa: E731
     else:
-        writer = pa.ipc.new_stream(sink, table.schema)
-        write = lambda part, first: writer.write_table(part)  # noqa: E731
-    for start in range(0, max(table.num_rows, 1), SLICE_ROWS):
-        part = table.slice(start, SLICE_ROWS)
+        writer = pa.ipc.new_stream(sink, _marked(table.schema, truncated_by))
+        write = writer.write_table
+    for part in parts:
         mark = sink.tell()
-        write(part, start == 0)
+        write(part)
         if sink.tell() > max_bytes:
             sink.seek(mark)
             sink.truncate()
-            if start == 0 and output == "csv":
-                _write_csv(part.slice(0, 0), sink, True)  # the header still says what was asked
             truncated_by = "max_result_bytes"
             break
-    if writer is not None:
-        writer.close()
+    if output == "csv":
+        return sink.getvalue(), truncated_by
+    writer.close()
+    if truncated_by != result.truncated_by:  # the schema came first: write it anew, marked
+        kept = pa.ipc.open_stream(sink.getvalue()).read_all()
+        sink = io.BytesIO()
+        with pa.ipc.new_stream(sink, _marked(kept.schema, truncated_by)) as writer:
+            writer.write_table(kept)
     return sink.getvalue(), truncated_by
+
+
+def _marked(schema: pa.Schema, truncated_by: str | None) -> pa.Schema:
+    if truncated_by is None:
+        return schema
+    return schema.with_metadata({**(schema.metadata or {}), TRUNCATED_METADATA: truncated_by})
+
+
+def _parquet_bytes(table: pa.Table, truncated_by: str | None) -> bytes:
+    sink = io.BytesIO()
+    pa_parquet.write_table(
+        table.replace_schema_metadata(_marked(table.schema, truncated_by).metadata), sink
+    )
+    return sink.getvalue()
+
+
+def _parquet(result: QueryResult, max_bytes: int) -> tuple[bytes, str | None]:
+    """A Parquet file is written whole: when it is too long, fewer rows are written, in
+    proportion to the size, until it fits."""
+    table, truncated_by = result.table, result.truncated_by
+    body = _parquet_bytes(table, truncated_by)
+    while len(body) > max_bytes and table.num_rows:
+        truncated_by = "max_result_bytes"
+        keep = min(table.num_rows - 1, int(table.num_rows * max_bytes / len(body) * 0.9))
+        table = table.slice(0, keep)
+        body = _parquet_bytes(table, truncated_by)
+    return body, truncated_by
+
+
+def render(result: QueryResult, output: str, max_bytes: int) -> tuple[str | bytes, dict[str, str]]:
+    """The answer's body in ``output`` (a key of ``FORMATS``) and its headers: the content type
+    and, when rows were cut, ``X-Blocklake-Truncated`` naming the limit."""
+    body: str | bytes
+    if output == "json":
+        body, truncated_by = to_json(result, max_bytes)
+    else:
+        body, truncated_by = to_bytes(result, output, max_bytes)
+    headers = {"Content-Type": FORMATS[output]}
+    if truncated_by:
+        headers[TRUNCATED_HEADER] = truncated_by
+    return body, headers
 
 
 def _csv_ready(table: pa.Table) -> pa.Table:
