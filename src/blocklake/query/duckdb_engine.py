@@ -33,33 +33,18 @@ import pyarrow as pa
 from blocklake.config import QueryLimits, Settings
 from blocklake.errors import ClientError
 from blocklake.format.schema import tables
-from blocklake.format.tables import arrow_schema
 from blocklake.query.duckdb_sql import check_query
 from blocklake.query.engine import QueryRequest, QueryResult
+from blocklake.query.views import views
 from blocklake.stores.blobs import BlobStore
 from blocklake.stores.layout import partition_hour, table_prefix
 from blocklake.stores.table_files import live_files
-
-TIME_FILTERS = {
-    "log_entries": "time >= $begin AND time < $end",
-    "measures": "time >= $begin AND time < $end",
-    "thread_spans": '"end" >= $begin AND "begin" < $end',
-    "async_spans": '"end" >= $begin AND "begin" < $end',
-    "blocks": "end_time >= $begin AND begin_time < $end",
-}
-"""Rows each view keeps; tables not listed (processes, streams) are read whole."""
 
 PARTITION_SLACK = timedelta(hours=1)
 """A block lands in the partition of its begin time, so its rows may run into the next hour."""
 BATCH_ROWS = 2048
 """Rows per streamed result batch: the granularity of the row and byte caps."""
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def _timestamp_literal(time_ns: int) -> str:
-    moment = datetime.fromtimestamp(time_ns // 1_000_000_000, UTC)
-    micros = (time_ns % 1_000_000_000) // 1000
-    return f"TIMESTAMPTZ '{moment:%Y-%m-%d %H:%M:%S}.{micros:06d}+00'"
 
 
 def _error_for(error: duckdb.Error, timed_out: bool, limits: QueryLimits) -> ClientError:
@@ -131,7 +116,7 @@ class DuckDbEngine:
 
     def _files(self, table: str, request: QueryRequest) -> list[str]:
         keys = list(self.blobs.list(table_prefix(table, request.tenant)))
-        if table in TIME_FILTERS:
+        if views()[table].time_filter:
             # Partition H holds rows of [H, H + 1 h + slack): keep those that overlap the range.
             after = (
                 datetime.fromtimestamp(request.begin_ns / 1e9, UTC)
@@ -150,20 +135,15 @@ class DuckDbEngine:
         files: list[str],
         request: QueryRequest,
     ) -> None:
+        view = views()[table]
         if files:
             listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-            source = f"read_parquet([{listed}], union_by_name = true)"
+            select = view.select(
+                f"read_parquet([{listed}], union_by_name = true)", request.begin_ns, request.end_ns
+            )
         else:
-            connection.register(f"_empty_{table}", arrow_schema(table).empty_table())
-            source = f"_empty_{table}"
-        columns = ", ".join(f'"{name}"' for name in arrow_schema(table).names)
-        where = TIME_FILTERS.get(table)
-        condition = ""
-        if where:
-            condition = " WHERE " + where.replace(
-                "$begin", _timestamp_literal(request.begin_ns)
-            ).replace("$end", _timestamp_literal(request.end_ns))
-        connection.execute(f'CREATE VIEW "{table}" AS SELECT {columns} FROM {source}{condition}')
+            select = view.empty()
+        connection.execute(f'CREATE VIEW "{table}" AS {select}')
 
     def _connect(self, temp_dir: str) -> duckdb.DuckDBPyConnection:
         limits = self.limits
