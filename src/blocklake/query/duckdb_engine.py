@@ -202,7 +202,13 @@ class DuckDbEngine:
         timer = threading.Timer(self.limits.timeout_s, interrupt)
         timer.start()
         try:
-            relation = connection.sql(request.sql)
+            try:
+                relation = connection.sql(request.sql)
+            except (duckdb.BinderException, duckdb.CatalogException):
+                # The relation API drops where the error is; binding again through execute()
+                # fails the same way, before running anything, with "LINE n:" and a caret.
+                connection.execute(request.sql)
+                raise
             columns = list(zip(relation.columns, [str(t) for t in relation.types], strict=True))
             reader = relation.limit(request.max_rows + 1).to_arrow_reader(BATCH_ROWS)
             table, truncated_by = self._collect(reader, request.max_rows)

@@ -20,7 +20,9 @@ locked (``blocklake.query.duckdb_engine``).
 
 from __future__ import annotations
 
+import difflib
 import json
+import re
 import threading
 from collections.abc import Iterator
 from functools import cache
@@ -28,6 +30,7 @@ from functools import cache
 import duckdb
 
 from blocklake.errors import ClientError
+from blocklake.format.schema import tables
 
 QUERY_NODES = frozenset({"SELECT_NODE", "SET_OPERATION_NODE", "RECURSIVE_CTE_NODE", "CTE_NODE"})
 RELATIONS = frozenset(
@@ -116,15 +119,63 @@ def allowed_functions() -> frozenset[str]:
     return frozenset(name for (name,) in rows) - DENIED_FUNCTIONS | UNLISTED_FUNCTIONS
 
 
-def parse_tree(sql: str) -> dict:
-    """DuckDB's parse tree of ``sql`` as JSON; ``ClientError`` 400 when it does not parse."""
+def _serialized(sql: str) -> dict:
     with _parser_lock:
         text = _parser().execute("SELECT json_serialize_sql($sql)", {"sql": sql}).fetchone()[0]
-    tree = json.loads(text)
+    return json.loads(text)
+
+
+@cache
+def reserved_columns() -> dict[str, list[str]]:
+    """Columns of the lake's tables that are reserved words of the SQL grammar (``end``), each
+    with the tables that have it: a query names them in double quotes (``"end"``), in DuckDB and
+    Athena alike."""
+    found: dict[str, list[str]] = {}
+    for table in tables().values():
+        for column in table.columns:
+            if _serialized(f"SELECT {column.name} FROM t").get("error"):
+                found.setdefault(column.name, []).append(table.name)
+    return found
+
+
+def pointer(sql: str, position: int) -> str:
+    """DuckDB's way of showing where in ``sql`` an error is: ``LINE n: <text>`` and a caret
+    under the character at ``position`` (0-based)."""
+    before = sql[:position]
+    number = before.count("\n") + 1
+    start = before.rfind("\n") + 1
+    end = sql.find("\n", position)
+    line = sql[start : end if end >= 0 else len(sql)]
+    column = position - start
+    if column > 60:  # keep the caret on screen: show the line from shortly before it
+        line, column = "..." + line[column - 40 :], 43
+    prefix = f"LINE {number}: "
+    return f"{prefix}{line[: column + 60]}\n{' ' * (len(prefix) + column)}^"
+
+
+_NEAR = re.compile(r'syntax error at or near "([^"]+)"')
+
+
+def parse_tree(sql: str) -> dict:
+    """DuckDB's parse tree of ``sql`` as JSON; ``ClientError`` 400 when it does not parse,
+    whose message shows where (``LINE n:`` and a caret) and says so when the word there is a
+    column name that SQL reserves."""
+    tree = _serialized(sql)
     if tree.get("error"):
         message = tree.get("error_message", "the SQL does not parse")
         if tree.get("error_type") == "not implemented":
             message = "only queries (SELECT, WITH, VALUES, DESCRIBE, SUMMARIZE) are allowed"
+        else:
+            near = _NEAR.search(message)
+            reserved = reserved_columns().get(near.group(1).lower()) if near else None
+            if reserved:
+                word = near.group(1).lower()
+                message += (
+                    f"\nHint: {word} is a reserved word: write the column of "
+                    f'{" and ".join(reserved)} in double quotes, "{word}"'
+                )
+            if str(tree.get("position", "")).isdigit():
+                message += "\n\n" + pointer(sql, int(tree["position"]))
         raise ClientError(400, "invalid_sql", message)
     return tree
 
@@ -178,6 +229,17 @@ def _expression_problems(expression: dict) -> Iterator[str]:
         yield f"function {name} is not available to queries"
 
 
+def _closest(name: str, names: frozenset[str]) -> str | None:
+    """The name ``name`` was most likely meant to be: one it starts like (``logs``,
+    ``log_entries``), else the most similar."""
+    for length in range(len(name), 2, -1):
+        starting = sorted(n for n in names if n.startswith(name[:length]))
+        if starting:
+            return starting[0]
+    close = difflib.get_close_matches(name, sorted(names), 1, 0.6)
+    return close[0] if close else None
+
+
 def _relation_problems(
     relation: dict, views: frozenset[str], ctes: frozenset[str]
 ) -> Iterator[str]:
@@ -192,7 +254,9 @@ def _relation_problems(
         name = relation["table_name"]
         qualified = relation.get("schema_name") or relation.get("catalog_name")
         if qualified or name.lower() not in views | ctes:
-            yield f"{name!r} is not a table: query {', '.join(sorted(views))}"
+            close = _closest(name.lower(), views | ctes)
+            hint = f'\nDid you mean "{close}"?' if close and not qualified else ""
+            yield f"{name!r} is not a table: query {', '.join(sorted(views))}{hint}"
     elif kind == "TABLE_FUNCTION":
         name = relation["function"].get("function_name", "")
         if name.lower() not in TABLE_FUNCTIONS:
