@@ -1,7 +1,13 @@
 """Runtime configuration, all from environment variables, documented here and nowhere else.
 
 ``BLOCKLAKE_DATA_DIR`` (default ``./blocklake-data``)
-    Local lake root and SQLite file: the embedded default.
+    Local lake root and SQLite file: the embedded default (``blocklake serve --data-dir``
+    overrides it).
+``BLOCKLAKE_ENDPOINT`` (default ``http://127.0.0.1:8787``)
+    The ``blocklake`` command's API (``query``, ``logs``, ``spans``, ``processes``): the local
+    server or a deployed stack's URL.
+``BLOCKLAKE_API_KEY`` (default ``blocklake-local``)
+    The ``blocklake`` command's API key, which decides the tenant.
 ``BLOCKLAKE_BUCKET`` (unset)
     S3 bucket of the lake; when set, blobs go to S3 instead of the data directory.
 ``BLOCKLAKE_METADATA_URL`` (default ``sqlite:///<data dir>/metadata.db``)
