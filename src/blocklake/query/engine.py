@@ -29,6 +29,9 @@ class QueryResult:
     truncated_by: str | None = None
     """Why rows were cut: ``"max_rows"`` or ``"max_result_bytes"`` (the limit that was reached),
     or None when ``table`` holds every row of the answer."""
+    scanned_bytes: int = 0
+    """Bytes the engine read or may have read: Athena's ``DataScannedInBytes``; on DuckDB the
+    size of the files of the views the query names."""
 
     @property
     def truncated(self) -> bool:
