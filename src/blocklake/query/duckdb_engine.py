@@ -25,6 +25,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import duckdb
@@ -33,8 +34,9 @@ import pyarrow as pa
 from blocklake.config import QueryLimits, Settings
 from blocklake.errors import ClientError
 from blocklake.format.schema import tables
-from blocklake.query.duckdb_sql import check_query
+from blocklake.query.duckdb_sql import check_query, tables_named
 from blocklake.query.engine import QueryRequest, QueryResult
+from blocklake.query.plan import Scan, TableScan, check_scan
 from blocklake.query.views import views
 from blocklake.stores.blobs import BlobStore
 from blocklake.stores.layout import partition_hour, table_prefix
@@ -114,7 +116,7 @@ class DuckDbEngine:
             duckdb_s3.DUCKDB_CONFIG,
         )
 
-    def _files(self, table: str, request: QueryRequest) -> list[str]:
+    def _keys(self, table: str, request: QueryRequest) -> list[str]:
         keys = list(self.blobs.list(table_prefix(table, request.tenant)))
         if views()[table].time_filter:
             # Partition H holds rows of [H, H + 1 h + slack): keep those that overlap the range.
@@ -126,7 +128,45 @@ class DuckDbEngine:
             last = datetime.fromtimestamp(request.end_ns / 1e9, UTC)
             hours = ((key, partition_hour(key)) for key in keys)
             keys = [key for key, hour in hours if hour and after < hour <= last]
-        return [self.blobs.url(key) for key in live_files(self.blobs, keys)]
+        return list(live_files(self.blobs, keys))
+
+    def _measure(self, connection: duckdb.DuckDBPyConnection, keys: dict[str, list[str]]) -> Scan:
+        """Partitions, files, bytes and rows of the tables' files, from their Parquet footers."""
+        scan = Scan()
+        for table, table_keys in sorted(keys.items()):
+            partitions = sorted({"/".join(key.split("/")[3:5]) for key in table_keys})
+            measured = TableScan(partitions, len(table_keys))
+            if table_keys:
+                size, rows = connection.execute(
+                    "SELECT sum(file_size_bytes), sum(num_rows) FROM parquet_file_metadata($f)",
+                    {"f": [self.blobs.url(key) for key in table_keys]},
+                ).fetchone()
+                measured.bytes, measured.rows = int(size), int(rows)
+            scan.tables[table] = measured
+        return scan
+
+    def scan(self, request: QueryRequest) -> Scan:
+        """What ``request`` would read (the views it names, in its range), without running it:
+        the dry run's figures, and the count any engine checks before running."""
+        check_query(request.sql, frozenset(tables()))
+        named = tables_named(request.sql) & set(tables())
+        temp_dir = tempfile.mkdtemp(prefix="blocklake-query-")
+        try:
+            connection = self._connect(temp_dir)
+            try:
+                for statement in self.connection_setup(request.tenant):
+                    connection.execute(statement)
+                keys = {table: self._keys(table, request) for table in named}
+                return self._measure(connection, keys)
+            except duckdb.Error as error:
+                raise _error_for(error, False, self.limits) from None
+            finally:
+                connection.close()
+        except ClientError as error:
+            message = self._scrub(error.message, temp_dir)
+            raise ClientError(error.status, error.code, message, error.headers) from None
+        finally:
+            shutil.rmtree(temp_dir, ignore_errors=True)
 
     def _view(
         self,
@@ -162,6 +202,7 @@ class DuckDbEngine:
 
     def run(self, request: QueryRequest) -> QueryResult:
         check_query(request.sql, frozenset(tables()))
+        named = tables_named(request.sql) & set(tables())
         temp_dir = tempfile.mkdtemp(prefix="blocklake-query-")
         try:
             connection = self._connect(temp_dir)
@@ -169,15 +210,22 @@ class DuckDbEngine:
                 for statement in self.connection_setup(request.tenant):
                     connection.execute(statement)
                 readable = []
-                for table in tables():
-                    files = self._files(table, request)
+                keys = {table: self._keys(table, request) for table in tables()}
+                for table, table_keys in keys.items():
+                    files = [self.blobs.url(key) for key in table_keys]
                     self._view(connection, table, files, request)
                     readable += files
+                try:
+                    scan = self._measure(connection, {t: keys[t] for t in named})
+                except duckdb.Error as error:
+                    raise _error_for(error, False, self.limits) from None
+                check_scan(scan, self.limits)
                 connection.execute("SET allowed_directories = []")
                 connection.execute("SET allowed_paths = $paths", {"paths": readable})
                 connection.execute("SET enable_external_access = false")
                 connection.execute("SET lock_configuration = true")
-                return self._run_limited(connection, request)
+                result = self._run_limited(connection, request)
+                return replace(result, scanned_bytes=scan.bytes)
             finally:
                 connection.close()
         except ClientError as error:

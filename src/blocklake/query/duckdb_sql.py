@@ -190,6 +190,25 @@ def check_query(sql: str, views: frozenset[str]) -> None:
         raise ClientError(400, "not_allowed", problem)
 
 
+def tables_named(sql: str) -> frozenset[str]:
+    """Lower-case names of the tables ``sql`` reads (what a CTE of the same name shadows
+    included: counting them errs on the side of more); ``ClientError`` when it does not parse."""
+    names: set[str] = set()
+
+    def walk(value: object) -> None:
+        if isinstance(value, list):
+            for item in value:
+                walk(item)
+        elif isinstance(value, dict):
+            if value.get("type") == "BASE_TABLE" and "table_name" in value:
+                names.add(value["table_name"].lower())
+            for child in value.values():
+                walk(child)
+
+    walk(parse_tree(sql)["statements"])
+    return frozenset(names)
+
+
 def _ctes(node: dict) -> frozenset[str]:
     cte_map = node.get("cte_map") or {}
     return frozenset(entry["key"].lower() for entry in cte_map.get("map", []))

@@ -19,6 +19,10 @@ class QueryRequest:
     end_ns: int
     """Events in [begin, end): the views hold nothing else, and partitions outside are not read."""
     max_rows: int
+    engine: str = "duckdb"
+    """Which engine answers: ``duckdb`` or ``athena``."""
+    dry_run: bool = False
+    """Say what the query would read and cost instead of running it."""
 
 
 @dataclass(frozen=True)

@@ -17,14 +17,19 @@ import decimal
 import io
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pa_parquet
 
+from blocklake.config import QueryLimits
 from blocklake.errors import ClientError
-from blocklake.query.engine import QueryRequest, QueryResult, parse_time
+from blocklake.query.budget import DailyBudget
+from blocklake.query.duckdb_engine import DuckDbEngine
+from blocklake.query.engine import QueryEngine, QueryRequest, QueryResult, parse_time
+from blocklake.query.plan import check_scan, dry_run
 
 FORMATS = {
     "json": "application/json",
@@ -32,6 +37,7 @@ FORMATS = {
     "arrow": "application/vnd.apache.arrow.stream",
     "parquet": "application/vnd.apache.parquet",
 }
+ENGINES = ["duckdb", "athena"]
 MAX_SQL_CHARS = 100_000
 SLICE_ROWS = 1024
 """Rows serialized at a time while the answer grows towards its byte cap."""
@@ -42,9 +48,11 @@ MAX_JSON_INTEGER = 2**53 - 1
 """Largest integer every JSON parser reads exactly; larger ones are written as strings."""
 
 
-def request_from(document: dict, tenant: str, max_rows: int) -> tuple[QueryRequest, str]:
+def request_from(
+    document: dict, tenant: str, max_rows: int, engines: Collection[str] = ("duckdb",)
+) -> tuple[QueryRequest, str]:
     """The query a request document asks for, and its output format; ``ClientError`` 400
-    naming the field for anything malformed."""
+    naming the field for anything malformed, or an engine not in ``engines``."""
     sql = document.get("sql")
     if not isinstance(sql, str) or not sql.strip():
         raise ClientError(400, "invalid_field", "field 'sql': expected a non-empty string")
@@ -70,7 +78,17 @@ def request_from(document: dict, tenant: str, max_rows: int) -> tuple[QueryReque
     limit = document.get("max_rows", max_rows)
     if not isinstance(limit, int) or isinstance(limit, bool) or not 0 < limit <= max_rows:
         raise ClientError(400, "invalid_field", f"field 'max_rows': expected 1..{max_rows}")
-    return QueryRequest(tenant, sql, begin, end, limit), output
+    engine = document.get("engine", "duckdb")
+    if engine not in ENGINES:
+        raise ClientError(400, "invalid_field", f"field 'engine': expected one of {ENGINES}")
+    if engine not in engines:
+        raise ClientError(
+            400, "invalid_field", f"field 'engine': {engine} is not configured on this server"
+        )
+    dry_run = document.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        raise ClientError(400, "invalid_field", "field 'dry_run': expected true or false")
+    return QueryRequest(tenant, sql, begin, end, limit, engine, dry_run), output
 
 
 def _json_value(value: object) -> object:
@@ -260,3 +278,39 @@ def _csv_ready(table: pa.Table) -> pa.Table:
             ]
             table = table.set_column(index, field.name, pa.array(text, pa.string()))
     return table
+
+
+@dataclass
+class QueryService:
+    """The query request, from its document to its answer, through every guard-rail: the
+    request's fields, the files and bytes it would read (counted before running, on the
+    DuckDB engine's listing of the lake, whichever engine runs it), the tenant's daily budget,
+    then the engine's own limits (time, memory, rows, bytes)."""
+
+    engines: Mapping[str, QueryEngine]
+    scanner: DuckDbEngine
+    limits: QueryLimits
+    budget: DailyBudget | None = None
+
+    def answer(self, document: dict, tenant: str) -> tuple[str | bytes, dict[str, str], int]:
+        """The body, headers (``Content-Type`` first) and rows of the answer to ``document``;
+        ``ClientError`` for a refusal."""
+        request, output = request_from(document, tenant, self.limits.max_rows, self.engines)
+        if request.dry_run:
+            plan = dry_run(self.scanner.scan(request), request.engine, self.limits)
+            if self.budget is not None:
+                usage = self.budget.used(tenant)
+                plan["today"] = {"queries": usage.queries, "scanned_bytes": usage.scanned_bytes}
+            return json.dumps(plan), {"Content-Type": FORMATS["json"]}, 0
+        planned = 0
+        if request.engine != "duckdb":  # DuckDB counts and checks its own files as it runs
+            scan = self.scanner.scan(request)
+            check_scan(scan, self.limits)
+            planned = scan.bytes
+        if self.budget is not None:
+            self.budget.check(tenant, planned)
+        result = self.engines[request.engine].run(request)
+        if self.budget is not None:
+            self.budget.record(tenant, result.scanned_bytes)
+        body, headers = render(result, output, self.limits.max_result_bytes)
+        return body, headers, result.table.num_rows
