@@ -96,6 +96,7 @@ class FakeAthena:
 
     def _database(self) -> duckdb.DuckDBPyConnection:
         connection = duckdb.connect(":memory:")
+        connection.execute("SET TimeZone = 'UTC'")  # Athena's sessions are in UTC
         connection.execute(f'CREATE SCHEMA "{self.database}"')
         for name, view in views().items():
             files = sorted((self.root / "tables" / name).glob("tenant=*/date=*/hour=*/*.parquet"))

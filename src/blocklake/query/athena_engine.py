@@ -84,7 +84,10 @@ def athena_sql(request: QueryRequest, database: str) -> str:
     for name in sorted(named & set(views())):
         view = views()[name]
         pinned = (tenant, dates) if view.time_filter else (tenant,)
-        select = view.select(f'"{database}"."{name}"', request.begin_ns, request.end_ns, *pinned)
+        # Glue declares the lake's timestamps without a zone: they hold UTC wall time.
+        select = view.select(
+            f'"{database}"."{name}"', request.begin_ns, request.end_ns, *pinned, zoned=False
+        )
         ctes.append(
             exp.CTE(this=sqlglot.parse_one(select, read="duckdb"), alias=exp.to_identifier(name))
         )

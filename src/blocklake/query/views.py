@@ -27,11 +27,14 @@ DUCKDB_TYPES = {
 """DuckDB's type of each column type of ``schemas/tables.toml``."""
 
 
-def timestamp_literal(time_ns: int) -> str:
-    """A UTC instant as a DuckDB literal, to the microsecond (what the lake holds)."""
+def timestamp_literal(time_ns: int, zoned: bool = True) -> str:
+    """A UTC instant as a DuckDB literal, to the microsecond (what the lake holds): a
+    ``TIMESTAMPTZ``, or (``zoned`` false) a ``TIMESTAMP`` of UTC wall time, for engines whose
+    tables declare the lake's timestamps without a zone (Glue's ``timestamp``)."""
     moment = datetime.fromtimestamp(time_ns // 1_000_000_000, UTC)
     micros = (time_ns % 1_000_000_000) // 1000
-    return f"TIMESTAMPTZ '{moment:%Y-%m-%d %H:%M:%S}.{micros:06d}+00'"
+    text = f"{moment:%Y-%m-%d %H:%M:%S}.{micros:06d}"
+    return f"TIMESTAMPTZ '{text}+00'" if zoned else f"TIMESTAMP '{text}'"
 
 
 @dataclass(frozen=True)
@@ -44,17 +47,19 @@ class View:
     def columns(self) -> str:
         return ", ".join(f'"{column.name}"' for column in self.table.columns)
 
-    def condition(self, begin_ns: int, end_ns: int) -> str | None:
-        """The time filter with the range filled in, or None."""
+    def condition(self, begin_ns: int, end_ns: int, zoned: bool = True) -> str | None:
+        """The time filter with the range filled in (``timestamp_literal``), or None."""
         if self.time_filter is None:
             return None
-        return self.time_filter.replace("$begin", timestamp_literal(begin_ns)).replace(
-            "$end", timestamp_literal(end_ns)
+        return self.time_filter.replace("$begin", timestamp_literal(begin_ns, zoned)).replace(
+            "$end", timestamp_literal(end_ns, zoned)
         )
 
-    def select(self, source: str, begin_ns: int, end_ns: int, *extra: str) -> str:
+    def select(
+        self, source: str, begin_ns: int, end_ns: int, *extra: str, zoned: bool = True
+    ) -> str:
         """``SELECT <columns> FROM <source> WHERE <time filter> AND <extra...>`` (DuckDB SQL)."""
-        conditions = [c for c in (self.condition(begin_ns, end_ns), *extra) if c]
+        conditions = [c for c in (self.condition(begin_ns, end_ns, zoned), *extra) if c]
         where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
         return f"SELECT {self.columns()} FROM {source}{where}"
 
