@@ -21,9 +21,10 @@ LAMBDA_USD_PER_GB_S = 0.0000133334
 """Lambda on arm64, per GB-second (2026, us-east-1)."""
 LAMBDA_MEMORY_GB = 2.0
 """The query Lambda's memory (``infra/stack.py``)."""
-DUCKDB_BYTES_PER_S = 150 * 1024**2
-"""Parquet bytes a query Lambda's DuckDB reads and aggregates per second, from
-``bench/query_latency.py`` (local disk; S3 is slower per file, as fast in bulk)."""
+DUCKDB_ROWS_PER_S = 6_000_000
+"""Rows DuckDB filters or aggregates per second on two cores, from ``bench/query_latency.py``
+(4 M rows in 0.4-0.8 s; quantiles per group take several times longer). Rows, not bytes: the
+lake's Parquet is so compressed that decoding, not reading, is the cost."""
 LAMBDA_BASE_S = 0.15
 """A query's fixed part: listing partitions, planning, answering."""
 
@@ -78,7 +79,7 @@ def dry_run(scan: Scan, engine: str, limits: QueryLimits) -> dict:
     """The dry run's answer: what the query would read, per view and in all, and what it would
     cost on each engine (USD, seconds), with the per-query limits it would meet."""
     billed = max(scan.bytes, ATHENA_MIN_BYTES)
-    seconds = LAMBDA_BASE_S + scan.bytes / DUCKDB_BYTES_PER_S
+    seconds = LAMBDA_BASE_S + scan.rows / DUCKDB_ROWS_PER_S
     return {
         "dry_run": True,
         "engine": engine,
