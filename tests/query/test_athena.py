@@ -186,3 +186,11 @@ def test_introspection_points_to_duckdb(lake: Lake) -> None:
     with pytest.raises(ClientError) as refused:
         engine.run(lake.request("DESCRIBE log_entries"))
     assert "run on duckdb" in refused.value.message and fake.calls == []
+
+
+def test_what_athena_cannot_run_is_refused_with_the_reason(lake: Lake) -> None:
+    engine, fake = lake.athena()
+    with pytest.raises(ClientError) as refused:
+        engine.run(lake.request("SELECT * FROM measures PIVOT (avg(value) FOR name IN ('a'))"))
+    assert (refused.value.status, refused.value.code) == (400, "not_translatable")
+    assert "PIVOT unsupported" in refused.value.message and fake.calls == []

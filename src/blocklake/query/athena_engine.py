@@ -26,6 +26,7 @@ from typing import Any
 import pyarrow as pa
 import sqlglot
 from sqlglot import exp
+from sqlglot.errors import ErrorLevel
 
 from blocklake.config import QueryLimits
 from blocklake.errors import ClientError
@@ -61,7 +62,10 @@ SCAN_LIMIT_REASON = "Bytes scanned limit was exceeded"
 def athena_sql(request: QueryRequest, database: str) -> str:
     """The tenant's query in Athena's dialect, reading each view it names as a CTE over
     ``"<database>"."<table>"`` pinned to the tenant and the dates the range reaches."""
-    tree = sqlglot.parse_one(request.sql, read="duckdb")
+    try:
+        tree = sqlglot.parse_one(request.sql, read="duckdb")
+    except sqlglot.errors.ParseError as error:
+        raise _untranslatable(error) from None
     if not isinstance(tree, exp.Query):
         raise ClientError(
             400,
@@ -100,7 +104,19 @@ def athena_sql(request: QueryRequest, database: str) -> str:
                 recursive=existing.args.get("recursive") if existing else None,
             ),
         )
-    return tree.sql(dialect="athena")
+    try:
+        return tree.sql(dialect="athena", unsupported_level=ErrorLevel.RAISE)
+    except sqlglot.errors.UnsupportedError as error:
+        raise _untranslatable(error) from None
+
+
+def _untranslatable(error: Exception) -> ClientError:
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return ClientError(
+        400,
+        "not_translatable",
+        f"the athena engine cannot run this query ({first}); the duckdb engine can",
+    )
 
 
 def _map_columns() -> frozenset[str]:
