@@ -206,3 +206,13 @@ def test_serve_on_a_busy_port_is_one_line(tmp_path: Path) -> None:
 
 def test_times_outside_the_range_are_not_counted() -> None:
     assert cli.time_range("1h", None, "2026-11-20T09:00:00Z") == (T0, T0 + HOUR)
+
+
+def test_query_dry_run_and_an_engine_the_server_lacks(served: list[str]) -> None:
+    result = runner.invoke(app, ["query", SQL, *served, *RANGE, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.output)
+    assert (plan["dry_run"], plan["files"], plan["rows"]) == (True, 2, 2)
+    result = runner.invoke(app, ["query", SQL, *served, *RANGE, "--engine", "athena"])
+    assert result.exit_code == 1
+    assert "athena is not configured on this server" in result.output
