@@ -21,6 +21,13 @@ def test_an_unknown_table_names_the_likely_one(lake: QueryLake) -> None:
     message = _error(lake, "SELECT level FROM logs")
     assert 'Did you mean "log_entries"?' in message
     assert "log_entries, measures" in message  # and lists every view
+    assert message.endswith("LINE 1: SELECT level FROM logs\n" + " " * 26 + "^")
+
+
+def test_a_refused_function_is_pointed_at(lake: QueryLake) -> None:
+    message = _error(lake, "SELECT 1,\n  current_setting('threads')")
+    assert message.startswith("function current_setting is not available to queries")
+    assert message.endswith("LINE 2:   current_setting('threads')\n" + " " * 10 + "^")
 
 
 def test_syntax_errors_show_where_without_escape_codes(lake: QueryLake) -> None:

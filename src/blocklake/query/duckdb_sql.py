@@ -186,7 +186,9 @@ def check_query(sql: str, views: frozenset[str]) -> None:
     statements = parse_tree(sql)["statements"]
     if len(statements) != 1:
         raise ClientError(400, "invalid_sql", f"expected one statement, got {len(statements)}")
-    for problem in _problems(statements[0]["node"], views, frozenset()):
+    for problem, location in _problems(statements[0]["node"], views, frozenset()):
+        if isinstance(location, int) and 0 <= location < len(sql):
+            problem += "\n\n" + pointer(sql, location)
         raise ClientError(400, "not_allowed", problem)
 
 
@@ -214,9 +216,11 @@ def _ctes(node: dict) -> frozenset[str]:
     return frozenset(entry["key"].lower() for entry in cte_map.get("map", []))
 
 
-def _problems(value: object, views: frozenset[str], ctes: frozenset[str]) -> Iterator[str]:
-    """Every reason to refuse found in ``value``, a piece of the parse tree; CTE names are in
-    scope below the node that defines them."""
+def _problems(
+    value: object, views: frozenset[str], ctes: frozenset[str]
+) -> Iterator[tuple[str, int | None]]:
+    """Every reason to refuse found in ``value``, a piece of the parse tree, with where in the
+    SQL it is when the tree says; CTE names are in scope below the node that defines them."""
     if isinstance(value, list):
         for item in value:
             yield from _problems(item, views, ctes)
@@ -225,13 +229,15 @@ def _problems(value: object, views: frozenset[str], ctes: frozenset[str]) -> Ite
         return
     kind = value.get("type")
     if "class" in value:
-        yield from _expression_problems(value)
+        for problem in _expression_problems(value):
+            yield problem, value.get("query_location")
     elif isinstance(kind, str) and kind.endswith("_NODE"):
         if kind not in QUERY_NODES:
-            yield f"{kind.lower().removesuffix('_node')} is not allowed in a query"
+            yield f"{kind.lower().removesuffix('_node')} is not allowed in a query", None
         ctes = ctes | _ctes(value)
     elif "sample" in value and "query_location" in value:  # a relation (TableRef)
-        yield from _relation_problems(value, views, ctes)
+        for problem in _relation_problems(value, views, ctes):
+            yield problem, value.get("query_location")
         if kind == "TABLE_FUNCTION":  # its name was checked; walk its arguments only
             yield from _problems(value["function"].get("children", []), views, ctes)
             return
