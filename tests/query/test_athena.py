@@ -21,6 +21,7 @@ from blocklake.query.athena_engine import AthenaEngine, athena_sql
 from blocklake.query.duckdb_engine import DuckDbEngine
 from blocklake.query.engine import QueryRequest
 from blocklake.server.http import LocalServer
+from tests.query import attacks
 from tests.query.fake_athena import FakeAthena, FakeSession
 from tests.query.typical_questions import QUESTIONS
 
@@ -194,3 +195,18 @@ def test_what_athena_cannot_run_is_refused_with_the_reason(lake: Lake) -> None:
         engine.run(lake.request("SELECT * FROM measures PIVOT (avg(value) FOR name IN ('a'))"))
     assert (refused.value.status, refused.value.code) == (400, "not_translatable")
     assert "PIVOT unsupported" in refused.value.message and fake.calls == []
+
+
+@pytest.mark.parametrize("sql", attacks.REFUSED)
+def test_every_sandbox_attack_is_refused_before_athena_is_asked(lake: Lake, sql: str) -> None:
+    places = {
+        "root": str(lake.root),
+        "own": f"{lake.root}/tables/log_entries/tenant=acme/x.parquet",
+        "other": f"{lake.root}/tables/log_entries/tenant=globex/x.parquet",
+        "own_dir": f"{lake.root}/tables/log_entries/tenant=acme",
+        "other_tail": "date=2026-11-20/hour=09/x.parquet",
+    }
+    engine, fake = lake.athena()
+    with pytest.raises(ClientError) as refused:
+        engine.run(lake.request(attacks.fill(sql, **places)))
+    assert 400 <= refused.value.status < 500 and fake.calls == []
