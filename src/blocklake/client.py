@@ -48,6 +48,19 @@ class Answer:
     """``"max_rows"`` or ``"max_result_bytes"`` when rows were cut, else None."""
 
 
+def _nanoseconds(value: Time) -> int:
+    """Nanoseconds since the epoch; ``QueryError`` (``invalid_time``) for a malformed string."""
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise QueryError(0, "invalid_time", f"{value!r} is not an ISO 8601 time") from None
+    moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
+
+
 def _wire_time(value: Time) -> str | int:
     if isinstance(value, datetime):
         moment = value if value.tzinfo else value.replace(tzinfo=UTC)
@@ -73,12 +86,12 @@ class Client:
         dry_run: bool = False,
     ) -> Answer:
         """POST /v1/query and the answer's bytes; ``QueryError`` for any refusal or failure.
-        ``end`` defaults to now, ``begin`` to ``DEFAULT_SPAN`` before ``end`` (when ``end`` is
-        not given as an ISO string, else to 24 hours before now)."""
+        ``end`` defaults to now, ``begin`` to ``DEFAULT_SPAN`` before ``end``."""
         now = time.time_ns()
         if begin is None:
-            reference = end if isinstance(end, int) else now
-            begin = reference - int(DEFAULT_SPAN.total_seconds() * 1e9)
+            begin = (now if end is None else _nanoseconds(end)) - int(
+                DEFAULT_SPAN.total_seconds() * 1e9
+            )
         document: dict[str, object] = {
             "sql": sql,
             "begin": _wire_time(begin),

@@ -49,3 +49,13 @@ def test_errors_carry_status_code_and_message(lake_url: str) -> None:
     with pytest.raises(client.QueryError) as unauthorized:
         client.connect(lake_url, "wrong").query("SELECT 1", T0, T0 + 1)
     assert unauthorized.value.status == 401 and "API key" in str(unauthorized.value)
+
+
+def test_begin_defaults_to_a_day_before_end(lake_url: str) -> None:
+    lake = client.connect(lake_url, "key-acme")
+    table = lake.query("SELECT count(*) AS n FROM log_entries", end="2026-11-21T07:00:00Z")
+    assert table.column("n").to_pylist() == [2]  # T0 + 1 h and 2 h are within the day before
+    table = lake.query("SELECT count(*) AS n FROM log_entries", end="2026-11-21T09:30:00Z")
+    assert table.column("n").to_pylist() == [1]
+    with pytest.raises(client.QueryError, match="not an ISO 8601 time"):
+        lake.query("SELECT 1", end="tomorrow")
