@@ -44,10 +44,7 @@ def make_handler(
     athena: QueryEngine | None = None,
     budget: DailyBudget | None = None,
 ) -> Callable[[dict, object], dict]:
-    engines: dict[str, QueryEngine] = {"duckdb": engine}
-    if athena is not None:
-        engines["athena"] = athena
-    service = QueryService(engines, engine, limits, budget)
+    service = QueryService(engine, limits, athena, budget)
     slots = TenantSlots(limits.concurrency)
     app = APIGatewayHttpResolver()
 

@@ -200,7 +200,11 @@ class DuckDbEngine:
             },
         )
 
-    def run(self, request: QueryRequest) -> QueryResult:
+    def run(
+        self, request: QueryRequest, admit: Callable[[Scan], None] | None = None
+    ) -> QueryResult:
+        """The answer to ``request``; ``admit``, when given, sees what the query would read
+        before it runs and may refuse it (a daily budget) by raising ``ClientError``."""
         check_query(request.sql, frozenset(tables()))
         named = tables_named(request.sql) & set(tables())
         temp_dir = tempfile.mkdtemp(prefix="blocklake-query-")
@@ -220,6 +224,8 @@ class DuckDbEngine:
                 except duckdb.Error as error:
                     raise _error_for(error, False, self.limits) from None
                 check_scan(scan, self.limits)
+                if admit is not None:
+                    admit(scan)
                 connection.execute("SET allowed_directories = []")
                 connection.execute("SET allowed_paths = $paths", {"paths": readable})
                 connection.execute("SET enable_external_access = false")

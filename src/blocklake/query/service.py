@@ -17,7 +17,7 @@ import decimal
 import io
 import json
 import math
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -29,7 +29,7 @@ from blocklake.errors import ClientError
 from blocklake.query.budget import DailyBudget
 from blocklake.query.duckdb_engine import DuckDbEngine
 from blocklake.query.engine import QueryEngine, QueryRequest, QueryResult, parse_time
-from blocklake.query.plan import check_scan, dry_run
+from blocklake.query.plan import Scan, check_scan, dry_run
 
 FORMATS = {
     "json": "application/json",
@@ -283,33 +283,40 @@ def _csv_ready(table: pa.Table) -> pa.Table:
 @dataclass
 class QueryService:
     """The query request, from its document to its answer, through every guard-rail: the
-    request's fields, the files and bytes it would read (counted before running, on the
-    DuckDB engine's listing of the lake, whichever engine runs it), the tenant's daily budget,
-    then the engine's own limits (time, memory, rows, bytes)."""
+    request's fields; the files and bytes it would read, counted before it runs on the DuckDB
+    engine's listing of the lake (whichever engine runs it) against the per-query scan limits
+    and the tenant's daily budget; then the engine's own limits (time, memory, rows, bytes)."""
 
-    engines: Mapping[str, QueryEngine]
-    scanner: DuckDbEngine
+    duckdb: DuckDbEngine
     limits: QueryLimits
+    athena: QueryEngine | None = None
     budget: DailyBudget | None = None
+
+    def _admit(self, tenant: str) -> Callable[[Scan], None]:
+        def admit(scan: Scan) -> None:
+            if self.budget is not None:
+                self.budget.check(tenant, scan.bytes)
+
+        return admit
 
     def answer(self, document: dict, tenant: str) -> tuple[str | bytes, dict[str, str], int]:
         """The body, headers (``Content-Type`` first) and rows of the answer to ``document``;
         ``ClientError`` for a refusal."""
-        request, output = request_from(document, tenant, self.limits.max_rows, self.engines)
+        engines = ["duckdb", "athena"] if self.athena is not None else ["duckdb"]
+        request, output = request_from(document, tenant, self.limits.max_rows, engines)
         if request.dry_run:
-            plan = dry_run(self.scanner.scan(request), request.engine, self.limits)
+            plan = dry_run(self.duckdb.scan(request), request.engine, self.limits)
             if self.budget is not None:
                 usage = self.budget.used(tenant)
                 plan["today"] = {"queries": usage.queries, "scanned_bytes": usage.scanned_bytes}
             return json.dumps(plan), {"Content-Type": FORMATS["json"]}, 0
-        planned = 0
-        if request.engine != "duckdb":  # DuckDB counts and checks its own files as it runs
-            scan = self.scanner.scan(request)
+        if request.engine == "athena" and self.athena is not None:
+            scan = self.duckdb.scan(request)
             check_scan(scan, self.limits)
-            planned = scan.bytes
-        if self.budget is not None:
-            self.budget.check(tenant, planned)
-        result = self.engines[request.engine].run(request)
+            self._admit(tenant)(scan)
+            result = self.athena.run(request)
+        else:  # DuckDB counts its files as it makes its views, and admits before running
+            result = self.duckdb.run(request, self._admit(tenant))
         if self.budget is not None:
             self.budget.record(tenant, result.scanned_bytes)
         body, headers = render(result, output, self.limits.max_result_bytes)
