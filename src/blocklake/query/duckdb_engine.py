@@ -11,9 +11,13 @@ Walls between a tenant's SQL and everything else, each enough alone for what it 
    turned off and the configuration locked. A path with ``..``, ``//``, ``%2E``, a glob or a
    symlink names no listed file, whatever DuckDB would make of it. On S3 its credentials are the
    tenant's own, scoped by a session policy (``blocklake.query.duckdb_s3``).
-3. Limits (``QueryLimits``): ``memory_limit``, ``threads``, spill size and a temporary directory
-   of its own (outside every tenant's files, removed afterwards), a wall-clock timeout that
-   interrupts the query, and caps on rows and result bytes enforced while the result streams.
+3. Limits (``QueryLimits``): the files and bytes of the views the query names, counted from
+   their Parquet footers before it runs (``blocklake.query.plan``), ``memory_limit``,
+   ``threads``, spill size and a temporary directory of its own (outside every tenant's files,
+   removed afterwards), a wall-clock timeout that interrupts the query, and caps on rows and
+   result bytes enforced while the result streams.
+
+The views are those of ``schemas/views.toml`` (``blocklake.query.views``).
 
 Error messages name neither the lake's root nor the temporary directory.
 """
