@@ -116,11 +116,28 @@ def test_athena_sql_pins_the_tenant_and_dates_and_uses_athena_functions(lake: La
     assert '"db"."processes"' in sql and '"db"."measures"' in sql
 
 
-def test_a_cte_named_like_a_view_is_the_query_s_own(lake: Lake) -> None:
-    sql = "WITH log_entries AS (SELECT 1 AS n) SELECT n FROM log_entries"
-    assert '"db"."log_entries"' not in athena_sql(lake.request(sql), "db")
-    engine, _ = lake.athena()
-    assert engine.run(lake.request(sql)).table.to_pylist() == [{"n": 1}]
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "WITH log_entries AS (SELECT 1 AS n) SELECT n FROM log_entries",
+        # A nested CTE named like a view would keep the outer name from its pinned CTE, leaving
+        # it to the Glue table of every tenant.
+        "WITH x AS (WITH log_entries AS (SELECT 1 AS n) SELECT n FROM log_entries) "
+        "SELECT message FROM log_entries WHERE tenant = 'globex'",
+    ],
+)
+def test_a_cte_may_not_take_a_view_s_name(lake: Lake, sql: str) -> None:
+    engine, fake = lake.athena()
+    with pytest.raises(ClientError) as refused:
+        engine.run(lake.request(sql))
+    assert "cannot take a view's name (log_entries)" in refused.value.message
+    assert fake.calls == []
+
+
+def test_every_view_named_reads_through_its_pinned_cte(lake: Lake) -> None:
+    sql = "WITH x AS (SELECT message FROM log_entries) SELECT * FROM x, (SELECT 1 FROM processes)"
+    text = athena_sql(lake.request(sql), "db")
+    assert text.count('FROM "db".') == 2 and text.count("tenant = 'acme'") == 2
 
 
 def test_other_tenants_see_nothing(lake: Lake) -> None:

@@ -74,12 +74,18 @@ def athena_sql(request: QueryRequest, database: str) -> str:
             "on duckdb",
         )
     tree = tree.transform(_map_lookup)
-    own = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
-    named = {
-        table.name.lower()
-        for table in tree.find_all(exp.Table)
-        if not table.args.get("db") and table.name.lower() not in own
-    }
+    # A name that no CTE of ours answers would resolve to the Glue table itself, every
+    # tenant's rows: so no CTE of the query may take a view's name, at any depth, and every
+    # view the query names gets its pinned CTE at the top.
+    shadowing = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)} & set(views())
+    if shadowing:
+        raise ClientError(
+            400,
+            "not_allowed",
+            f"on the athena engine a WITH query cannot take a view's name "
+            f"({', '.join(sorted(shadowing))}): rename it",
+        )
+    named = {table.name.lower() for table in tree.find_all(exp.Table)}
     first = datetime.fromtimestamp(request.begin_ns / 1e9, UTC) - PARTITION_REACH
     last = datetime.fromtimestamp(request.end_ns / 1e9, UTC)
     tenant = "tenant = '" + request.tenant.replace("'", "''") + "'"
