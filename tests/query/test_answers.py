@@ -136,3 +136,9 @@ def test_integer_sums_stay_integers(lake: QueryLake) -> None:
         window(0, 1, "SELECT sum(i) * 4611686018427387904 FROM range(3) t(i)")
     )
     assert body["rows"] == [[str(3 * 2**62)]]
+
+
+def test_csv_keeps_non_finite_floats_where_json_cannot(lake: QueryLake) -> None:
+    sql = "SELECT 'inf'::double AS x, ['nan'::double, 1.5] AS l"
+    status, body = lake.query(window(0, 1, sql, format="csv"))
+    assert (status, body.decode().splitlines()) == (200, ['"x","l"', 'inf,"[null, 1.5]"'])
