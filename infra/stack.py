@@ -111,6 +111,8 @@ class BlocklakeStack(Stack):
         storage.allow(query.role, ["s3:GetObject"], TABLES_PREFIX)
         # Athena writes results with the caller's permissions.
         storage.allow(query.role, ATHENA_RESULT_OBJECT_ACTIONS, ATHENA_RESULTS_PREFIX)
+        # Each tenant's daily query budget: one empty object per query (blocklake.query.budget).
+        storage.allow(query.role, ["s3:PutObject"], "usage/")
         query.role.add_to_principal_policy(
             iam.PolicyStatement(actions=["s3:GetBucketLocation"], resources=[bucket.bucket_arn])
         )

@@ -21,6 +21,7 @@ ALLOWED = {
     "config": set(),
     "errors": set(),
     "auth": set(),
+    "client": set(),
 }
 """Top-level parts of ``blocklake`` each core part may import; the outer ring (server, cli, demo)
 may import anything, and only it may import ``lambdas``."""

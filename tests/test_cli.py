@@ -1,16 +1,42 @@
-"""The ``blocklake`` command line: the demo end to end, and clear messages when things go wrong."""
+"""The ``blocklake`` command line: the demo end to end, every output format, the log, span and
+process commands, and one-line messages when things go wrong."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import socket
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pa_parquet
+import pytest
 from typer.testing import CliRunner
 
-from blocklake import sdk
+from blocklake import cli, sdk
 from blocklake.cli import app
+from blocklake.config import Settings
+from blocklake.server.http import LocalServer
+from tests.query.conftest import HOUR, T0, QueryLake
 
 runner = CliRunner()
+RANGE = ["--begin", "2026-11-20T08:00:00Z", "--end", "2026-11-20T12:00:00Z"]
+
+
+@pytest.fixture
+def served(settings: Settings, context: object):
+    """A local server whose lake holds acme's log entries at 1 h and 2 h past T0."""
+    with LocalServer(settings, port=0) as server:
+        lake = QueryLake(settings, context, server.lake)
+        lake.record("acme", [1, 2])
+        yield ["--endpoint", server.url, "--api-key", "key-acme"]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def test_demo_records_ingests_converts_and_queries(tmp_path: Path) -> None:
@@ -27,15 +53,166 @@ def test_demo_records_ingests_converts_and_queries(tmp_path: Path) -> None:
 
 
 def test_query_names_an_unreachable_endpoint() -> None:
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = _free_port()
     result = runner.invoke(app, ["query", "SELECT 1", "--endpoint", f"http://127.0.0.1:{port}"])
     assert result.exit_code == 1
     assert "cannot reach" in result.output and str(port) in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
 
 
 def test_query_rejects_a_malformed_duration() -> None:
     result = runner.invoke(app, ["query", "SELECT 1", "--last", "ten minutes"])
     assert result.exit_code == 2
     assert "15m" in result.output
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.startswith("blocklake 0.")
+
+
+@pytest.mark.parametrize("command", ["serve", "query", "logs", "spans", "processes", "demo"])
+def test_every_option_has_help(command: str) -> None:
+    import typer.main
+
+    click_command = typer.main.get_command(app).commands[command]
+    for parameter in click_command.params:
+        if parameter.param_type_name == "option" and parameter.name != "help":
+            assert parameter.help, f"{command} --{parameter.name} has no help"
+
+
+def test_a_bad_key_is_one_line(served: list[str]) -> None:
+    args = [*served[:2], "--api-key", "wrong"]
+    result = runner.invoke(app, ["query", "SELECT 1", *args])
+    assert result.exit_code == 1
+    assert "401" in result.output and "BLOCKLAKE_API_KEY" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_refused_query_is_one_message(served: list[str]) -> None:
+    result = runner.invoke(app, ["query", "SELECT level FROM logs", *served, *RANGE])
+    assert result.exit_code == 1
+    assert 'Did you mean "log_entries"?' in result.output and "Traceback" not in result.output
+
+
+SQL = "SELECT message, properties FROM log_entries ORDER BY time"
+
+
+def test_query_formats_table_json_and_csv(served: list[str]) -> None:
+    result = runner.invoke(app, ["query", SQL, *served, *RANGE])
+    assert result.exit_code == 0, result.output
+    assert "2 rows" in result.output and "at 2h" in result.output
+    result = runner.invoke(app, ["query", SQL, *served, *RANGE, "--format", "json"])
+    assert json.loads(result.output)["rows"] == [["at 1h", {}], ["at 2h", {}]]
+    result = runner.invoke(app, ["query", SQL, *served, *RANGE, "--format", "csv"])
+    rows = list(csv.reader(io.StringIO(result.output)))
+    assert rows == [["message", "properties"], ["at 1h", "{}"], ["at 2h", "{}"]]
+
+
+@pytest.mark.parametrize("output_format", ["arrow", "parquet"])
+def test_query_binary_formats_to_a_file(
+    served: list[str], tmp_path: Path, output_format: str
+) -> None:
+    target = tmp_path / f"answer.{output_format}"
+    result = runner.invoke(
+        app,
+        ["query", SQL, *served, *RANGE, "--format", output_format, "--output", str(target)],
+    )
+    assert result.exit_code == 0, result.output
+    if output_format == "arrow":
+        table = pa.ipc.open_stream(target.read_bytes()).read_all()
+    else:
+        table = pa_parquet.read_table(target)
+    assert table.column("message").to_pylist() == ["at 1h", "at 2h"]
+
+
+def test_query_says_when_rows_were_cut(served: list[str]) -> None:
+    result = runner.invoke(
+        app, ["query", "SELECT * FROM range(50)", *served, *RANGE, "--max-rows", "5"]
+    )
+    assert result.exit_code == 0
+    assert "5 rows" in result.output and "cut by the max_rows limit" in result.output
+
+
+def test_last_reaches_back_from_end(served: list[str]) -> None:
+    sql = "SELECT count(*) FROM log_entries"
+    args = ["--end", "2026-11-20T10:30:00Z", "--format", "json"]
+    result = runner.invoke(app, ["query", sql, *served, *args, "--last", "1h"])
+    assert json.loads(result.output)["rows"] == [[1]]
+    result = runner.invoke(app, ["query", sql, *served, *args, "--last", "3h"])
+    assert json.loads(result.output)["rows"] == [[2]]
+
+
+def test_logs_filters_by_level_text_and_process(served: list[str]) -> None:
+    result = runner.invoke(app, ["logs", *served, *RANGE])
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert [line.split(" INFO ")[1].split()[1:3] for line in lines] == [
+        ["at", "1h"],
+        ["at", "2h"],
+    ]
+    result = runner.invoke(app, ["logs", *served, *RANGE, "--text", "AT 2H"])
+    assert "at 2h" in result.output and "at 1h" not in result.output
+    result = runner.invoke(app, ["logs", *served, *RANGE, "--level", "warn"])
+    assert result.output.strip() == ""
+    result = runner.invoke(app, ["logs", *served, *RANGE, "--process", "no-such"])
+    assert result.output.strip() == ""
+    result = runner.invoke(app, ["logs", *served, *RANGE, "--level", "LOUD"])
+    assert result.exit_code == 2 and "ERROR" in result.output
+
+
+def test_logs_follow_prints_new_entries_once(
+    served: list[str], settings: Settings, context: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    polls: list[int] = []
+
+    def sleep(seconds: float) -> None:
+        polls.append(1)
+        if len(polls) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "follow_sleep", sleep)
+    result = runner.invoke(app, ["logs", "--follow", *served, "--begin", "2026-11-20T08:00:00Z"])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("at 1h") == 1 and result.output.count("at 2h") == 1
+
+
+def test_spans_and_processes(served: list[str]) -> None:
+    result = runner.invoke(app, ["spans", "--slowest", "3", *served, *RANGE, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.output)
+    assert [c["name"] for c in document["columns"]][:3] == ["name", "ms", "begin"]
+    result = runner.invoke(app, ["processes", *served, *RANGE, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.output)["rows"]
+    assert row[1:4] == ["/usr/bin/game", "tester", "box"] and row[-1] == {"version": "1.2"}
+
+
+def test_serve_on_a_busy_port_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = runner.invoke(
+            app,
+            ["serve", "--port", str(port)],
+            env={"BLOCKLAKE_DATA_DIR": str(tmp_path / "from-env")},
+        )
+    assert result.exit_code == 1
+    assert f"port {port} on 127.0.0.1 is in use" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert (tmp_path / "from-env" / "metadata.db").exists()  # BLOCKLAKE_DATA_DIR was honoured
+
+
+def test_times_outside_the_range_are_not_counted() -> None:
+    assert cli.time_range("1h", None, "2026-11-20T09:00:00Z") == (T0, T0 + HOUR)
+
+
+def test_query_dry_run_and_an_engine_the_server_lacks(served: list[str]) -> None:
+    result = runner.invoke(app, ["query", SQL, *served, *RANGE, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.output)
+    assert (plan["dry_run"], plan["files"], plan["rows"]) == (True, 2, 2)
+    result = runner.invoke(app, ["query", SQL, *served, *RANGE, "--engine", "athena"])
+    assert result.exit_code == 1
+    assert "athena is not configured on this server" in result.output

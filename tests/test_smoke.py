@@ -66,7 +66,7 @@ def test_an_engine_the_server_does_not_have_fails_by_name(server: LocalServer) -
     result = runner.invoke(
         app, ["smoke", "--endpoint", server.url, "--api-key", KEY, "--engine", "bogus"]
     )
-    assert result.exit_code == 1 and "engine" in result.output
+    assert result.exit_code != 0 and "engine" in result.output
 
 
 @pytest.mark.parametrize("endpoint", ["notaurl", "http://127.0.0.1:1/x y"])

@@ -1,4 +1,5 @@
-"""Query Lambda: POST /v1/query {sql, begin, end, format, max_rows} (API Gateway HTTP API, v2).
+"""Query Lambda: POST /v1/query {sql, begin, end, format, max_rows, engine, dry_run} (API Gateway
+HTTP API, v2).
 
 Every answer is JSON with a status that says whose fault an error was (4xx the query's, 5xx the
 service's), including for failures nobody foresaw: those are logged and answered 500 without
@@ -21,9 +22,10 @@ from blocklake.config import QueryLimits, Settings
 from blocklake.errors import ClientError
 from blocklake.observability import MetricsSink, MetricUnit, metrics_for, observed, tracer_for
 from blocklake.query.admission import TenantSlots
+from blocklake.query.budget import DailyBudget
 from blocklake.query.duckdb_engine import DuckDbEngine
 from blocklake.query.engine import QueryEngine
-from blocklake.query.service import FORMATS, TRUNCATED_HEADER, request_from, to_bytes, to_json
+from blocklake.query.service import TRUNCATED_HEADER, QueryService
 from blocklake.stores import factory
 
 SERVICE = "blocklake-query"
@@ -34,28 +36,30 @@ MAX_REQUEST_BYTES = 256 * 1024
 
 
 def make_handler(
-    engine: QueryEngine, limits: QueryLimits, *, metrics: MetricsSink = metrics
+    engine: DuckDbEngine,
+    limits: QueryLimits,
+    *,
+    metrics: MetricsSink = metrics,
+    athena: QueryEngine | None = None,
+    budget: DailyBudget | None = None,
 ) -> Callable[[dict, object], dict]:
-    app = APIGatewayHttpResolver()
+    service = QueryService(engine, limits, athena, budget)
     slots = TenantSlots(limits.concurrency)
+    app = APIGatewayHttpResolver()
 
     @app.post("/v1/query")
     def query() -> Response:
         event = app.current_event
-        request, output = request_from(
-            json_body(event, MAX_REQUEST_BYTES), tenant_of(event), limits.max_rows
-        )
-        tracer.put_annotation("tenant", request.tenant)
-        with slots.taken(request.tenant), tracer.subsegment("run_query"):
-            result = engine.run(request)
+        tenant = tenant_of(event)
+        document = json_body(event, MAX_REQUEST_BYTES)
+        tracer.put_annotation("tenant", tenant)
+        with slots.taken(tenant), tracer.subsegment("run_query"):
+            body, headers, rows = service.answer(document, tenant)
         metrics.add_metric("QueriesRun", MetricUnit.Count, 1)
-        metrics.add_metric("RowsReturned", MetricUnit.Count, result.table.num_rows)
-        logger.info("query ran", extra={"rows": result.table.num_rows, "cut": result.truncated_by})
-        if output == "json":
-            return Response(200, FORMATS[output], to_json(result, limits.max_result_bytes))
-        body, truncated_by = to_bytes(result, output, limits.max_result_bytes)
-        headers = {TRUNCATED_HEADER: truncated_by} if truncated_by else {}
-        return Response(200, FORMATS[output], body, headers=headers)
+        metrics.add_metric("RowsReturned", MetricUnit.Count, rows)
+        logger.info("query ran", extra={"rows": rows, "cut": headers.get(TRUNCATED_HEADER)})
+        content_type = headers.pop("Content-Type")
+        return Response(200, content_type, body, headers=headers)
 
     @app.exception_handler(ClientError)
     def client_error(error: ClientError) -> Response:
@@ -78,8 +82,26 @@ def make_handler(
 @functools.cache
 def _configured() -> Callable[[dict, object], dict]:
     settings = Settings.from_env()
-    engine = DuckDbEngine.for_settings(settings, factory.blob_store(settings))
-    return make_handler(engine, settings.query)
+    blobs = factory.blob_store(settings)
+    athena = None
+    if settings.athena_workgroup and settings.glue_database:
+        import pyathena  # the aws extra's, as sqlglot is: imported only where Athena runs
+
+        from blocklake.query.athena_engine import AthenaEngine
+
+        workgroup, database = settings.athena_workgroup, settings.glue_database
+        athena = AthenaEngine(
+            lambda: pyathena.connect(work_group=workgroup, schema_name=database),
+            database,
+            workgroup,
+            settings.query,
+        )
+    return make_handler(
+        DuckDbEngine.for_settings(settings, blobs),
+        settings.query,
+        athena=athena,
+        budget=DailyBudget(blobs, settings.query),
+    )
 
 
 def handler(event: dict, context: object) -> dict:

@@ -1,52 +1,113 @@
-"""The ``blocklake`` command: serve the embedded lake, run the demo, query a lake."""
+"""The ``blocklake`` command: serve the embedded lake, run the demo, ask a lake questions.
+
+What a user can get wrong (a busy port, an unreachable server, a bad key, a refused query) is
+answered with one line on stderr and exit status 1; a malformed option with exit status 2.
+The environment variables it reads are listed in ``blocklake.config``.
+"""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
+from datetime import UTC, datetime
+from enum import StrEnum
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from blocklake.client import Client, QueryError, connect
 from blocklake.config import Settings
+from blocklake.format.schema import log_levels
 
-app = typer.Typer(add_completion=False, help="blocklake: a serverless telemetry lakehouse.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="blocklake: a serverless telemetry lakehouse.",
+)
 console = Console()
+errors = Console(stderr=True)
 DEFAULT_KEY = "blocklake-local"
+FOLLOW_INTERVAL_S = 2.0
+"""Seconds between two polls of ``blocklake logs --follow``."""
 
 
-class QueryFailed(Exception):
-    pass
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+    arrow = "arrow"
+    parquet = "parquet"
 
 
-def post_query(endpoint: str, api_key: str, document: dict, timeout: float = 60) -> dict:
-    request = urllib.request.Request(
-        endpoint.rstrip("/") + "/v1/query",
-        data=json.dumps(document).encode(),
-        headers={"Content-Type": "application/json", "Authorization": f"Bearer {api_key}"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        body = error.read().decode("utf-8", "replace")
-        try:
-            message = json.loads(body)["error"]["message"]
-        except (ValueError, KeyError, TypeError):  # not our API: its status line, one line
-            message = f"{error.reason} (is {endpoint} a blocklake API?)"
-        raise QueryFailed(f"{error.code}: {message}") from None
-    except urllib.error.URLError as error:
-        raise QueryFailed(f"cannot reach {endpoint}: {error.reason}") from None
-    except (ValueError, OSError) as error:  # a malformed URL, a reset connection, not JSON
-        raise QueryFailed(f"cannot query {endpoint}: {error}") from None
+class Engine(StrEnum):
+    duckdb = "duckdb"
+    athena = "athena"
+
+
+Endpoint = Annotated[
+    str,
+    typer.Option(envvar="BLOCKLAKE_ENDPOINT", help="URL of the blocklake API, local or deployed."),
+]
+ApiKey = Annotated[
+    str, typer.Option(envvar="BLOCKLAKE_API_KEY", help="API key; it decides the tenant.")
+]
+Last = Annotated[str, typer.Option(help="Time range ending at --end (default now): 15m, 2h, 7d.")]
+Begin = Annotated[
+    str | None,
+    typer.Option(help="Range start, ISO 8601, UTC unless it names a zone (overrides --last)."),
+]
+End = Annotated[str | None, typer.Option(help="Range end, ISO 8601 (default: now).")]
+OutputFormat = Annotated[
+    Format,
+    typer.Option(
+        "--format",
+        help="table (for people), json, csv, arrow (IPC stream) or parquet.",
+        case_sensitive=False,
+    ),
+]
+Output = Annotated[
+    Path | None,
+    typer.Option("--output", "-o", help="Write the answer to this file instead of stdout."),
+]
+
+
+def fail(message: str) -> typer.Exit:
+    """Prints ``message`` as one line on stderr; raise what it returns (exit status 1)."""
+    errors.print(f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    return typer.Exit(1)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        print(f"blocklake {package_version('blocklake')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", callback=_show_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    """blocklake: a serverless telemetry lakehouse."""
+
+
+def post_query(endpoint: str, api_key: str, document: dict) -> dict:
+    """The JSON answer to a query document (``sql``, ``begin``, ``end``); ``QueryError``."""
+    answer = connect(endpoint, api_key).request(document["sql"], document["begin"], document["end"])
+    return json.loads(answer.body)
 
 
 def result_table(title: str, result: dict) -> Table:
@@ -62,11 +123,12 @@ def result_table(title: str, result: dict) -> Table:
         )
         table.add_column(column["name"], justify="right" if numeric else "left")
     for row in result["rows"]:
-        table.add_row(*("" if value is None else str(value) for value in row))
+        table.add_row(*("" if value is None else escape(str(value)) for value in row))
     return table
 
 
 def parse_duration(text: str) -> int:
+    """Nanoseconds of ``15m``, ``2h``, ``7d``, ``30s``; ``typer.BadParameter`` otherwise."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     try:
         return int(float(text[:-1]) * units[text[-1]] * 1_000_000_000)
@@ -76,19 +138,96 @@ def parse_duration(text: str) -> int:
         ) from None
 
 
+def parse_instant(text: str, option: str) -> int:
+    """Nanoseconds since the epoch of an ISO 8601 time (UTC unless it names a zone)."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r}: expected an ISO 8601 time like 2026-11-30T08:00:00Z", param_hint=option
+        ) from None
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
+
+
+def time_range(last: str, begin: str | None, end: str | None) -> tuple[int, int]:
+    """[begin, end) in nanoseconds: ``--begin`` or ``--last`` before ``--end`` (or now)."""
+    end_ns = parse_instant(end, "--end") if end else time.time_ns()
+    span = parse_duration(last)
+    return (parse_instant(begin, "--begin") if begin else end_ns - span), end_ns
+
+
+def _ask(
+    client: Client,
+    sql: str,
+    window: tuple[int, int],
+    output_format: Format,
+    output: Path | None,
+    *,
+    title: str = "",
+    engine: Engine | None = None,
+    max_rows: int | None = None,
+) -> None:
+    """Runs ``sql`` and writes the answer in ``output_format`` to ``output`` or stdout."""
+    binary = output_format in (Format.arrow, Format.parquet)
+    if binary and output is None and sys.stdout.isatty():
+        raise fail(f"{output_format} is binary: give --output FILE, or redirect stdout")
+    wire = "json" if output_format is Format.table else output_format.value
+    try:
+        answer = client.request(
+            sql,
+            *window,
+            format=wire,
+            engine=engine.value if engine else None,
+            max_rows=max_rows,
+        )
+    except QueryError as error:
+        raise fail(error.message) from None
+    if output_format is Format.table:
+        result = json.loads(answer.body)
+        heading = f"{title + ': ' if title else ''}{result['row_count']} rows"
+        if output is None:
+            console.print(result_table(heading, result))
+        else:
+            with output.open("w") as file:
+                Console(file=file, width=200).print(result_table(heading, result))
+    elif output is None:
+        typer.echo(answer.body, nl=False)
+    else:
+        output.write_bytes(answer.body)
+    if answer.truncated_by:
+        errors.print(f"note: the answer was cut by the {answer.truncated_by} limit")
+
+
 @app.command()
 def serve(
-    data_dir: Annotated[Path, typer.Option(help="Lake and SQLite directory.")] = Path(
-        "blocklake-data"
-    ),
-    host: str = "127.0.0.1",
-    port: int = 8787,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="BLOCKLAKE_DATA_DIR",
+            help="Lake and SQLite directory (default ./blocklake-data).",
+        ),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 8787,
 ) -> None:
     """Run the local lake: ingestion, conversion and query over HTTP, on the embedded defaults."""
     from blocklake.server.http import LocalServer
 
-    settings = Settings.from_env({**os.environ, "BLOCKLAKE_DATA_DIR": str(data_dir)})
-    server = LocalServer(settings, host, port).start()
+    environment = dict(os.environ)
+    if data_dir is not None:
+        environment["BLOCKLAKE_DATA_DIR"] = str(data_dir)
+    try:
+        settings = Settings.from_env(environment)
+        server = LocalServer(settings, host, port).start()
+    except ValueError as error:  # a malformed BLOCKLAKE_* variable
+        raise fail(str(error)) from None
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            raise fail(
+                f"port {port} on {host} is in use: stop what listens there or choose --port"
+            ) from None
+        raise fail(f"cannot serve on {host}:{port}: {error.strerror or error}") from None
     keys = ", ".join(settings.api_keys)
     where = settings.data_dir.resolve()
     console.print(f"blocklake serving {where} at [bold]{server.url}[/] (API keys: {keys})")
@@ -101,32 +240,188 @@ def serve(
 
 @app.command()
 def query(
-    sql: Annotated[str, typer.Argument(help="One SQL query over the lake's tables.")],
-    endpoint: Annotated[str, typer.Option(envvar="BLOCKLAKE_ENDPOINT")] = "http://127.0.0.1:8787",
-    api_key: Annotated[str, typer.Option(envvar="BLOCKLAKE_API_KEY")] = DEFAULT_KEY,
-    last: Annotated[str, typer.Option(help="Time range ending now, e.g. 15m, 2h, 7d.")] = "24h",
-    begin: Annotated[
-        str | None, typer.Option(help="Range start, ISO 8601 (overrides --last).")
+    sql: Annotated[str, typer.Argument(help="One SQL query (DuckDB dialect) over the views.")],
+    endpoint: Endpoint = "http://127.0.0.1:8787",
+    api_key: ApiKey = DEFAULT_KEY,
+    last: Last = "24h",
+    begin: Begin = None,
+    end: End = None,
+    output_format: OutputFormat = Format.table,
+    output: Output = None,
+    engine: Annotated[
+        Engine | None, typer.Option(help="duckdb (default) or athena (deployed only).")
     ] = None,
-    end: Annotated[str | None, typer.Option(help="Range end, ISO 8601 (default: now).")] = None,
-    output: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+    max_rows: Annotated[
+        int | None, typer.Option(help="Rows at most (up to the service's limit).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option(help="Say what the query would read and cost, without running it.")
+    ] = False,
 ) -> None:
-    """Run SQL against a blocklake API (local or deployed) and print the result."""
-    now = time.time_ns()
-    document = {"sql": sql, "end": end or now, "begin": begin or now - parse_duration(last)}
-    try:
-        result = post_query(endpoint, api_key, document)
-    except QueryFailed as error:
-        console.print(f"[red]query failed[/] {error}")
-        raise typer.Exit(1) from None
-    if output == "json":
-        print(json.dumps(result, indent=2))
+    """Run SQL against a blocklake API (local or deployed) and print or save the answer."""
+    client = connect(endpoint, api_key)
+    window = time_range(last, begin, end)
+    if dry_run:
+        try:
+            plan = client.dry_run(sql, *window, engine=engine.value if engine else None)
+        except QueryError as error:
+            raise fail(error.message) from None
+        print(json.dumps(plan, indent=2))
         return
-    console.print(
-        result_table(
-            f"{result['row_count']} rows" + (" (truncated)" if result["truncated"] else ""), result
-        )
+    _ask(client, sql, window, output_format, output, engine=engine, max_rows=max_rows)
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _levels_from(level: str) -> list[str]:
+    names = list(log_levels().values())  # most severe first
+    if level.upper() not in names:
+        raise typer.BadParameter(f"{level!r}: expected one of {', '.join(names)}")
+    return names[: names.index(level.upper()) + 1]
+
+
+def logs_sql(
+    level: str | None, text: str | None, process: str | None, after: str | None, limit: int
+) -> str:
+    """The newest ``limit`` log entries at ``level`` or more severe, containing ``text``
+    (case-insensitive), of processes whose id starts with ``process``, later than ``after``
+    (ISO 8601), newest first."""
+    conditions = []
+    if level:
+        conditions.append(f"level IN ({', '.join(map(_quoted, _levels_from(level)))})")
+    if text:
+        conditions.append(f"contains(lower(message), lower({_quoted(text)}))")
+    if process:
+        conditions.append(f"starts_with(process_id, {_quoted(process)})")
+    if after:
+        conditions.append(f"time > {_quoted(after)}::TIMESTAMPTZ")
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    return (
+        "SELECT time, level, target, message, process_id FROM log_entries"
+        f"{where} ORDER BY time DESC LIMIT {limit}"
     )
+
+
+def _print_logs(rows: list[list]) -> None:
+    for moment, level, target, message, process_id in reversed(rows):
+        console.print(
+            f"{moment} {level:<5} [dim]{escape(target or '')}[/] {escape(message or '')} "
+            f"[dim]{process_id[:8]}[/]",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+@app.command()
+def logs(
+    level: Annotated[
+        str | None, typer.Option(help="Only this level and more severe: ERROR, WARN, INFO...")
+    ] = None,
+    text: Annotated[
+        str | None, typer.Option(help="Only messages containing this (any case).")
+    ] = None,
+    process: Annotated[
+        str | None, typer.Option(help="Only processes whose id starts with this.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="The newest N entries.", min=1)] = 100,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new entries until Ctrl-C.")
+    ] = False,
+    endpoint: Endpoint = "http://127.0.0.1:8787",
+    api_key: ApiKey = DEFAULT_KEY,
+    last: Last = "1h",
+    begin: Begin = None,
+    end: End = None,
+) -> None:
+    """Print log entries, oldest first, filtered by level, text and process."""
+    client = connect(endpoint, api_key)
+    window = time_range(last, begin, end)
+    after: str | None = None
+    try:
+        while True:
+            sql = logs_sql(level, text, process, after, limit)
+            try:
+                rows = json.loads(client.request(sql, *window).body)["rows"]
+            except QueryError as error:
+                raise fail(error.message) from None
+            _print_logs(rows)
+            if not follow:
+                return
+            after = rows[0][0] if rows else after
+            follow_sleep(FOLLOW_INTERVAL_S)
+            window = (window[0], time.time_ns() + 1)
+    except KeyboardInterrupt:
+        return
+
+
+follow_sleep = time.sleep
+"""How ``logs --follow`` waits between polls (tests replace it)."""
+
+
+@app.command()
+def spans(
+    slowest: Annotated[int, typer.Option(help="The N longest spans.", min=1)] = 20,
+    name: Annotated[str | None, typer.Option(help="Only spans of this name.")] = None,
+    process: Annotated[
+        str | None, typer.Option(help="Only processes whose id starts with this.")
+    ] = None,
+    endpoint: Endpoint = "http://127.0.0.1:8787",
+    api_key: ApiKey = DEFAULT_KEY,
+    last: Last = "1h",
+    begin: Begin = None,
+    end: End = None,
+    output_format: OutputFormat = Format.table,
+    output: Output = None,
+) -> None:
+    """The slowest spans (thread and async) in the range, longest first."""
+    conditions = []
+    if name:
+        conditions.append(f"name = {_quoted(name)}")
+    if process:
+        conditions.append(f"starts_with(process_id, {_quoted(process)})")
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    parts = [
+        f"SELECT name, round(duration_ns / 1e6, 3) AS ms, \"begin\", target, '{kind}' AS kind, "
+        f"process_id, span_id FROM {kind}_spans{where}"
+        for kind in ("thread", "async")
+    ]
+    sql = " UNION ALL ".join(parts) + f" ORDER BY ms DESC LIMIT {slowest}"
+    window = time_range(last, begin, end)
+    _ask(connect(endpoint, api_key), sql, window, output_format, output, title="Slowest spans")
+
+
+@app.command()
+def processes(
+    limit: Annotated[int, typer.Option(help="The N most recently started.", min=1)] = 50,
+    exe: Annotated[
+        str | None, typer.Option(help="Only executables whose path contains this.")
+    ] = None,
+    endpoint: Endpoint = "http://127.0.0.1:8787",
+    api_key: ApiKey = DEFAULT_KEY,
+    last: Last = "24h",
+    begin: Begin = None,
+    end: End = None,
+    output_format: OutputFormat = Format.table,
+    output: Output = None,
+) -> None:
+    """Processes that started in the range, newest first, with their properties."""
+    window = time_range(last, begin, end)
+    start, stop = (
+        datetime.fromtimestamp(t / 1e9, UTC).isoformat(timespec="microseconds") for t in window
+    )
+    conditions = [
+        f"start_time >= {_quoted(start)}::TIMESTAMPTZ",
+        f"start_time < {_quoted(stop)}::TIMESTAMPTZ",
+    ]
+    if exe:
+        conditions.append(f"contains(exe, {_quoted(exe)})")
+    sql = (
+        "SELECT process_id, exe, username, computer, start_time, parent_process_id, properties "
+        f"FROM processes WHERE {' AND '.join(conditions)} ORDER BY start_time DESC LIMIT {limit}"
+    )
+    _ask(connect(endpoint, api_key), sql, window, output_format, output, title="Processes")
 
 
 @app.command("api-key")
@@ -141,18 +436,14 @@ def api_key_command(
         import boto3
         from botocore.exceptions import BotoCoreError, ClientError
     except ModuleNotFoundError:
-        console.print(
-            "[red]no key created[/]: this needs the AWS extra: pip install 'blocklake[aws]'"
-        )
-        raise typer.Exit(1) from None
+        raise fail("no key created: needs the aws extra: pip install 'blocklake[aws]'") from None
     from blocklake.api_keys import create_api_key, secret_region
 
     try:
         client = boto3.client("secretsmanager", region_name=secret_region(secret_arn))
         key = create_api_key(client, secret_arn, tenant)
     except (ValueError, BotoCoreError, ClientError) as error:
-        console.print(f"[red]no key created[/]: {error}")
-        raise typer.Exit(1) from None
+        raise fail(f"no key created: {error}") from None
     console.print(f"API key for tenant {tenant} (works within 5 minutes):")
     print(key)
 
@@ -166,8 +457,8 @@ def smoke(
         str, typer.Option(envvar="BLOCKLAKE_API_KEY", help="An API key of the tenant to test.")
     ] = DEFAULT_KEY,
     engine: Annotated[
-        list[str], typer.Option(help="Engine to check the counts on (repeatable).")
-    ] = ["duckdb"],  # noqa: B006 (typer reads the default, never mutates it)
+        list[Engine], typer.Option(help="Engine to check the counts on (repeatable).")
+    ] = [Engine.duckdb],  # noqa: B006 (typer reads the default, never mutates it)
     timeout: Annotated[float, typer.Option(min=1.0, help="Seconds to wait for each step.")] = 120.0,
 ) -> None:
     """Check a running blocklake end to end: record through the SDK, wait until queryable,
@@ -175,10 +466,10 @@ def smoke(
     from blocklake.smoke import SmokeFailed, run_smoke
 
     try:
-        run_smoke(endpoint, api_key, engines=tuple(engine), timeout_s=timeout, say=console.print)
+        engines = tuple(e.value for e in engine)
+        run_smoke(endpoint, api_key, engines=engines, timeout_s=timeout, say=console.print)
     except SmokeFailed as error:
-        console.print(f"[red]smoke test failed[/]: {error}")
-        raise typer.Exit(1) from None
+        raise fail(f"smoke test failed: {error}") from None
 
 
 @app.command()
@@ -186,7 +477,7 @@ def demo(
     data_dir: Annotated[
         Path | None, typer.Option(help="Keep the lake here (default: a temporary directory).")
     ] = None,
-    threads: int = 4,
+    threads: Annotated[int, typer.Option(help="Threads of the sample service.")] = 4,
     requests: Annotated[int, typer.Option(help="Orders handled by each thread.")] = 250,
 ) -> None:
     """Record a multi-threaded sample service, ingest, convert and query it, show the results."""

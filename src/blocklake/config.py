@@ -1,7 +1,13 @@
 """Runtime configuration, all from environment variables, documented here and nowhere else.
 
 ``BLOCKLAKE_DATA_DIR`` (default ``./blocklake-data``)
-    Local lake root and SQLite file: the embedded default.
+    Local lake root and SQLite file: the embedded default (``blocklake serve --data-dir``
+    overrides it).
+``BLOCKLAKE_ENDPOINT`` (default ``http://127.0.0.1:8787``)
+    The ``blocklake`` command's API (``query``, ``logs``, ``spans``, ``processes``): the local
+    server or a deployed stack's URL.
+``BLOCKLAKE_API_KEY`` (default ``blocklake-local``)
+    The ``blocklake`` command's API key, which decides the tenant.
 ``BLOCKLAKE_BUCKET`` (unset)
     S3 bucket of the lake; when set, blobs go to S3 instead of the data directory.
 ``BLOCKLAKE_METADATA_URL`` (default ``sqlite:///<data dir>/metadata.db``)
@@ -35,12 +41,24 @@
     DuckDB worker threads of one query.
 ``BLOCKLAKE_QUERY_CONCURRENCY`` (default ``2``)
     Queries one tenant may run at once in one server process; more are answered 429.
+``BLOCKLAKE_QUERY_MAX_SCAN_FILES`` (default ``20000``)
+    Files one query may read (counted before it runs, in the views it names and the partitions
+    its range reaches); past it the query is refused (400 ``query_scan_limit``).
+``BLOCKLAKE_QUERY_MAX_SCAN_BYTES`` (default ``10737418240``, 10 GiB)
+    Bytes of Parquet one query may read, counted the same way.
+``BLOCKLAKE_QUERY_DAILY_QUERIES`` (default ``20000``)
+    Queries one tenant may run per UTC day (429 ``daily_query_limit`` past it).
+``BLOCKLAKE_QUERY_DAILY_SCAN_BYTES`` (default ``1099511627776``, 1 TiB: $5 on Athena)
+    Bytes one tenant's queries may scan per UTC day (429 ``daily_scan_limit``); usage is kept
+    under ``usage/`` in the lake (``blocklake.query.budget``).
 ``BLOCKLAKE_QUERY_READER_ROLE_ARN`` (unset)
     Query Lambda on S3: the role assumed for each tenant, with a session policy limited to that
     tenant's table prefixes, whose credentials DuckDB gets; unset, DuckDB gets the function's own.
-``BLOCKLAKE_ATHENA_WORKGROUP``, ``BLOCKLAKE_GLUE_DATABASE``, ``BLOCKLAKE_ETL_FUNCTION_NAME``
-    Set on the deployed query Lambda by the stack, for the Athena engine and just-in-time
-    conversion still to come.
+``BLOCKLAKE_ATHENA_WORKGROUP``, ``BLOCKLAKE_GLUE_DATABASE`` (unset)
+    Set on the deployed query Lambda by the stack: with both, queries may ask for
+    ``"engine": "athena"`` (``blocklake.query.athena_engine``); unset, only DuckDB answers.
+``BLOCKLAKE_ETL_FUNCTION_NAME``
+    Set on the deployed query Lambda by the stack, for just-in-time conversion still to come.
 ``POWERTOOLS_SERVICE_NAME``, ``POWERTOOLS_LOG_LEVEL``
     Read by powertools in the Lambdas.
 ``POWERTOOLS_METRICS_NAMESPACE`` (default ``blocklake``)
@@ -78,6 +96,10 @@ class QueryLimits:
     temp_mb: int = 256
     threads: int = 2
     concurrency: int = 2
+    max_scan_files: int = 20_000
+    max_scan_bytes: int = 10 * 1024**3
+    daily_queries: int = 20_000
+    daily_scan_bytes: int = 1024**4
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> QueryLimits:
@@ -105,6 +127,10 @@ class QueryLimits:
             temp_mb=number("TEMP_MB", defaults.temp_mb),
             threads=number("THREADS", defaults.threads),
             concurrency=number("CONCURRENCY", defaults.concurrency),
+            max_scan_files=number("MAX_SCAN_FILES", defaults.max_scan_files),
+            max_scan_bytes=number("MAX_SCAN_BYTES", defaults.max_scan_bytes),
+            daily_queries=number("DAILY_QUERIES", defaults.daily_queries),
+            daily_scan_bytes=number("DAILY_SCAN_BYTES", defaults.daily_scan_bytes),
         )
 
 
@@ -131,6 +157,8 @@ class Settings:
     max_block_bytes: int = 4 * 1024 * 1024
     query: QueryLimits = field(default_factory=QueryLimits)
     query_reader_role_arn: str | None = None
+    athena_workgroup: str | None = None
+    glue_database: str | None = None
 
     @property
     def sqlite_path(self) -> Path:
@@ -151,4 +179,6 @@ class Settings:
             max_block_bytes=int(env.get("BLOCKLAKE_MAX_BLOCK_BYTES", defaults.max_block_bytes)),
             query=QueryLimits.from_env(env),
             query_reader_role_arn=env.get("BLOCKLAKE_QUERY_READER_ROLE_ARN") or None,
+            athena_workgroup=env.get("BLOCKLAKE_ATHENA_WORKGROUP") or None,
+            glue_database=env.get("BLOCKLAKE_GLUE_DATABASE") or None,
         )

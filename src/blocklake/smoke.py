@@ -13,12 +13,14 @@ Every step is reported through ``say`` as one line with its duration; a failure 
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from blocklake import sdk
+from blocklake.client import QueryError, connect
 
 THREADS = 3
 LOGS = 100
@@ -76,14 +78,13 @@ def run_smoke(
     say: Callable[[str], None] = print,
 ) -> None:
     """Records, waits, checks; raises ``SmokeFailed`` at the first step that fails."""
-    from blocklake.cli import QueryFailed, post_query
-
     run = f"{time.time_ns():x}"
     begin = time.time_ns() - 60 * 10**9
     started = time.perf_counter()
+    client = connect(endpoint, api_key)
     try:  # fail fast on a wrong endpoint or key, before the SDK's patient retries
-        post_query(endpoint, api_key, {"sql": "SELECT 1", "begin": begin, "end": begin + 1})
-    except QueryFailed as error:
+        client.request("SELECT 1", begin, begin + 1)
+    except QueryError as error:
         raise SmokeFailed(f"reaching {endpoint}: {error}") from None
     say(f"reached {endpoint} in {time.perf_counter() - started:.2f} s: the API key is accepted")
     sdk.init(endpoint, api_key, properties={"smoke_run": run}, flush_interval=0.2)
@@ -106,17 +107,12 @@ def run_smoke(
     say(f"uploaded in {flushed - recorded:.2f} s")
 
     def count(item: Expected, engine: str) -> int:
-        document = {
-            "sql": f"SELECT count(*) AS n FROM {item.table} WHERE {item.where}",
-            "begin": begin,
-            "end": time.time_ns() + 60 * 10**9,
-        }
-        if engine != "duckdb":
-            document["engine"] = engine
+        sql = f"SELECT count(*) AS n FROM {item.table} WHERE {item.where}"
         try:
-            return post_query(endpoint, api_key, document)["rows"][0][0]
-        except QueryFailed as error:
+            answer = client.request(sql, begin, time.time_ns() + 60 * 10**9, engine=engine)
+        except QueryError as error:
             raise SmokeFailed(f"query on {engine}: {error}") from None
+        return json.loads(answer.body)["rows"][0][0]
 
     wanted = expected_counts(process_id)
     deadline = flushed + timeout_s

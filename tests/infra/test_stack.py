@@ -331,7 +331,8 @@ def test_query_reads_tables_runs_athena_and_invokes_only_the_etl(template) -> No
     statements = role_statements(template, "query")
     grants = object_grants(statements)
     assert grants["tables/*"] == {"s3:GetObject"}
-    assert set(grants) == {"tables/*", "athena-results/*"}
+    assert grants["usage/*"] == {"s3:PutObject"}  # the daily budgets' ledger
+    assert set(grants) == {"tables/*", "athena-results/*", "usage/*"}
     assert not any(
         a.startswith(("s3:Delete", "glue:Create", "glue:Update", "glue:Delete"))
         for a in all_actions(statements)

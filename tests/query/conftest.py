@@ -19,8 +19,8 @@ HOUR = 3600 * 10**9
 class QueryLake:
     """A local lake holding one log entry per hour offset, each in its own block."""
 
-    def __init__(self, settings: Settings, context: object) -> None:
-        self.lake = LocalLake(settings)
+    def __init__(self, settings: Settings, context: object, lake: LocalLake | None = None) -> None:
+        self.lake = lake or LocalLake(settings)
         self.context = context
         self.ingest = self.lake.handlers["ingest"]
 

@@ -11,10 +11,14 @@ Walls between a tenant's SQL and everything else, each enough alone for what it 
    (``blocklake.query.duckdb_sandbox``): a path with ``..``, ``//``, ``%2E``, a glob or a
    symlink names no listed file, whatever DuckDB would make of it. On S3 its credentials are
    the tenant's own, scoped by a session policy (``blocklake.query.duckdb_s3``).
-3. Limits (``QueryLimits``): the query runs in a process of its own with a capped address
-   space, ``memory_limit``, ``threads``, spill size and a temporary directory of its own
-   (outside every tenant's files, removed afterwards), a wall-clock timeout (DuckDB's interrupt,
-   then a kill), and caps on rows and result bytes enforced while the result streams.
+3. Limits (``QueryLimits``): the files and bytes of the views the query names, counted from
+   their Parquet footers before it runs (``blocklake.query.plan``); then the query runs in a
+   process of its own with a capped address space, ``memory_limit``, ``threads``, spill size and
+   a temporary directory of its own (outside every tenant's files, removed afterwards), a
+   wall-clock timeout (DuckDB's interrupt, then a kill), and caps on rows and result bytes
+   enforced while the result streams.
+
+The views are those of ``schemas/views.toml`` (``blocklake.query.views``).
 
 Error messages name neither the lake's root nor the temporary directory.
 """
@@ -23,36 +27,27 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+
+import duckdb
 
 from blocklake.config import QueryLimits, Settings
 from blocklake.errors import ClientError
 from blocklake.format.schema import tables
-from blocklake.query.duckdb_sandbox import QueryPlan, View, run_isolated
-from blocklake.query.duckdb_sql import check_query
+from blocklake.query.duckdb_sandbox import QueryPlan, View, error_for, run_isolated
+from blocklake.query.duckdb_sql import check_query, tables_named
 from blocklake.query.engine import QueryRequest, QueryResult
+from blocklake.query.plan import Scan, TableScan, check_scan
+from blocklake.query.views import views
 from blocklake.stores.blobs import BlobStore
 from blocklake.stores.layout import partition_hour, table_prefix
 from blocklake.stores.table_files import live_files
 
-TIME_FILTERS = {
-    "log_entries": "time >= $begin AND time < $end",
-    "measures": "time >= $begin AND time < $end",
-    "thread_spans": '"end" >= $begin AND "begin" < $end',
-    "async_spans": '"end" >= $begin AND "begin" < $end',
-    "blocks": "end_time >= $begin AND begin_time < $end",
-}
-"""Rows each view keeps; tables not listed (processes, streams) are read whole."""
-
 PARTITION_SLACK = timedelta(hours=1)
 """A block lands in the partition of its begin time, so its rows may run into the next hour."""
-
-
-def _timestamp_literal(time_ns: int) -> str:
-    moment = datetime.fromtimestamp(time_ns // 1_000_000_000, UTC)
-    micros = (time_ns % 1_000_000_000) // 1000
-    return f"TIMESTAMPTZ '{moment:%Y-%m-%d %H:%M:%S}.{micros:06d}+00'"
 
 
 class DuckDbEngine:
@@ -99,9 +94,9 @@ class DuckDbEngine:
             duckdb_s3.DUCKDB_CONFIG,
         )
 
-    def _files(self, table: str, request: QueryRequest) -> list[str]:
+    def _keys(self, table: str, request: QueryRequest) -> list[str]:
         keys = list(self.blobs.list(table_prefix(table, request.tenant)))
-        if table in TIME_FILTERS:
+        if views()[table].time_filter:
             # Partition H holds rows of [H, H + 1 h + slack): keep those that overlap the range.
             after = (
                 datetime.fromtimestamp(request.begin_ns / 1e9, UTC)
@@ -111,37 +106,98 @@ class DuckDbEngine:
             last = datetime.fromtimestamp(request.end_ns / 1e9, UTC)
             hours = ((key, partition_hour(key)) for key in keys)
             keys = [key for key, hour in hours if hour and after < hour <= last]
-        return [self.blobs.url(key) for key in live_files(self.blobs, keys)]
+        return list(live_files(self.blobs, keys))
 
-    def _condition(self, table: str, request: QueryRequest) -> str:
-        where = TIME_FILTERS.get(table, "")
-        return where.replace("$begin", _timestamp_literal(request.begin_ns)).replace(
-            "$end", _timestamp_literal(request.end_ns)
+    @contextmanager
+    def _footers(self, tenant: str) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A database that reads the tenant's Parquet footers (our SQL only, never the
+        tenant's), with its S3 access when the lake is on S3."""
+        connection = duckdb.connect(
+            ":memory:",
+            config={
+                "autoinstall_known_extensions": "false",
+                "autoload_known_extensions": "false",
+                **self.config,
+            },
         )
+        try:
+            for statement in self.connection_setup(tenant):
+                connection.execute(statement)
+            yield connection
+        finally:
+            connection.close()
 
-    def run(self, request: QueryRequest) -> QueryResult:
+    def _measure(self, tenant: str, keys: dict[str, list[str]]) -> Scan:
+        """Partitions, files, bytes and rows of the tables' files, from their Parquet footers."""
+        scan = Scan()
+        with self._footers(tenant) as connection:
+            for table, table_keys in sorted(keys.items()):
+                partitions = sorted({"/".join(key.split("/")[3:5]) for key in table_keys})
+                measured = TableScan(partitions, len(table_keys))
+                if table_keys:
+                    try:
+                        size, rows = connection.execute(
+                            "SELECT sum(file_size_bytes), sum(num_rows) "
+                            "FROM parquet_file_metadata($f)",
+                            {"f": [self.blobs.url(key) for key in table_keys]},
+                        ).fetchone()
+                    except duckdb.Error as error:
+                        raise error_for(error, False, self.limits) from None
+                    measured.bytes, measured.rows = int(size), int(rows)
+                scan.tables[table] = measured
+        return scan
+
+    def scan(self, request: QueryRequest) -> Scan:
+        """What ``request`` would read (the views it names, in its range), without running it:
+        the dry run's figures, and the count any engine checks before running."""
         check_query(request.sql, frozenset(tables()))
+        named = tables_named(request.sql) & set(tables())
+        try:
+            return self._measure(request.tenant, {t: self._keys(t, request) for t in named})
+        except ClientError as error:
+            raise self._scrubbed(error, "") from None
+
+    def run(
+        self, request: QueryRequest, admit: Callable[[Scan], None] | None = None
+    ) -> QueryResult:
+        """The answer to ``request``; ``admit``, when given, sees what the query would read
+        before it runs and may refuse it (a daily budget) by raising ``ClientError``."""
+        check_query(request.sql, frozenset(tables()))
+        named = tables_named(request.sql) & set(tables())
         temp_dir = tempfile.mkdtemp(prefix="blocklake-query-")
         try:
+            keys = {table: self._keys(table, request) for table in tables()}
+            scan = self._measure(request.tenant, {t: keys[t] for t in named})
+            check_scan(scan, self.limits)
+            if admit is not None:
+                admit(scan)
             plan = QueryPlan(
                 sql=request.sql,
                 max_rows=request.max_rows,
                 limits=self.limits,
                 temp_dir=temp_dir,
-                views=[
-                    View(table, self._files(table, request), self._condition(table, request))
-                    for table in tables()
-                ],
+                views=[self._view(table, keys[table], request) for table in tables()],
                 setup=self.connection_setup(request.tenant),
                 config=self.config,
             )
-            return run_isolated(plan)
+            return replace(run_isolated(plan), scanned_bytes=scan.bytes)
         except ClientError as error:
-            message = self._scrub(error.message, temp_dir)
-            raise ClientError(error.status, error.code, message, error.headers) from None
+            raise self._scrubbed(error, temp_dir) from None
         finally:
             shutil.rmtree(temp_dir, ignore_errors=True)
 
-    def _scrub(self, message: str, temp_dir: str) -> str:
-        """The message without the lake's root or the temporary directory."""
-        return message.replace(temp_dir, "<temp>").replace(self._root, "")
+    def _view(self, table: str, keys: list[str], request: QueryRequest) -> View:
+        files = [self.blobs.url(key) for key in keys]
+        view = views()[table]
+        if not files:
+            return View(table, [], view.empty())
+        listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+        source = f"read_parquet([{listed}], union_by_name = true)"
+        return View(table, files, view.select(source, request.begin_ns, request.end_ns))
+
+    def _scrubbed(self, error: ClientError, temp_dir: str) -> ClientError:
+        """The error without the lake's root or the temporary directory in its message."""
+        message = error.message.replace(self._root, "")
+        if temp_dir:
+            message = message.replace(temp_dir, "<temp>")
+        return ClientError(error.status, error.code, message, error.headers)

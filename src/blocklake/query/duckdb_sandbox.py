@@ -36,7 +36,6 @@ import pyarrow as pa
 
 from blocklake.config import QueryLimits
 from blocklake.errors import ClientError
-from blocklake.format.tables import arrow_schema
 from blocklake.query.engine import QueryResult
 
 BATCH_ROWS = 2048
@@ -56,9 +55,9 @@ negative in ``decimal128``; ``TIMETZ`` loses its offset)."""
 class View:
     table: str
     files: list[str]
-    """Files (paths or ``s3://`` URLs) holding the table's rows for the query."""
-    condition: str = ""
-    """A ``WHERE`` condition keeping the query's time range, or empty."""
+    """Files (paths or ``s3://`` URLs) holding the table's rows for the query: all it reads."""
+    select: str
+    """The view's ``SELECT`` (``blocklake.query.views``), over ``read_parquet`` of ``files``."""
 
 
 @dataclass(frozen=True)
@@ -77,7 +76,7 @@ class QueryPlan:
     """``duckdb.connect`` options besides the limits."""
 
 
-def _error_for(error: duckdb.Error, timed_out: bool, limits: QueryLimits) -> ClientError:
+def error_for(error: duckdb.Error, timed_out: bool, limits: QueryLimits) -> ClientError:
     """Whose fault and which limit: 400 for the query, 504 when it ran out of time, 502 when
     the lake could not be read."""
     if timed_out:
@@ -122,23 +121,6 @@ def _connect(plan: QueryPlan) -> duckdb.DuckDBPyConnection:
     )
 
 
-def _create_view(connection: duckdb.DuckDBPyConnection, view: View) -> None:
-    schema = arrow_schema(view.table)
-    if view.files:
-        listed = ", ".join("'" + f.replace("'", "''") + "'" for f in view.files)
-        columns = ", ".join(f'"{name}"' for name in schema.names)
-        source = f"SELECT {columns} FROM read_parquet([{listed}], union_by_name = true)"
-        where = f" WHERE {view.condition}" if view.condition else ""
-    else:  # typed columns and no rows, without a named table that SHOW TABLES would list
-        types = connection.from_arrow(schema.empty_table()).types
-        typed = ", ".join(
-            f'CAST(NULL AS {sql_type}) AS "{name}"'
-            for name, sql_type in zip(schema.names, types, strict=True)
-        )
-        source, where = f"SELECT {typed}", " WHERE false"
-    connection.execute(f'CREATE VIEW "{view.table}" AS {source}{where}')
-
-
 def execute(plan: QueryPlan) -> QueryResult:
     """Runs the plan in this process (``run_isolated`` calls it in a worker)."""
     connection = _connect(plan)
@@ -146,7 +128,7 @@ def execute(plan: QueryPlan) -> QueryResult:
         for statement in plan.setup:
             connection.execute(statement)
         for view in plan.views:
-            _create_view(connection, view)
+            connection.execute(f'CREATE VIEW "{view.table}" AS {view.select}')
         readable = [file for view in plan.views for file in view.files]
         connection.execute("SET allowed_directories = []")
         connection.execute("SET allowed_paths = $paths", {"paths": readable})
@@ -167,13 +149,19 @@ def _run_limited(connection: duckdb.DuckDBPyConnection, plan: QueryPlan) -> Quer
     timer = threading.Timer(plan.limits.timeout_s, interrupt)
     timer.start()
     try:
-        relation = connection.sql(plan.sql)
+        try:
+            relation = connection.sql(plan.sql)
+        except (duckdb.BinderException, duckdb.CatalogException):
+            # The relation API drops where the error is; binding again through execute()
+            # fails the same way, before running anything, with "LINE n:" and a caret.
+            connection.execute(plan.sql)
+            raise
         columns = list(zip(relation.columns, [str(t) for t in relation.types], strict=True))
         relation = _arrow_ready(relation, columns)
         reader = relation.limit(plan.max_rows + 1).to_arrow_reader(BATCH_ROWS)
         table, truncated_by = _collect(reader, plan.max_rows, plan.limits.max_result_bytes)
     except duckdb.Error as error:
-        raise _error_for(error, timed_out.is_set(), plan.limits) from None
+        raise error_for(error, timed_out.is_set(), plan.limits) from None
     finally:
         timer.cancel()
     return QueryResult(columns, table, truncated_by)
@@ -250,10 +238,10 @@ def _address_space() -> int:
 def _warm_up() -> None:
     """One query over empty views while nobody waits: DuckDB's first database in a process
     costs about 50 ms more than the next (measured here), and the schemas load once."""
-    from blocklake.format.schema import tables
+    from blocklake.query.views import views as all_views
 
     with tempfile.TemporaryDirectory(prefix="blocklake-warm-") as temp_dir:
-        views = [View(table, []) for table in tables()]
+        views = [View(name, [], view.empty()) for name, view in all_views().items()]
         execute(QueryPlan("SELECT count(*) FROM log_entries", 1, QueryLimits(), temp_dir, views))
 
 

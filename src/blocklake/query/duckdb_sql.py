@@ -20,6 +20,7 @@ locked (``blocklake.query.duckdb_engine``).
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 import threading
@@ -29,6 +30,7 @@ from functools import cache
 import duckdb
 
 from blocklake.errors import ClientError
+from blocklake.format.schema import tables
 
 QUERY_NODES = frozenset({"SELECT_NODE", "SET_OPERATION_NODE", "RECURSIVE_CTE_NODE", "CTE_NODE"})
 RELATIONS = frozenset(
@@ -155,15 +157,63 @@ def catalog_names() -> frozenset[str]:
     return frozenset(name for (name,) in rows)
 
 
-def parse_tree(sql: str) -> dict:
-    """DuckDB's parse tree of ``sql`` as JSON; ``ClientError`` 400 when it does not parse."""
+def _serialized(sql: str) -> dict:
     with _parser_lock:
         text = _parser().execute("SELECT json_serialize_sql($sql)", {"sql": sql}).fetchone()[0]
-    tree = json.loads(text)
+    return json.loads(text)
+
+
+@cache
+def reserved_columns() -> dict[str, list[str]]:
+    """Columns of the lake's tables that are reserved words of the SQL grammar (``end``), each
+    with the tables that have it: a query names them in double quotes (``"end"``), in DuckDB and
+    Athena alike."""
+    found: dict[str, list[str]] = {}
+    for table in tables().values():
+        for column in table.columns:
+            if _serialized(f"SELECT {column.name} FROM t").get("error"):
+                found.setdefault(column.name, []).append(table.name)
+    return found
+
+
+def pointer(sql: str, position: int) -> str:
+    """DuckDB's way of showing where in ``sql`` an error is: ``LINE n: <text>`` and a caret
+    under the character at ``position`` (0-based)."""
+    before = sql[:position]
+    number = before.count("\n") + 1
+    start = before.rfind("\n") + 1
+    end = sql.find("\n", position)
+    line = sql[start : end if end >= 0 else len(sql)]
+    column = position - start
+    if column > 60:  # keep the caret on screen: show the line from shortly before it
+        line, column = "..." + line[column - 40 :], 43
+    prefix = f"LINE {number}: "
+    return f"{prefix}{line[: column + 60]}\n{' ' * (len(prefix) + column)}^"
+
+
+_NEAR = re.compile(r'syntax error at or near "([^"]+)"')
+
+
+def parse_tree(sql: str) -> dict:
+    """DuckDB's parse tree of ``sql`` as JSON; ``ClientError`` 400 when it does not parse,
+    whose message shows where (``LINE n:`` and a caret) and says so when the word there is a
+    column name that SQL reserves."""
+    tree = _serialized(sql)
     if tree.get("error"):
         message = tree.get("error_message", "the SQL does not parse")
         if tree.get("error_type") == "not implemented":
             message = "only queries (SELECT, WITH, VALUES, DESCRIBE, SUMMARIZE) are allowed"
+        else:
+            near = _NEAR.search(message)
+            reserved = reserved_columns().get(near.group(1).lower()) if near else None
+            if reserved:
+                word = near.group(1).lower()
+                message += (
+                    f"\nHint: {word} is a reserved word: write the column of "
+                    f'{" and ".join(reserved)} in double quotes, "{word}"'
+                )
+            if str(tree.get("position", "")).isdigit():
+                message += "\n\n" + pointer(sql, int(tree["position"]))
         raise ClientError(400, "invalid_sql", message)
     return tree
 
@@ -175,20 +225,41 @@ def check_query(sql: str, views: frozenset[str]) -> None:
     if len(statements) != 1:
         raise ClientError(400, "invalid_sql", f"expected one statement, got {len(statements)}")
     problems = _problems(statements[0]["node"], views, frozenset(), allowed_functions())
-    for problem in problems:
+    for problem, location in problems:
+        if isinstance(location, int) and 0 <= location < len(sql):
+            problem += "\n\n" + pointer(sql, location)
         raise ClientError(400, "not_allowed", problem)
+
+
+def tables_named(sql: str) -> frozenset[str]:
+    """Lower-case names of the tables ``sql`` reads (what a CTE of the same name shadows
+    included: counting them errs on the side of more); ``ClientError`` when it does not parse."""
+    names: set[str] = set()
+
+    def walk(value: object) -> None:
+        if isinstance(value, list):
+            for item in value:
+                walk(item)
+        elif isinstance(value, dict):
+            if value.get("type") == "BASE_TABLE" and "table_name" in value:
+                names.add(value["table_name"].lower())
+            for child in value.values():
+                walk(child)
+
+    walk(parse_tree(sql)["statements"])
+    return frozenset(names)
 
 
 def _cte_problems(
     node: dict, views: frozenset[str], ctes: frozenset[str], functions: frozenset[str]
-) -> Iterator[str | frozenset[str]]:
+) -> Iterator[tuple[str, int | None] | frozenset[str]]:
     """The problems of a node's CTEs, each walked with the names DuckDB resolves to CTEs in its
     body (those defined before it, and itself when recursive); then, last, every CTE name the
     rest of the node sees."""
     for entry in (node.get("cte_map") or {}).get("map", []):
         name = entry["key"]
         if not IDENTIFIER.match(name) or name.lower() in catalog_names() | views:
-            yield f"a CTE may not be named {name!r}: choose a name no table or function has"
+            yield f"a CTE may not be named {name!r}: choose a name no table or function has", None
         recursive = entry["value"]["query"]["node"]["type"] == "RECURSIVE_CTE_NODE"
         own = frozenset({name.lower()}) if recursive else frozenset()
         yield from _problems(entry["value"], views, ctes | own, functions)
@@ -198,9 +269,9 @@ def _cte_problems(
 
 def _problems(
     value: object, views: frozenset[str], ctes: frozenset[str], functions: frozenset[str]
-) -> Iterator[str]:
-    """Every reason to refuse found in ``value``, a piece of the parse tree; ``ctes`` are the
-    CTE names in scope there."""
+) -> Iterator[tuple[str, int | None]]:
+    """Every reason to refuse found in ``value``, a piece of the parse tree, with where in the
+    SQL it is when the tree says; ``ctes`` are the CTE names in scope there."""
     if isinstance(value, list):
         for item in value:
             yield from _problems(item, views, ctes, functions)
@@ -210,18 +281,20 @@ def _problems(
     kind = value.get("type")
     children = value
     if "class" in value:
-        yield from _expression_problems(value, functions)
+        for problem in _expression_problems(value, functions):
+            yield problem, value.get("query_location")
     elif isinstance(kind, str) and kind.endswith("_NODE"):
         if kind not in QUERY_NODES:
-            yield f"{kind.lower().removesuffix('_node')} is not allowed in a query"
+            yield f"{kind.lower().removesuffix('_node')} is not allowed in a query", None
         for found in _cte_problems(value, views, ctes, functions):
-            if isinstance(found, str):
-                yield found
-            else:
+            if isinstance(found, frozenset):
                 ctes = found
+            else:
+                yield found
         children = {key: child for key, child in value.items() if key != "cte_map"}
     elif "sample" in value and "query_location" in value:  # a relation (TableRef)
-        yield from _relation_problems(value, views, ctes)
+        for problem in _relation_problems(value, views, ctes):
+            yield problem, value.get("query_location")
         if kind == "TABLE_FUNCTION":  # its name was checked; walk its arguments only
             yield from _problems(value["function"].get("children", []), views, ctes, functions)
             return
@@ -238,6 +311,17 @@ def _expression_problems(expression: dict, functions: frozenset[str]) -> Iterato
         yield f"function {name} is not available to queries"
 
 
+def _closest(name: str, names: frozenset[str]) -> str | None:
+    """The name ``name`` was most likely meant to be: one it starts like (``logs``,
+    ``log_entries``), else the most similar."""
+    for length in range(len(name), 2, -1):
+        starting = sorted(n for n in names if n.startswith(name[:length]))
+        if starting:
+            return starting[0]
+    close = difflib.get_close_matches(name, sorted(names), 1, 0.6)
+    return close[0] if close else None
+
+
 def _relation_problems(
     relation: dict, views: frozenset[str], ctes: frozenset[str]
 ) -> Iterator[str]:
@@ -252,7 +336,9 @@ def _relation_problems(
         name = relation["table_name"]
         qualified = relation.get("schema_name") or relation.get("catalog_name")
         if qualified or name.lower() not in views | ctes:
-            yield f"{name!r} is not a table: query {', '.join(sorted(views))}"
+            close = _closest(name.lower(), views | ctes)
+            hint = f'\nDid you mean "{close}"?' if close and not qualified else ""
+            yield f"{name!r} is not a table: query {', '.join(sorted(views))}{hint}"
     elif kind == "TABLE_FUNCTION":
         name = relation["function"].get("function_name", "")
         if name.lower() not in TABLE_FUNCTIONS:

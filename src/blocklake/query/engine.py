@@ -19,6 +19,10 @@ class QueryRequest:
     end_ns: int
     """Events in [begin, end): the views hold nothing else, and partitions outside are not read."""
     max_rows: int
+    engine: str = "duckdb"
+    """Which engine answers: ``duckdb`` or ``athena``."""
+    dry_run: bool = False
+    """Say what the query would read and cost instead of running it."""
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,9 @@ class QueryResult:
     truncated_by: str | None = None
     """Why rows were cut: ``"max_rows"`` or ``"max_result_bytes"`` (the limit that was reached),
     or None when ``table`` holds every row of the answer."""
+    scanned_bytes: int = 0
+    """Bytes the engine read or may have read: Athena's ``DataScannedInBytes``; on DuckDB the
+    size of the files of the views the query names."""
 
     @property
     def truncated(self) -> bool:

@@ -1,8 +1,12 @@
-"""The query use case: a request document in, a result shaped as JSON, CSV or Arrow IPC out.
+"""The query use case: a request document in, a result shaped as JSON, CSV, Arrow IPC or Parquet
+out.
 
-Every answer is at most ``max_bytes`` long: rows past that are cut, and the answer says so (the
-``truncated`` and ``truncated_by`` fields of JSON, the ``X-Blocklake-Truncated`` header of CSV and
-Arrow). JSON is strict (RFC 8259): no ``NaN`` or ``Infinity`` literals.
+Every answer is at most ``max_bytes`` long: rows past that are cut, and the answer says so in
+every format: the ``X-Blocklake-Truncated`` header (``max_rows`` or ``max_result_bytes``), the
+``truncated`` and ``truncated_by`` fields of JSON, and the ``blocklake.truncated_by`` schema
+metadata of Arrow and Parquet. JSON is strict (RFC 8259) and safe for every parser: ``NaN`` and
+``±Infinity`` are ``null``, integers are numbers up to 2^53 - 1 in magnitude (what a double, and
+so JavaScript, holds exactly) and decimal strings past it, maps are objects.
 """
 
 from __future__ import annotations
@@ -13,32 +17,42 @@ import decimal
 import io
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
+import pyarrow.parquet as pa_parquet
 
+from blocklake.config import QueryLimits
 from blocklake.errors import ClientError
-from blocklake.query.engine import QueryRequest, QueryResult, parse_time
+from blocklake.query.budget import DailyBudget
+from blocklake.query.duckdb_engine import DuckDbEngine
+from blocklake.query.engine import QueryEngine, QueryRequest, QueryResult, parse_time
+from blocklake.query.plan import Scan, check_scan, dry_run
 
 FORMATS = {
     "json": "application/json",
     "csv": "text/csv",
     "arrow": "application/vnd.apache.arrow.stream",
+    "parquet": "application/vnd.apache.parquet",
 }
-ENGINES = ("duckdb",)
-"""Engines a request may name in ``engine`` (Athena is still to come)."""
+ENGINES = ["duckdb", "athena"]
 MAX_SQL_CHARS = 100_000
 SLICE_ROWS = 1024
 """Rows serialized at a time while the answer grows towards its byte cap."""
 TRUNCATED_HEADER = "X-Blocklake-Truncated"
+TRUNCATED_METADATA = b"blocklake.truncated_by"
+"""Schema metadata key of Arrow and Parquet answers that were cut."""
+MAX_JSON_INTEGER = 2**53 - 1
+"""Largest integer every JSON parser reads exactly; larger ones are written as strings."""
 
-_SPECIAL_FLOATS = {math.inf: "Infinity", -math.inf: "-Infinity"}
 
-
-def request_from(document: dict, tenant: str, max_rows: int) -> tuple[QueryRequest, str]:
+def request_from(
+    document: dict, tenant: str, max_rows: int, engines: Collection[str] = ("duckdb",)
+) -> tuple[QueryRequest, str]:
     """The query a request document asks for, and its output format; ``ClientError`` 400
-    naming the field for anything malformed."""
+    naming the field for anything malformed, or an engine not in ``engines``."""
     sql = document.get("sql")
     if not isinstance(sql, str) or not sql.strip():
         raise ClientError(400, "invalid_field", "field 'sql': expected a non-empty string")
@@ -58,16 +72,23 @@ def request_from(document: dict, tenant: str, max_rows: int) -> tuple[QueryReque
     begin, end = parse_time(document["begin"], "begin"), parse_time(document["end"], "end")
     if begin >= end:
         raise ClientError(400, "invalid_field", "field 'begin' must be before 'end'")
-    engine = document.get("engine", "duckdb")
-    if engine not in ENGINES:
-        raise ClientError(400, "invalid_field", f"field 'engine': expected one of {list(ENGINES)}")
     output = document.get("format", "json")
     if output not in FORMATS:
         raise ClientError(400, "invalid_field", f"field 'format': expected one of {list(FORMATS)}")
     limit = document.get("max_rows", max_rows)
     if not isinstance(limit, int) or isinstance(limit, bool) or not 0 < limit <= max_rows:
         raise ClientError(400, "invalid_field", f"field 'max_rows': expected 1..{max_rows}")
-    return QueryRequest(tenant, sql, begin, end, limit), output
+    engine = document.get("engine", "duckdb")
+    if engine not in ENGINES:
+        raise ClientError(400, "invalid_field", f"field 'engine': expected one of {ENGINES}")
+    if engine not in engines:
+        raise ClientError(
+            400, "invalid_field", f"field 'engine': {engine} is not configured on this server"
+        )
+    dry_run = document.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        raise ClientError(400, "invalid_field", "field 'dry_run': expected true or false")
+    return QueryRequest(tenant, sql, begin, end, limit, engine, dry_run), output
 
 
 def _json_value(value: object) -> object:
@@ -80,7 +101,7 @@ def _json_value(value: object) -> object:
         # Integers stay exact (HUGEINT sums); a fraction is a number when a double holds it
         # exactly, else its digits as a string.
         if value == value.to_integral_value():
-            return int(value)
+            return _plain(int(value))
         nearest = float(value)
         return nearest if decimal.Decimal(repr(nearest)) == value else str(value)
     if isinstance(value, bytes):
@@ -89,17 +110,18 @@ def _json_value(value: object) -> object:
 
 
 def _plain(value: object) -> object:
-    """``value`` with maps as objects and non-finite floats as strings."""
+    """``value`` as strict JSON holds it: non-finite floats as null, integers past 2^53 as
+    strings, within lists and objects too."""
     if isinstance(value, float):
-        return value if math.isfinite(value) else _SPECIAL_FLOATS.get(value, "NaN")
+        return value if math.isfinite(value) else None
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_JSON_INTEGER:
+        return str(value)
     if isinstance(value, pa.MonthDayNano):  # an INTERVAL: its three parts, as SQL keeps them
         return {"months": value.months, "days": value.days, "nanoseconds": value.nanoseconds}
-    if isinstance(value, list):
-        if value and all(isinstance(v, tuple) and len(v) == 2 for v in value):  # a map
-            return {_key(k): _plain(v) for k, v in value}
+    if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {_key(k): _plain(v) for k, v in value.items()}
     return value
 
 
@@ -114,21 +136,20 @@ def _column_values(column: pa.ChunkedArray) -> list[object]:
     """Python values of ``column``; values Python cannot hold (DuckDB's ``infinity`` dates and
     timestamps, years past 9999) become text: ``"infinity"``, ``"-infinity"``, or Arrow's."""
     try:
-        return column.to_pylist()
+        return column.to_pylist(maps_as_pydicts="lossy")
     except (OverflowError, ValueError, pa.ArrowException):
         values: list[object] = []
         for chunk in column.chunks:
             for index, scalar in enumerate(chunk):
                 try:
-                    values.append(scalar.as_py())
+                    values.append(scalar.as_py(maps_as_pydicts="lossy"))
                 except (OverflowError, ValueError, pa.ArrowException):
                     values.append(_out_of_range(chunk.slice(index, 1)))
         return values
 
 
 def _out_of_range(value: pa.Array) -> str | None:
-    """Text for the one value of ``value`` that Python cannot hold; None when Arrow has no text
-    for it either (a list holding such a value)."""
+    """Text for the one value of ``value`` that Python cannot hold."""
     if pa.types.is_temporal(value.type):
         raw = value.view(pa.int32() if value.type.bit_width == 32 else pa.int64())[0].as_py()
         if abs(raw) in (2**31 - 1, 2**63 - 1):  # DuckDB's ±infinity
@@ -147,9 +168,9 @@ def _rows_json(table: pa.Table) -> list[str]:
     ]
 
 
-def to_json(result: QueryResult, max_bytes: int) -> str:
+def to_json(result: QueryResult, max_bytes: int) -> tuple[str, str | None]:
     """The JSON answer: ``{columns: [{name, type}], rows: [[...]], row_count, truncated,
-    truncated_by}``, at most ``max_bytes`` UTF-8 bytes."""
+    truncated_by}``, at most ``max_bytes`` UTF-8 bytes, and the limit that cut it or None."""
     head = {
         "columns": [{"name": name, "type": sql_type} for name, sql_type in result.columns],
     }
@@ -173,7 +194,8 @@ def to_json(result: QueryResult, max_bytes: int) -> str:
             "truncated_by": truncated_by,
         }
     )
-    return json.dumps(head)[:-1] + ', "rows": [' + ",".join(rows) + "], " + tail[1:]
+    text = json.dumps(head)[:-1] + ', "rows": [' + ",".join(rows) + "], " + tail[1:]
+    return text, truncated_by
 
 
 def _write_csv(table: pa.Table, sink: io.BytesIO, first: bool) -> None:
@@ -182,34 +204,81 @@ def _write_csv(table: pa.Table, sink: io.BytesIO, first: bool) -> None:
 
 
 def to_bytes(result: QueryResult, output: str, max_bytes: int) -> tuple[bytes, str | None]:
-    """CSV or Arrow IPC of the result, at most ``max_bytes`` long, and the limit that cut it
-    (``"max_rows"``, ``"max_result_bytes"``) or None. Maps, lists and structs are written as
-    JSON text in CSV."""
+    """CSV, Arrow IPC or Parquet of the result, at most ``max_bytes`` long, and the limit that
+    cut it (``"max_rows"``, ``"max_result_bytes"``) or None. Maps, lists and structs are written
+    as JSON text in CSV; Arrow and Parquet keep their types and name the limit that cut them in
+    the schema metadata (``blocklake.truncated_by``)."""
+    if output == "parquet":
+        return _parquet(result, max_bytes)
     table = _csv_ready(result.table) if output == "csv" else result.table
     sink = io.BytesIO()
     truncated_by = result.truncated_by
+    parts = [table.slice(start, SLICE_ROWS) for start in range(0, table.num_rows, SLICE_ROWS)]
+    write: Callable[[pa.Table], None]
     if output == "csv":
-        write: Callable[[pa.Table, bool], None] = lambda part, first: _write_csv(  # noqa: E731
-            part, sink, first
-        )
-        writer = None
+        _write_csv(table.slice(0, 0), sink, True)  # the header says what was asked, even empty
+        write = lambda part: _write_csv(part, sink, False)  # noqa: E731
     else:
-        writer = pa.ipc.new_stream(sink, table.schema)
-        write = lambda part, first: writer.write_table(part)  # noqa: E731
-    for start in range(0, max(table.num_rows, 1), SLICE_ROWS):
-        part = table.slice(start, SLICE_ROWS)
+        writer = pa.ipc.new_stream(sink, _marked(table.schema, truncated_by))
+        write = writer.write_table
+    for part in parts:
         mark = sink.tell()
-        write(part, start == 0)
+        write(part)
         if sink.tell() > max_bytes:
             sink.seek(mark)
             sink.truncate()
-            if start == 0 and output == "csv":
-                _write_csv(part.slice(0, 0), sink, True)  # the header still says what was asked
             truncated_by = "max_result_bytes"
             break
-    if writer is not None:
-        writer.close()
+    if output == "csv":
+        return sink.getvalue(), truncated_by
+    writer.close()
+    if truncated_by != result.truncated_by:  # the schema came first: write it anew, marked
+        kept = pa.ipc.open_stream(sink.getvalue()).read_all()
+        sink = io.BytesIO()
+        with pa.ipc.new_stream(sink, _marked(kept.schema, truncated_by)) as writer:
+            writer.write_table(kept)
     return sink.getvalue(), truncated_by
+
+
+def _marked(schema: pa.Schema, truncated_by: str | None) -> pa.Schema:
+    if truncated_by is None:
+        return schema
+    return schema.with_metadata({**(schema.metadata or {}), TRUNCATED_METADATA: truncated_by})
+
+
+def _parquet_bytes(table: pa.Table, truncated_by: str | None) -> bytes:
+    sink = io.BytesIO()
+    pa_parquet.write_table(
+        table.replace_schema_metadata(_marked(table.schema, truncated_by).metadata), sink
+    )
+    return sink.getvalue()
+
+
+def _parquet(result: QueryResult, max_bytes: int) -> tuple[bytes, str | None]:
+    """A Parquet file is written whole: when it is too long, fewer rows are written, in
+    proportion to the size, until it fits."""
+    table, truncated_by = result.table, result.truncated_by
+    body = _parquet_bytes(table, truncated_by)
+    while len(body) > max_bytes and table.num_rows:
+        truncated_by = "max_result_bytes"
+        keep = min(table.num_rows - 1, int(table.num_rows * max_bytes / len(body) * 0.9))
+        table = table.slice(0, keep)
+        body = _parquet_bytes(table, truncated_by)
+    return body, truncated_by
+
+
+def render(result: QueryResult, output: str, max_bytes: int) -> tuple[str | bytes, dict[str, str]]:
+    """The answer's body in ``output`` (a key of ``FORMATS``) and its headers: the content type
+    and, when rows were cut, ``X-Blocklake-Truncated`` naming the limit."""
+    body: str | bytes
+    if output == "json":
+        body, truncated_by = to_json(result, max_bytes)
+    else:
+        body, truncated_by = to_bytes(result, output, max_bytes)
+    headers = {"Content-Type": FORMATS[output]}
+    if truncated_by:
+        headers[TRUNCATED_HEADER] = truncated_by
+    return body, headers
 
 
 def _csv_ready(table: pa.Table) -> pa.Table:
@@ -236,3 +305,46 @@ def _has_out_of_range(column: pa.ChunkedArray) -> bool:
     except (OverflowError, ValueError):
         return True
     return False
+
+
+@dataclass
+class QueryService:
+    """The query request, from its document to its answer, through every guard-rail: the
+    request's fields; the files and bytes it would read, counted before it runs on the DuckDB
+    engine's listing of the lake (whichever engine runs it) against the per-query scan limits
+    and the tenant's daily budget; then the engine's own limits (time, memory, rows, bytes)."""
+
+    duckdb: DuckDbEngine
+    limits: QueryLimits
+    athena: QueryEngine | None = None
+    budget: DailyBudget | None = None
+
+    def _admit(self, tenant: str) -> Callable[[Scan], None]:
+        def admit(scan: Scan) -> None:
+            if self.budget is not None:
+                self.budget.check(tenant, scan.bytes)
+
+        return admit
+
+    def answer(self, document: dict, tenant: str) -> tuple[str | bytes, dict[str, str], int]:
+        """The body, headers (``Content-Type`` first) and rows of the answer to ``document``;
+        ``ClientError`` for a refusal."""
+        engines = ["duckdb", "athena"] if self.athena is not None else ["duckdb"]
+        request, output = request_from(document, tenant, self.limits.max_rows, engines)
+        if request.dry_run:
+            plan = dry_run(self.duckdb.scan(request), request.engine, self.limits)
+            if self.budget is not None:
+                usage = self.budget.used(tenant)
+                plan["today"] = {"queries": usage.queries, "scanned_bytes": usage.scanned_bytes}
+            return json.dumps(plan), {"Content-Type": FORMATS["json"]}, 0
+        if request.engine == "athena" and self.athena is not None:
+            scan = self.duckdb.scan(request)
+            check_scan(scan, self.limits)
+            self._admit(tenant)(scan)
+            result = self.athena.run(request)
+        else:  # DuckDB counts its files as it makes its views, and admits before running
+            result = self.duckdb.run(request, self._admit(tenant))
+        if self.budget is not None:
+            self.budget.record(tenant, result.scanned_bytes)
+        body, headers = render(result, output, self.limits.max_result_bytes)
+        return body, headers, result.table.num_rows

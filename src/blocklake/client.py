@@ -1,0 +1,167 @@
+"""Python client of a blocklake query API (local ``blocklake serve`` or deployed).
+
+    >>> from blocklake import client
+    >>> lake = client.connect("http://127.0.0.1:8787", api_key="blocklake-local")
+    >>> table = lake.query("SELECT level, count(*) AS n FROM log_entries GROUP BY level",
+    ...                    begin="2026-11-30T00:00:00Z", end="2026-11-30T06:00:00Z")
+    >>> table.to_pandas()  # when pandas is installed
+
+Times are ISO 8601 strings (UTC when they name no zone), ``datetime`` objects (naive ones are
+UTC), or integers of nanoseconds since the epoch. Needs ``pyarrow`` (the ``lake`` extra) and the
+standard library, nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pyarrow as pa
+
+DEFAULT_SPAN = timedelta(hours=24)
+"""How far back a query reaches when it gives no ``begin``."""
+TRUNCATED_HEADER = "X-Blocklake-Truncated"
+
+Time = str | int | datetime
+
+
+class QueryError(Exception):
+    """The service refused or failed the query (``status`` and ``code`` as it answered), or
+    could not be reached (``status`` 0, ``code`` ``unreachable``). ``str()`` is one line."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Answer:
+    body: bytes
+    content_type: str
+    truncated_by: str | None
+    """``"max_rows"`` or ``"max_result_bytes"`` when rows were cut, else None."""
+
+
+def _nanoseconds(value: Time) -> int:
+    """Nanoseconds since the epoch; ``QueryError`` (``invalid_time``) for a malformed string."""
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise QueryError(0, "invalid_time", f"{value!r} is not an ISO 8601 time") from None
+    moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
+
+
+def _wire_time(value: Time) -> str | int:
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return moment.astimezone(UTC).isoformat()
+    return value
+
+
+class Client:
+    def __init__(self, url: str, api_key: str, timeout_s: float = 60) -> None:
+        self.url = url.rstrip("/")
+        self.api_key = api_key
+        self.timeout_s = timeout_s
+
+    def request(
+        self,
+        sql: str,
+        begin: Time | None = None,
+        end: Time | None = None,
+        *,
+        format: str = "json",
+        engine: str | None = None,
+        max_rows: int | None = None,
+        dry_run: bool = False,
+    ) -> Answer:
+        """POST /v1/query and the answer's bytes; ``QueryError`` for any refusal or failure.
+        ``end`` defaults to now, ``begin`` to ``DEFAULT_SPAN`` before ``end``."""
+        now = time.time_ns()
+        if begin is None:
+            begin = (now if end is None else _nanoseconds(end)) - int(
+                DEFAULT_SPAN.total_seconds() * 1e9
+            )
+        document: dict[str, object] = {
+            "sql": sql,
+            "begin": _wire_time(begin),
+            "end": _wire_time(now if end is None else end),
+            "format": format,
+        }
+        if engine is not None:
+            document["engine"] = engine
+        if max_rows is not None:
+            document["max_rows"] = max_rows
+        if dry_run:
+            document["dry_run"] = True
+        request = urllib.request.Request(
+            self.url + "/v1/query",
+            data=json.dumps(document).encode(),
+            headers={
+                "Content-Type": "application/json",
+                "Authorization": f"Bearer {self.api_key}",
+            },
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                return Answer(
+                    response.read(),
+                    response.headers.get("Content-Type", ""),
+                    response.headers.get(TRUNCATED_HEADER),
+                )
+        except urllib.error.HTTPError as error:
+            raise _refusal(error) from None
+        except (urllib.error.URLError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            raise QueryError(0, "unreachable", f"cannot reach {self.url}: {reason}") from None
+        except ValueError as error:  # not a URL urllib can open
+            raise QueryError(0, "invalid_url", f"cannot query {self.url}: {error}") from None
+
+    def query(
+        self,
+        sql: str,
+        begin: Time | None = None,
+        end: Time | None = None,
+        *,
+        engine: str | None = None,
+        max_rows: int | None = None,
+    ) -> pa.Table:
+        """The answer as an Arrow table; when rows were cut its schema metadata holds
+        ``blocklake.truncated_by``. ``QueryError`` when the query is refused or fails."""
+        answer = self.request(sql, begin, end, format="arrow", engine=engine, max_rows=max_rows)
+        return pa.ipc.open_stream(answer.body).read_all()
+
+    def dry_run(
+        self, sql: str, begin: Time | None = None, end: Time | None = None, **options: object
+    ) -> dict:
+        """What the query would read and cost, without running it (the service's JSON)."""
+        answer = self.request(sql, begin, end, dry_run=True, **options)  # type: ignore[arg-type]
+        return json.loads(answer.body)
+
+
+def _refusal(error: urllib.error.HTTPError) -> QueryError:
+    body = error.read().decode("utf-8", "replace")
+    try:
+        detail = json.loads(body)["error"]
+        code, message = str(detail["code"]), str(detail["message"])
+    except (ValueError, KeyError, TypeError):  # not our API: its status line, one line
+        code, message = "http_error", f"{error.reason} (is {error.url} a blocklake API?)"
+    if error.code in (401, 403):
+        message += " (check the API key: --api-key or BLOCKLAKE_API_KEY)"
+    return QueryError(error.code, code, f"{error.code} {code}: {message}")
+
+
+def connect(url: str, api_key: str, timeout_s: float = 60) -> Client:
+    """A client of the query API at ``url`` (``http://127.0.0.1:8787`` locally)."""
+    return Client(url, api_key, timeout_s)

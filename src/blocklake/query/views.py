@@ -1,0 +1,86 @@
+"""The views a tenant's SQL reads, defined once in ``schemas/views.toml`` for every engine.
+
+A view is a lake table (its columns from ``schemas/tables.toml``) restricted to the query's time
+range. ``View.select`` gives the view's ``SELECT`` over any source relation, in DuckDB's SQL: the
+DuckDB engine reads the tenant's files with it, the Athena engine transpiles it over the Glue
+table with the tenant and date partitions pinned.
+"""
+
+from __future__ import annotations
+
+import functools
+import tomllib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from blocklake.format.schema import TableDef, schemas_dir, tables
+
+DUCKDB_TYPES = {
+    "string": "VARCHAR",
+    "int64": "BIGINT",
+    "int32": "INTEGER",
+    "float64": "DOUBLE",
+    "timestamp": "TIMESTAMPTZ",
+    "map<string,string>": "MAP(VARCHAR, VARCHAR)",
+    "list<string>": "VARCHAR[]",
+}
+"""DuckDB's type of each column type of ``schemas/tables.toml``."""
+
+
+def timestamp_literal(time_ns: int, zoned: bool = True) -> str:
+    """A UTC instant as a DuckDB literal, to the microsecond (what the lake holds): a
+    ``TIMESTAMPTZ``, or (``zoned`` false) a ``TIMESTAMP`` of UTC wall time, for engines whose
+    tables declare the lake's timestamps without a zone (Glue's ``timestamp``)."""
+    moment = datetime.fromtimestamp(time_ns // 1_000_000_000, UTC)
+    micros = (time_ns % 1_000_000_000) // 1000
+    text = f"{moment:%Y-%m-%d %H:%M:%S}.{micros:06d}"
+    return f"TIMESTAMPTZ '{text}+00'" if zoned else f"TIMESTAMP '{text}'"
+
+
+@dataclass(frozen=True)
+class View:
+    name: str
+    table: TableDef
+    time_filter: str | None
+    """Condition on ``$begin``/``$end`` the rows meet; None: the table is read whole."""
+
+    def columns(self) -> str:
+        return ", ".join(f'"{column.name}"' for column in self.table.columns)
+
+    def condition(self, begin_ns: int, end_ns: int, zoned: bool = True) -> str | None:
+        """The time filter with the range filled in (``timestamp_literal``), or None."""
+        if self.time_filter is None:
+            return None
+        return self.time_filter.replace("$begin", timestamp_literal(begin_ns, zoned)).replace(
+            "$end", timestamp_literal(end_ns, zoned)
+        )
+
+    def select(
+        self, source: str, begin_ns: int, end_ns: int, *extra: str, zoned: bool = True
+    ) -> str:
+        """``SELECT <columns> FROM <source> WHERE <time filter> AND <extra...>`` (DuckDB SQL)."""
+        conditions = [c for c in (self.condition(begin_ns, end_ns, zoned), *extra) if c]
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        return f"SELECT {self.columns()} FROM {source}{where}"
+
+    def empty(self) -> str:
+        """A ``SELECT`` of no rows with the view's columns and types (DuckDB SQL)."""
+        typed = ", ".join(
+            f'CAST(NULL AS {DUCKDB_TYPES[column.type]}) AS "{column.name}"'
+            for column in self.table.columns
+        )
+        return f"SELECT {typed} WHERE false"
+
+
+@functools.cache
+def views() -> dict[str, View]:
+    """Every view by name; ``ValueError`` when ``views.toml`` and ``tables.toml`` disagree."""
+    with open(schemas_dir() / "views.toml", "rb") as file:
+        document = tomllib.load(file)["views"]
+    known = tables()
+    if set(document) != set(known):
+        raise ValueError(f"views.toml defines {sorted(document)}, tables.toml {sorted(known)}")
+    return {
+        name: View(name, known[name], definition.get("time_filter"))
+        for name, definition in document.items()
+    }
