@@ -10,7 +10,7 @@ import json
 import time
 from typing import Protocol
 
-from blocklake.format.schema import layout_from_json, layout_to_json
+from blocklake.format.schema import layout_from_text, layout_to_json
 from blocklake.stores.migrations import apply_migrations
 from blocklake.stores.models import BlockInfo, ProcessInfo, StreamInfo
 from blocklake.stores.retention import ensure_block_partitions
@@ -67,7 +67,7 @@ def _stream(row: Row) -> StreamInfo:
         stream_id=row["stream_id"],
         process_id=row["process_id"],
         tags=tuple(json.loads(row["tags"])),
-        layout=layout_from_json(json.loads(row["layout"])),
+        layout=layout_from_text(row["layout"]),
         properties=json.loads(row["properties"]),
     )
 
