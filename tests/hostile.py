@@ -95,7 +95,7 @@ def with_header(
     """A header with the right CRC around an lz4 ``body`` announcing ``uncompressed_size``."""
     header = bytearray(_block(stream_id, [], StringTable(), 0)[:HEADER_SIZE])
     struct.pack_into("<16s", header, 32, (block_id or uuid.uuid4()).bytes)
-    struct.pack_into("<IIII", header, 12, 1, 0, 0, 0)  # object_count 1 (the rest rewritten)
+    struct.pack_into("<I", header, 12, 1)  # object_count
     struct.pack_into("<qqIII", header, 56, 2_000, 2_000, len(body), uncompressed_size, 0)
     struct.pack_into("<I", header, 80, zlib.crc32(body))
     return bytes(header) + body

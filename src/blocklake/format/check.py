@@ -91,7 +91,10 @@ def decompress(data: bytes, header: BlockHeader, budget: Budget = DEFAULT_BUDGET
     try:
         payload = lz4.block.decompress(body, uncompressed_size=header.uncompressed_size)
     except (lz4.block.LZ4BlockError, ValueError, OverflowError, MemoryError) as error:
-        raise FormatError(f"lz4 payload does not decompress: {error}") from error
+        raise FormatError(
+            f"lz4 payload does not decompress to uncompressed_size {header.uncompressed_size} "
+            f"bytes: {error}"
+        ) from error
     if len(payload) != header.uncompressed_size:
         raise FormatError(
             f"payload decompressed to {len(payload)} bytes, uncompressed_size says "
