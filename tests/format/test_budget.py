@@ -25,7 +25,7 @@ REASONS = {
     "long string spans": "uncompressed_size",
     "map bomb": "uncompressed_size",
     "long incompressible string spans": "expand",
-    "incompressible map bomb": "expand",
+    "incompressible map bomb": "map entries",
     "trailing zeros": "after its last section",
     "1 GiB announced": "uncompressed_size",
 }
@@ -100,6 +100,13 @@ def test_expanded_text_is_bounded_per_block() -> None:
     with pytest.raises(FormatError, match="expand"):
         check_block(wrap(body), ALL, budget)
     assert check_block(wrap(body), ALL, Budget(max_expanded_bytes=400))[2].expanded_bytes > 300
+
+
+def test_map_text_is_bounded_on_its_own() -> None:
+    body = payload(log_section([0, 3], [0, 0, 0], [1, 1, 1]), strings=strings_of("a", "b" * 100))
+    with pytest.raises(FormatError, match="map entries"):
+        check_block(wrap(body), ALL, Budget(max_map_bytes=200))
+    assert check_block(wrap(body), ALL, Budget(max_map_bytes=400))[2].map_bytes == 303
 
 
 def test_the_compression_ratio_is_bounded_above_the_floor() -> None:

@@ -32,6 +32,7 @@ SPAN_TYPES = {
     "async_span_begin": "async_span_end",
 }
 """Built-in span begin types and the end type each pairs with (by ``span_id``)."""
+_SPAN_NAMES = frozenset({*SPAN_TYPES, *SPAN_TYPES.values()})
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +40,7 @@ class Budget:
     """What one block may cost to convert. The defaults keep a conversion's peak memory within
     a few hundred MiB whatever the block (measured: tests/format/test_budget.py)."""
 
-    max_payload_bytes: int = 64 * 1024 * 1024
+    max_payload_bytes: int = 32 * 1024 * 1024
     """Largest decompressed payload."""
     max_ratio: int = 64
     """Largest decompressed / compressed size ratio, above ``ratio_floor_bytes``: real blocks
@@ -48,6 +49,9 @@ class Budget:
     """A payload this small may have any ratio."""
     max_expanded_bytes: int = 128 * 1024 * 1024
     """Text bytes the rows hold once every string reference and map entry is resolved."""
+    max_map_bytes: int = 16 * 1024 * 1024
+    """Text bytes of the map entries alone: conversion builds maps of plain strings (Parquet
+    has no dictionary-encoded map), which costs about six times their text at its peak."""
 
     def payload_limit(self, compressed: int) -> int:
         return min(self.max_payload_bytes, max(self.ratio_floor_bytes, self.max_ratio * compressed))
@@ -66,6 +70,9 @@ class BlockSummary:
     """Smallest ``ticks`` of any event (replayed span begins included), None if no events."""
     max_ticks: int | None
     expanded_bytes: int
+    """Text and value bytes the rows hold once every reference is resolved (maps included)."""
+    map_bytes: int
+    """Text bytes of the map entries."""
 
 
 def _align8(size: int) -> int:
@@ -183,8 +190,7 @@ def check_payload(
             f"section count {section_count} is more than the {len(layout)} types of the layout"
         )
     rows: dict[str, int] = {}
-    span_ids: dict[str, int] = {}
-    expanded = 0
+    expanded = maps = 0
     low = high = None
     for _ in range(section_count):
         type_id, _, count = walker.unpack("<HHI", "section header")
@@ -202,7 +208,12 @@ def check_payload(
                     raise FormatError(f"{what} offsets must start at 0 and never decrease")
                 for part in ("keys", "values"):
                     refs = walker.array("I", offsets[-1], f"{what} {part}")
-                    expanded += _refs_bytes(refs, lengths, f"{what} {part}")
+                    maps += _refs_bytes(refs, lengths, f"{what} {part}")
+                if maps > budget.max_map_bytes:
+                    raise FormatError(
+                        f"{what}: map entries hold over {budget.max_map_bytes} bytes of text: "
+                        "split the block"
+                    )
                 continue
             values = walker.array(_ARRAY_CODES[field.type], count, what)
             expanded += FIELD_WIDTHS[field.type] * count
@@ -211,12 +222,14 @@ def check_payload(
             elif field.name == "ticks" and field.type == "i64" and values:
                 low = min(values) if low is None else min(low, min(values))
                 high = max(values) if high is None else max(high, max(values))
-            elif field.name == "span_id" and event_type.name in (*SPAN_TYPES, *SPAN_TYPES.values()):
+            elif (
+                field.name == "span_id"
+                and event_type.name in _SPAN_NAMES
+                and len(set(values)) != count
+            ):
                 # One row per span: a repeated id would pair every begin with every end.
-                if len(set(values)) != count:
-                    raise FormatError(f"{what} repeats an id: each span appears once per block")
-                span_ids[event_type.name] = count
-        if expanded > budget.max_expanded_bytes:
+                raise FormatError(f"{what} repeats an id: each span appears once per block")
+        if expanded + maps > budget.max_expanded_bytes:
             raise FormatError(
                 f"{event_type.name}: rows expand to over {budget.max_expanded_bytes} bytes of "
                 "text and values: split the block"
@@ -227,15 +240,14 @@ def check_payload(
             "uncompressed_size or a count is wrong"
         )
     _check_counts(rows, object_count)
-    return BlockSummary(rows, low, high, expanded)
+    return BlockSummary(rows, low, high, expanded + maps, maps)
 
 
 def _check_counts(rows: dict[str, int], object_count: int) -> None:
     """``object_count`` bounds the rows of every type but span begins (replayed ones are not
     counted) and ends (the SDK closes spans whose end was lost with their parent); those are
     bounded by their unique ids instead, so pairing them makes at most one row per end."""
-    spans = {*SPAN_TYPES, *SPAN_TYPES.values()}
-    counted = sum(count for name, count in rows.items() if name not in spans)
+    counted = sum(count for name, count in rows.items() if name not in _SPAN_NAMES)
     if counted > object_count:
         raise FormatError(f"object_count {object_count} is below the {counted} events it holds")
 
