@@ -118,3 +118,17 @@ def test_the_compression_ratio_is_bounded_above_the_floor() -> None:
         check_block(wrap(big), ALL, budget)
     with pytest.raises(FormatError, match="over the"):
         check_block(wrap(big, compress=False), ALL, Budget(max_payload_bytes=1000))
+
+
+@pytest.mark.parametrize("field,value", [("span_id", 2**63), ("depth", 2**31), ("line", 2**32 - 1)])
+def test_span_fields_the_lake_cannot_hold_are_refused(field: str, value: int) -> None:
+    """Found by the fuzzer: a span id of 2**64 - 2**56 passed ingest, then failed the cast to
+    the lake's signed column in conversion."""
+    begin = KNOWN["thread_span_begin"]
+    row = {"ticks": 1, "span_id": 1, "parent_span_id": 0, "depth": 0, "line": 1}
+    row[field] = value
+    strings = StringTable()
+    columns = [[row.get(f.name, "s")] for f in begin.fields]
+    section = encode_section(begin, columns, strings)
+    with pytest.raises(FormatError, match=f"{field} holds {value}"):
+        check_block(wrap(strings.encode() + struct.pack("<II", 1, 0) + section), ALL)

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from blocklake.format import arrow
 from blocklake.format.arrow import decode_block, decode_payload, payload_of
+from blocklake.format.check import SPAN_FIELD_LIMITS
 from blocklake.format.encode import StringTable, encode_block, encode_section
 from blocklake.format.header import COMPRESSION_LZ4, COMPRESSION_NONE, parse_header
 from blocklake.format.schema import EventType, Field, event_types
@@ -52,13 +53,22 @@ def values_of(field_type: str) -> st.SearchStrategy:
     return MAPS
 
 
+def span_values(name: str) -> st.SearchStrategy:
+    """Span fields the lake's signed columns can hold (``SPAN_FIELD_LIMITS``)."""
+    if name in SPAN_FIELD_LIMITS:
+        return st.integers(0, SPAN_FIELD_LIMITS[name])
+    return values_of(
+        next(f.type for f in event_types()["thread_span_begin"].fields if f.name == name)
+    )
+
+
 @st.composite
 def sections_of(draw: st.DrawFn, event_type: EventType) -> tuple[EventType, list[list]]:
     rows = draw(st.integers(0, 6))
     columns = [
         draw(
             st.lists(
-                values_of(f.type),
+                span_values(f.name) if "span" in event_type.name else values_of(f.type),
                 min_size=rows,
                 max_size=rows,
                 unique=f.name == "span_id" and "span" in event_type.name,  # one row per span

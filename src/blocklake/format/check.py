@@ -33,6 +33,13 @@ SPAN_TYPES = {
 }
 """Built-in span begin types and the end type each pairs with (by ``span_id``)."""
 _SPAN_NAMES = frozenset({*SPAN_TYPES, *SPAN_TYPES.values()})
+SPAN_FIELD_LIMITS = {
+    "span_id": 2**63 - 1,
+    "parent_span_id": 2**63 - 1,
+    "depth": 2**31 - 1,
+    "line": 2**31 - 1,
+}
+"""Largest value of the unsigned fields of span events: the lake's columns are signed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,13 +229,8 @@ def check_payload(
             elif field.name == "ticks" and field.type == "i64" and values:
                 low = min(values) if low is None else min(low, min(values))
                 high = max(values) if high is None else max(high, max(values))
-            elif (
-                field.name == "span_id"
-                and event_type.name in _SPAN_NAMES
-                and len(set(values)) != count
-            ):
-                # One row per span: a repeated id would pair every begin with every end.
-                raise FormatError(f"{what} repeats an id: each span appears once per block")
+            if event_type.name in _SPAN_NAMES and values:
+                _check_span_field(field.name, values, what)
         if expanded + maps > budget.max_expanded_bytes:
             raise FormatError(
                 f"{event_type.name}: rows expand to over {budget.max_expanded_bytes} bytes of "
@@ -241,6 +243,15 @@ def check_payload(
         )
     _check_counts(rows, object_count)
     return BlockSummary(rows, low, high, expanded + maps, maps)
+
+
+def _check_span_field(name: str, values: array, what: str) -> None:
+    limit = SPAN_FIELD_LIMITS.get(name)
+    if limit is not None and max(values) > limit:
+        raise FormatError(f"{what} holds {max(values)}, above the maximum {limit}")
+    if name == "span_id" and len(set(values)) != len(values):
+        # One row per span: a repeated id would pair every begin with every end.
+        raise FormatError(f"{what} repeats an id: each span appears once per block")
 
 
 def _check_counts(rows: dict[str, int], object_count: int) -> None:
