@@ -32,7 +32,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from blocklake.config import Settings
 from blocklake.etl.compact import HOUR_NS, HOURS_BACK, Compactor
 from blocklake.etl.convert import BlockConverter, ConversionFailed
-from blocklake.etl.reconcile import Reconciler
+from blocklake.etl.reconcile import Reconciler, ReconcileReport
 from blocklake.ingest.service import IngestService
 from blocklake.observability import MetricsSink, MetricUnit, metrics_for, observed, tracer_for
 from blocklake.stores import factory
@@ -46,7 +46,7 @@ tracer = tracer_for(SERVICE)
 
 RECONCILE_SETTLE_NS = 10 * 60 * 1_000_000_000
 """Blocks inserted this recently are left to their notification, still on its way."""
-RECONCILE_RESERVE_MS = 60_000
+RECONCILE_RESERVE_MS = 15_000
 """Reconciliation stops converting when the invocation has less time left than this."""
 
 
@@ -83,17 +83,21 @@ def make_handler(
     compactor = Compactor(converter.blobs)
 
     def reconcile(context: object) -> dict:
-        """Blocks of the last hours left unconverted (a lost notification, a block that landed
-        in the dead-letter queue): converted here while the invocation has time left."""
+        """Blocks of the last hours left unconverted (a lost notification, a conversion that
+        failed fewer than ``MAX_ATTEMPTS`` times): converted here while the invocation has time
+        left. Hours without raw blocks leave the database alone, as compaction does: an idle
+        lake must not wake a paused Aurora cluster every hour."""
         now = time.time_ns()
         blobs = converter.blobs
         hours = [partition(now - back * HOUR_NS) for back in range(HOURS_BACK, -1, -1)]
-        raw_keys = (
+        raw_keys = [
             key
             for folder in blobs.list_folders("raw/")
             for hour in hours
             for key in blobs.list(f"{folder}{hour}/")
-        )
+        ]
+        if not raw_keys:
+            return ReconcileReport().to_json()
 
         def convert(key: str) -> None:
             if context.get_remaining_time_in_millis() < RECONCILE_RESERVE_MS:

@@ -187,3 +187,27 @@ def test_a_key_of_no_acknowledged_block_is_recorded_failed(lake: Lake, context) 
     (failure,) = lake.metadata.conversion_failures("acme")
     assert "acknowledged" in failure.reason
     assert list(lake.blobs.list("tables/log_entries/")) == []
+
+
+def test_the_scheduled_reconciliation_converts_what_was_missed(
+    lake: Lake, context, monkeypatch
+) -> None:
+    from lambdas.etl import handler as etl_handler
+
+    key = lake.store(lake.stream(), ["missed"])
+    lake.quiet.delete(list(lake.quiet.list("tables/")))  # as if the notification was lost
+    monkeypatch.setattr(etl_handler, "RECONCILE_SETTLE_NS", 0)
+    report = lake.local.etl({"action": "reconcile"}, context)
+    assert (report["converted"], report["missing_raw"]) == (1, 0)
+    assert lake.messages() == ["missed"]
+    assert lake.blobs.exists(key)
+
+
+def test_an_idle_lake_reconciles_without_waking_the_database(lake: Lake, context, monkeypatch):
+    from blocklake.stores.metadata import SqlMetadataStore
+
+    for name in ("blocks_inserted_between", "conversion_failures", "get_block"):
+        monkeypatch.setattr(
+            SqlMetadataStore, name, lambda *a, **k: pytest.fail("reconciliation woke the database")
+        )
+    assert lake.local.etl({"action": "reconcile"}, context)["converted"] == 0
