@@ -77,6 +77,11 @@ class LocalLake:
             self.blobs.list("raw/"), 0, time.time_ns() + 1
         )
         """What the reconciliation at start found and queued."""
+        if self.reconciled.converted:
+            _log.warning(
+                "%d blocks stored but not converted (a crash?): converting them now",
+                len(self.reconciled.converted),
+            )
 
     def _on_created(self, key: str) -> None:
         if key.startswith("raw/"):
