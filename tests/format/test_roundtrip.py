@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from blocklake.format import arrow
-from blocklake.format.arrow import decode_block, decode_payload, payload_of
-from blocklake.format.check import SPAN_FIELD_LIMITS
+from blocklake.format.arrow import decode_block, decode_payload
+from blocklake.format.check import SPAN_FIELD_LIMITS, decompress
 from blocklake.format.encode import StringTable, encode_block, encode_section
 from blocklake.format.header import COMPRESSION_LZ4, COMPRESSION_NONE, parse_header
 from blocklake.format.schema import EventType, Field, event_types
@@ -243,7 +243,7 @@ def test_fixed_columns_are_views_of_the_decompressed_payload(compress, monkeypat
 
 def test_payload_buffer_is_not_copied_by_the_reader() -> None:
     data, layout = _sample_block(compress=True)
-    payload = payload_of(data, parse_header(data))
+    payload = decompress(data, parse_header(data))
     sections = decode_payload(payload, layout)
     base = pa.py_buffer(payload).address
     ticks = sections["log_entry"]["ticks"].chunks[0].buffers()[1]

@@ -1,5 +1,6 @@
 """Writes the seed corpus of ``tests.fuzz.fuzz_blocks`` into ``tests/fuzz/corpus``: small valid
 blocks of every built-in type (compressed and not) and the small hostile blocks of issue 10.
+Inputs a fuzzer found are added by hand, named ``found-<what>``.
 
     python -m tests.fuzz.make_corpus
 """

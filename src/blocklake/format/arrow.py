@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from blocklake.format.check import DEFAULT_BUDGET, BlockSummary, Budget, check_block, decompress
+from blocklake.format.check import DEFAULT_BUDGET, BlockSummary, Budget, check_block
 from blocklake.format.header import BlockHeader, FormatError
 from blocklake.format.schema import FIELD_WIDTHS, Layout
 
@@ -37,11 +37,6 @@ class DecodedBlock:
 
 def _align8(size: int) -> int:
     return size + (-size % 8)
-
-
-def payload_of(data: bytes, header: BlockHeader, budget: Budget = DEFAULT_BUDGET) -> bytes:
-    """The decompressed payload, after checking the CRC and the announced sizes."""
-    return decompress(data, header, budget)
 
 
 class _Reader:
