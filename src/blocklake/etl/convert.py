@@ -84,6 +84,9 @@ class BlockConverter:
             raise ConversionError(f"{key!r} is not a raw block key")
         try:
             conversion = self.convert_key(key)
+        except ConversionError as error:  # says what is wrong with the block
+            reason = str(error).removeprefix(f"{key}: ")
+            raise ConversionFailed(key, reason, self._record_failure(raw, key, reason)) from error
         except Exception as error:
             reason = f"{type(error).__name__}: {error}"
             raise ConversionFailed(key, reason, self._record_failure(raw, key, reason)) from error
