@@ -132,3 +132,25 @@ def test_the_server_still_serves_after_all_that(server: LocalServer) -> None:
         raw_request(server, blocks_head(length))
     received = raw_request(server, "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close")
     assert answer(received) == (200, {"status": "ok"})
+
+
+def test_headers_that_trickle_are_cut_off(server: LocalServer) -> None:
+    host, port = server.httpd.server_address[:2]
+    started = time.perf_counter()
+    with socket.create_connection((host, port), timeout=10) as connection:
+        connection.sendall(b"POST /v1/blocks HTTP/1.1\r\n")
+        with contextlib.suppress(OSError):
+            while time.perf_counter() - started < 8:
+                connection.sendall(b"X")  # one header byte at a time, never a full line
+                time.sleep(0.2)
+    assert time.perf_counter() - started < 5  # the server closed the connection
+
+
+def test_a_keep_alive_connection_can_still_make_several_requests(server: LocalServer) -> None:
+    host, port = server.httpd.server_address[:2]
+    connection = http.client.HTTPConnection(host, port, timeout=10)
+    for _ in range(3):
+        connection.request("GET", "/health")
+        response = connection.getresponse()
+        assert (response.status, json.loads(response.read())) == (200, {"status": "ok"})
+    connection.close()

@@ -9,6 +9,7 @@ becomes a JSON 500.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
@@ -42,6 +43,21 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:  # access logs would drown the demo
         pass
+
+    def handle_one_request(self) -> None:
+        """The request line and headers must arrive within the timeout too: a client sending
+        them a byte at a time (or a keep-alive connection left idle) is cut off then, since a
+        socket timeout alone is reset by every byte."""
+        self._header_deadline = threading.Timer(self.timeout, self._cut_off)
+        self._header_deadline.start()
+        try:
+            super().handle_one_request()
+        finally:
+            self._header_deadline.cancel()
+
+    def _cut_off(self) -> None:
+        with contextlib.suppress(OSError):  # already closed
+            self.connection.shutdown(socket.SHUT_RDWR)
 
     def _respond(self, response: HttpResponse) -> None:
         self.send_response(response.status)
@@ -128,6 +144,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         return b"".join(parts)
 
     def _handle(self, method: str) -> None:
+        self._header_deadline.cancel()  # the headers are in; the body has a deadline of its own
         path, _, query = self.path.partition("?")
         length = self._content_length()
         if isinstance(length, HttpResponse):
