@@ -137,5 +137,5 @@ def decode_payload(payload: bytes, layout: Layout) -> dict[str, pa.Table]:
 def decode_block(data: bytes, layout: Layout, budget: Budget = DEFAULT_BUDGET) -> DecodedBlock:
     """Checks the whole block within ``budget`` (``blocklake.format.check``), then decodes it;
     raises ``FormatError`` naming what is wrong."""
-    header, payload, summary = check_block(data, layout, budget)
+    header, payload, summary = check_block(data, layout, budget, complete=False)
     return DecodedBlock(header, decode_payload(payload, layout), summary)
