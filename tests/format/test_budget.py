@@ -132,3 +132,20 @@ def test_span_fields_the_lake_cannot_hold_are_refused(field: str, value: int) ->
     section = encode_section(begin, columns, strings)
     with pytest.raises(FormatError, match=f"{field} holds {value}"):
         check_block(wrap(strings.encode() + struct.pack("<II", 1, 0) + section), ALL)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        payload(measure_section(2, name_ref=2)),
+        payload(measure_section(1, unit_ref=2**32 - 1)),
+        payload(log_section([0, 1], [2], [0])),
+    ],
+    ids=["str ref", "max u32 ref", "map key ref"],
+)
+def test_ingest_checks_every_reference_without_arrow(body: bytes) -> None:
+    # complete: what ingest runs, without pyarrow to check references for it
+    with pytest.raises(FormatError, match="outside the string table"):
+        check_block(wrap(body), ALL)
+    with pytest.raises(FormatError):  # and the decoder, which leaves them to Arrow
+        decode_block(wrap(body), ALL)
