@@ -21,6 +21,8 @@ SCHEDULED_TASKS = {
     # Five minutes past each hour, so that the hour that just closed is compacted. Health checks
     # over metric series join this schedule when the analysis functions exist.
     "Compaction": ("cron(5 * * * ? *)", {"action": "compact"}),
+    # Completes blocks left unconverted (a lost notification, a conversion that failed).
+    "Reconciliation": ("cron(35 * * * ? *)", {"action": "reconcile"}),
 }
 """EventBridge rule, and the event the ETL handler receives for it."""
 

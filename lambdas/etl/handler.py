@@ -1,13 +1,16 @@
 """ETL Lambda: S3 ObjectCreated notifications of raw blocks, delivered through SQS, and the
-hourly ``{"action": "compact"}`` of the schedule.
+hourly ``{"action": "compact"}`` and ``{"action": "reconcile"}`` of the schedule.
 
 Each SQS message is handled on its own and failures are reported per message, so one bad
 block is retried (and after the queue's receive limit, moved to the dead-letter queue) without
-retrying the good ones.
+retrying the good ones; a batch whose every message failed is reported the same way rather
+than raised. A failed conversion is also recorded, with its reason, where its tenant can see it
+(``blocklake.etl.convert``).
 
 Metrics (namespace ``blocklake``, off when not on Lambda: ``blocklake.observability``):
 ``BlocksConverted``, ``RowsWritten``, ``ConversionFailures``; compaction:
-``PartitionsCompacted``, ``FragmentsCompacted``.
+``PartitionsCompacted``, ``FragmentsCompacted``; reconciliation: ``BlocksReconciled``,
+``BlocksUnrecoverable`` (reported by the reconciler, see ``blocklake.etl.reconcile``).
 """
 
 from __future__ import annotations
@@ -27,15 +30,24 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from blocklake.config import Settings
-from blocklake.etl.compact import Compactor
-from blocklake.etl.convert import BlockConverter
+from blocklake.etl.compact import HOUR_NS, HOURS_BACK, Compactor
+from blocklake.etl.convert import BlockConverter, ConversionFailed
+from blocklake.etl.reconcile import Reconciler, ReconcileReport
+from blocklake.ingest.service import IngestService
 from blocklake.observability import MetricsSink, MetricUnit, metrics_for, observed, tracer_for
 from blocklake.stores import factory
+from blocklake.stores.layout import partition
 
 SERVICE = "blocklake-etl"
 logger = Logger(service=SERVICE)
 metrics = metrics_for(SERVICE)
 tracer = tracer_for(SERVICE)
+
+
+RECONCILE_SETTLE_NS = 10 * 60 * 1_000_000_000
+"""Blocks inserted this recently are left to their notification, still on its way."""
+RECONCILE_RESERVE_MS = 15_000
+"""Reconciliation stops converting when the invocation has less time left than this."""
 
 
 def created_keys(message_body: str) -> list[str]:
@@ -53,13 +65,13 @@ def created_keys(message_body: str) -> list[str]:
 def make_handler(
     converter: BlockConverter, *, metrics: MetricsSink = metrics
 ) -> Callable[[dict, object], dict]:
-    processor = BatchProcessor(event_type=EventType.SQS)
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
     def convert_message(record: SQSRecord) -> None:
         for key in created_keys(record.body):
             try:
                 with tracer.subsegment("convert_key"):
-                    conversion = converter.convert_key(key)
+                    conversion = converter.convert_recorded(key)
             except Exception:
                 metrics.add_metric("ConversionFailures", MetricUnit.Count, 1)
                 logger.exception("block not converted", extra={"key": key})
@@ -70,9 +82,52 @@ def make_handler(
 
     compactor = Compactor(converter.blobs)
 
-    def scheduled(action: str) -> dict:
+    def reconcile(context: object) -> dict:
+        """Blocks of the last hours left unconverted (a lost notification, a conversion that
+        failed fewer than ``MAX_ATTEMPTS`` times): converted here while the invocation has time
+        left. Hours without raw blocks leave the database alone, as compaction does: an idle
+        lake must not wake a paused Aurora cluster every hour."""
+        now = time.time_ns()
+        blobs = converter.blobs
+        hours = [partition(now - back * HOUR_NS) for back in range(HOURS_BACK, -1, -1)]
+        raw_keys = [
+            key
+            for folder in blobs.list_folders("raw/")
+            for hour in hours
+            for key in blobs.list(f"{folder}{hour}/")
+        ]
+        if not raw_keys:
+            return ReconcileReport().to_json()
+
+        def convert(key: str) -> None:
+            if context.get_remaining_time_in_millis() < RECONCILE_RESERVE_MS:
+                return  # the next run finds it again
+            try:
+                converter.convert_recorded(key)
+            except ConversionFailed:
+                logger.exception("reconciled block not converted", extra={"key": key})
+
+        ingest = IngestService(blobs, converter.metadata, max_block_bytes=0)  # checks only
+        reconciler = Reconciler(
+            blobs, converter.metadata, check=ingest.validated_block, convert=convert
+        )
+        with tracer.subsegment("reconcile"):
+            report = reconciler.reconcile(
+                raw_keys, now - (HOURS_BACK + 1) * HOUR_NS, now - RECONCILE_SETTLE_NS
+            )
+        metrics.add_metric("BlocksReconciled", MetricUnit.Count, len(report.converted))
+        unrecoverable = len(report.refused) + len(report.missing_raw) + len(report.given_up)
+        metrics.add_metric("BlocksUnrecoverable", MetricUnit.Count, unrecoverable)
+        logger.info("reconciliation done", extra=report.to_json())
+        return report.to_json()
+
+    def scheduled(action: str, context: object) -> dict:
+        if action == "reconcile":
+            return reconcile(context)
         if action != "compact":
-            raise ValueError(f"unknown scheduled action {action!r}: expected 'compact'")
+            raise ValueError(
+                f"unknown scheduled action {action!r}: expected 'compact' or 'reconcile'"
+            )
         with tracer.subsegment("compact"):
             report = compactor.compact_closed_hours(time.time_ns())
         metrics.add_metric("PartitionsCompacted", MetricUnit.Count, report.partitions)
@@ -94,7 +149,7 @@ def make_handler(
 
     def handle(event: dict, context: object) -> dict:
         if "action" in event:  # the EventBridge schedule's constant input
-            return scheduled(event["action"])
+            return scheduled(event["action"], context)
         return process_partial_response(event, convert_message, processor, context)
 
     return observed(handle, logger, metrics, tracer)

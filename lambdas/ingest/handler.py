@@ -41,6 +41,7 @@ def _registered(created: bool) -> Response:
 def make_resolver(service: IngestService, metrics: MetricsSink = metrics) -> APIGatewayHttpResolver:
     app = APIGatewayHttpResolver()
     limit = service.max_block_bytes
+    limits = {"max_block_bytes": limit}
 
     @app.post("/v1/processes")
     def register_process() -> Response:
@@ -70,14 +71,30 @@ def make_resolver(service: IngestService, metrics: MetricsSink = metrics) -> API
         )
         return json_response(
             200 if stored.duplicate else 201,
-            {"status": "duplicate" if stored.duplicate else "stored", "block_id": stored.block_id},
+            {
+                "status": "duplicate" if stored.duplicate else "stored",
+                "block_id": stored.block_id,
+                "limits": limits,
+            },
         )
 
     @app.exception_handler(ClientError)
     def client_error(error: ClientError) -> Response:
         logger.info("request refused", extra={"code": error.code, "reason": error.message})
         metrics.add_metric("RequestsRefused", MetricUnit.Count, 1)
+        if error.status == 413:  # tells the SDK how large a block may be
+            return json_response(413, {**error.to_json(), "limits": limits})
         return error_response(error)
+
+    @app.exception_handler(Exception)
+    def server_error(error: Exception) -> Response:
+        """A JSON 500 whatever failed (the database, say), never a traceback; the client
+        retries, and a retry completes what the first attempt left undone."""
+        logger.exception("request failed")
+        return json_response(
+            500,
+            {"error": {"code": "internal_error", "message": "the request failed; retry it"}},
+        )
 
     return app
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import lz4.block
 import pytest
 
-from blocklake.format.arrow import decode_block, payload_of
+from blocklake.format.arrow import decode_block
+from blocklake.format.check import decompress
 from blocklake.format.encode import StringTable
 from blocklake.format.header import parse_header
 from blocklake.format.schema import layout_from_json
@@ -96,7 +97,7 @@ def test_reference_encoder_writes_the_same_payload(name: str) -> None:
     data, document = load(name)
     layout = list(layout_from_json(document["layout"]).values())
     again = make_vectors.encode_rows(layout, document["rows"], document["header"])
-    assert payload_of(again, parse_header(again)) == payload_of(data, parse_header(data))
+    assert decompress(again, parse_header(again)) == decompress(data, parse_header(data))
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -116,7 +117,7 @@ def test_uncompressed_vector_is_stored_as_is() -> None:
     header = parse_header(data)
     assert header.compression == 0
     assert header.payload_size == header.uncompressed_size
-    assert data[header.header_size :] == payload_of(data, header)
+    assert data[header.header_size :] == decompress(data, header)
 
 
 def test_compressed_vectors_are_lz4_blocks_without_size_prefix() -> None:
@@ -166,7 +167,7 @@ def test_thread_span_vector_is_what_the_sdk_writer_produces() -> None:
     ]
     sections = writer.sections(events, strings)
     payload = strings.encode() + struct.pack("<II", len(sections), 0) + b"".join(sections)
-    assert payload == payload_of(data, parse_header(data))
+    assert payload == decompress(data, parse_header(data))
     assert document["header"]["object_count"] == len(events)  # replayed begins not counted
     assert writer.open_spans == []
 

@@ -41,7 +41,8 @@ def valid_sections(strings: StringTable) -> list[bytes]:
             strings,
         ),
         encode_section(MEASURE, [[4, 5], ["cpu", "mem"], ["%", "B"], [1.0, 2.0]], strings),
-        encode_section(KNOWN["thread_span_end"], [[6], [2**64 - 1]], strings),
+        # the largest span id: below 2**63, as the lake's column is signed
+        encode_section(KNOWN["thread_span_end"], [[6], [2**63 - 1]], strings),
     ]
 
 

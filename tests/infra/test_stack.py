@@ -201,7 +201,7 @@ def test_compaction_is_scheduled_on_the_etl(template) -> None:
         (target,) = rule["Targets"]
         assert target["Arn"] == {"Fn::GetAtt": [function_id(template, "etl"), "Arn"]}
         tasks[json.loads(target["Input"])["action"]] = rule["ScheduleExpression"]
-    assert tasks == {"compact": "cron(5 * * * ? *)"}
+    assert tasks == {"compact": "cron(5 * * * ? *)", "reconcile": "cron(35 * * * ? *)"}
 
 
 def test_every_lake_table_has_a_glue_table_with_partition_projection(template) -> None:

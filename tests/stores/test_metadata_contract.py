@@ -128,3 +128,31 @@ def test_racing_inserts_of_one_block_make_one_row(store: SqlMetadataStore) -> No
         thread.join()
     assert sorted(results) == [False] * 5 + [True]
     assert store.list_blocks("t", 0, 2**62) == [a_block()]
+
+
+def test_conversion_failures_count_attempts_per_tenant_and_clear(store: SqlMetadataStore) -> None:
+    assert store.record_conversion_failure("t", "b1", "raw/k1", "corrupt") == 1
+    assert store.record_conversion_failure("t", "b1", "raw/k1", "still corrupt") == 2
+    assert store.record_conversion_failure("u", "b1", "raw/k2", "other tenant") == 1
+    (failure,) = store.conversion_failures("t")
+    assert (failure.block_id, failure.object_key, failure.attempts, failure.reason) == (
+        "b1",
+        "raw/k1",
+        2,
+        "still corrupt",
+    )
+    assert len(store.conversion_failures()) == 2
+    store.clear_conversion_failure("t", "b1")
+    assert store.conversion_failures("t") == []
+    assert [f.reason for f in store.conversion_failures("u")] == ["other tenant"]
+
+
+def test_blocks_inserted_between_spans_tenants(store: SqlMetadataStore) -> None:
+    store.insert_block("t", a_block())
+    store.insert_block("u", a_block(block_id="b2"))
+    found = store.blocks_inserted_between(0, 2**62)
+    assert sorted((tenant, block.block_id) for tenant, block in found) == [
+        ("t", "b1"),
+        ("u", "b2"),
+    ]
+    assert store.blocks_inserted_between(0, 1) == []

@@ -2,13 +2,21 @@
 
 Idempotent and safe to run twice at once: every output file is named after the block (or the
 process, or the stream) it comes from and holds exactly what that input gives, so a second run
-writes the same bytes to the same keys.
+writes the same bytes to the same keys. Only an acknowledged block is converted: the raw object
+must be the one its metadata row names, so bytes stored under another key can never replace
+the accepted block's rows. The ``blocks`` row is written last: it marks the block converted.
+
+A block that fails is recorded (``conversion_failures`` in the metadata and as a lake table the
+tenant can query) with its reason and attempt count; the record goes when it converts.
 """
 
 from __future__ import annotations
 
 import io
+import logging
+import time
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -18,13 +26,29 @@ from blocklake.format.arrow import decode_block
 from blocklake.format.header import BlockHeader
 from blocklake.format.tables import arrow_schema
 from blocklake.stores.blobs import BlobStore
-from blocklake.stores.layout import parse_raw_key, table_key
+from blocklake.stores.layout import RawKey, parse_raw_key, table_key
 from blocklake.stores.metadata import MetadataStore
 from blocklake.stores.models import ProcessInfo, StreamInfo
+
+_log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5
+"""Failed conversions after which the reconciler stops retrying a block (as SQS stops after its
+receive limit and moves the notification to the dead-letter queue)."""
 
 
 class ConversionError(Exception):
     """The block cannot be converted (unknown stream, corrupt bytes): retrying will not help."""
+
+
+class ConversionFailed(Exception):
+    """A conversion failed and was recorded; ``attempts`` failed so far."""
+
+    def __init__(self, key: str, reason: str, attempts: int | None) -> None:
+        super().__init__(f"{key}: {reason}")
+        self.key = key
+        self.reason = reason
+        self.attempts = attempts
 
 
 @dataclass
@@ -52,11 +76,58 @@ class BlockConverter:
         self.blobs = blobs
         self.metadata = metadata
 
+    def convert_recorded(self, key: str) -> Conversion:
+        """``convert_key``, recording the outcome: a failure raises ``ConversionFailed`` once
+        it is recorded (whatever the error), a success clears an earlier failure."""
+        raw = parse_raw_key(key)
+        if raw is None:
+            raise ConversionError(f"{key!r} is not a raw block key")
+        try:
+            conversion = self.convert_key(key)
+        except ConversionError as error:  # says what is wrong with the block
+            reason = str(error).removeprefix(f"{key}: ")
+            raise ConversionFailed(key, reason, self._record_failure(raw, key, reason)) from error
+        except Exception as error:
+            reason = f"{type(error).__name__}: {error}"
+            raise ConversionFailed(key, reason, self._record_failure(raw, key, reason)) from error
+        failure_key = _failure_key(raw)
+        if self.blobs.exists(failure_key):  # a lake request, so that success never writes SQL
+            self.metadata.clear_conversion_failure(raw.tenant, raw.block_id)
+            self.blobs.delete([failure_key])
+        return conversion
+
+    def _record_failure(self, raw: RawKey, key: str, reason: str) -> int | None:
+        """Attempts so far, or None if even the record failed (the database is down, say)."""
+        try:
+            attempts = self.metadata.record_conversion_failure(
+                raw.tenant, raw.block_id, key, reason
+            )
+            row = {
+                "block_id": raw.block_id,
+                "stream_id": raw.stream_id,
+                "failed_time": time.time_ns() // 1000,
+                "attempts": attempts,
+                "reason": reason[:2000],
+            }
+            self.blobs.put(
+                _failure_key(raw), parquet_bytes(_single_row("conversion_failures", row))
+            )
+        except Exception:
+            _log.exception("could not record the failed conversion of %s", key)
+            return None
+        return attempts
+
     def convert_key(self, key: str) -> Conversion:
         raw = parse_raw_key(key)
         if raw is None:
             raise ConversionError(f"{key!r} is not a raw block key")
-        stream = self.metadata.get_stream(raw.tenant, raw.stream_id)
+        block = self.metadata.get_block(raw.tenant, raw.block_id)
+        if block is None or block.object_key != key:
+            raise ConversionError(f"{key}: not the object of an acknowledged block")
+        try:
+            stream = self.metadata.get_stream(raw.tenant, raw.stream_id)
+        except ValueError as error:  # a layout registered before layouts were checked
+            raise ConversionError(f"{key}: {error}") from error
         if stream is None:
             raise ConversionError(f"{key}: stream {raw.stream_id} is not registered")
         process = self.metadata.get_process(raw.tenant, stream.process_id)
@@ -110,6 +181,12 @@ class BlockConverter:
             table_key("blocks", tenant, begin_ns, str(header.block_id)),
             parquet_bytes(_block_table(process, stream, header)),
         )
+
+
+def _failure_key(raw: RawKey) -> str:
+    """In the raw block's hour partition, named after the block: one row per failed block."""
+    hour = datetime.strptime(f"{raw.date} {raw.hour}+0000", "%Y-%m-%d %H%z")
+    return table_key("conversion_failures", raw.tenant, int(hour.timestamp()) * 10**9, raw.block_id)
 
 
 def _micros(time_ns: int) -> int:

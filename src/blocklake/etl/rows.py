@@ -103,20 +103,33 @@ def spans(
     stream_id: str,
     block_id: str,
 ) -> pa.Table | None:
-    """Begin and end events paired by span id into one row per span whose end is in the block."""
+    """Begin and end events paired by span id into one row per span whose end is in the block
+    (span ids are unique among a block's begins and among its ends: ``format.check``)."""
     if begins is None or ends is None or ends.num_rows == 0:
         return None
     begins = begins.rename_columns(["begin_ticks", *begins.column_names[1:]])
     ends = ends.rename_columns(["end_ticks", "span_id"])
-    # Strings stay dictionary-encoded through the join: decode them to plain strings first.
-    begins = pa.Table.from_arrays(
-        [
-            c.combine_chunks().dictionary_decode() if pa.types.is_dictionary(c.type) else c
-            for c in begins.columns
-        ],
-        names=begins.column_names,
-    )
+    # The join cannot carry dictionary columns: it carries their indices, and the strings are
+    # put back afterwards over the same dictionaries, never expanded to one string per row.
+    dictionaries = {}
+    columns = []
+    for name, column in zip(begins.column_names, begins.columns, strict=True):
+        if pa.types.is_dictionary(column.type):
+            combined = column.combine_chunks()
+            dictionaries[name] = combined.dictionary
+            column = combined.indices
+        columns.append(column)
+    begins = pa.Table.from_arrays(columns, names=begins.column_names)
     paired = ends.join(begins, "span_id", join_type="inner").sort_by("end_ticks")
+    paired = pa.Table.from_arrays(
+        [
+            pa.DictionaryArray.from_arrays(column.combine_chunks(), dictionaries[name])
+            if name in dictionaries
+            else column
+            for name, column in zip(paired.column_names, paired.columns, strict=True)
+        ],
+        names=paired.column_names,
+    )
     begin_ns = times_ns(paired["begin_ticks"], process)
     end_ns = times_ns(paired["end_ticks"], process)
     unit = ARROW_COLUMN_TYPES["timestamp"]

@@ -9,13 +9,12 @@ the block's string table. Everything is bounds-checked first: a malformed block 
 from __future__ import annotations
 
 import struct
-import zlib
 from dataclasses import dataclass
 
-import lz4.block
 import pyarrow as pa
 
-from blocklake.format.header import COMPRESSION_LZ4, BlockHeader, FormatError, parse_header
+from blocklake.format.check import DEFAULT_BUDGET, BlockSummary, Budget, check_block
+from blocklake.format.header import BlockHeader, FormatError
 from blocklake.format.schema import FIELD_WIDTHS, Layout
 
 ARROW_TYPES = {
@@ -28,44 +27,16 @@ ARROW_TYPES = {
 }
 
 
-LZ4_MAX_RATIO = 255
-"""lz4 cannot expand a payload more than this."""
-MAX_PAYLOAD = 2**31 - 1
-
-
 @dataclass(frozen=True, slots=True)
 class DecodedBlock:
     header: BlockHeader
     sections: dict[str, pa.Table]
     """Events of each type present in the block, by event type name, in recording order."""
+    summary: BlockSummary
 
 
 def _align8(size: int) -> int:
     return size + (-size % 8)
-
-
-def payload_of(data: bytes, header: BlockHeader) -> bytes:
-    """The decompressed payload, after checking the CRC and the announced sizes."""
-    body = memoryview(data)[header.header_size :]
-    if zlib.crc32(body) != header.payload_crc32:
-        raise FormatError("payload CRC-32 does not match the header: the block is corrupt")
-    if header.compression != COMPRESSION_LZ4:
-        return bytes(body)
-    # The header is not under the CRC: never let it make us allocate more than lz4 can produce.
-    if header.uncompressed_size > min(MAX_PAYLOAD, LZ4_MAX_RATIO * len(body) + 16):
-        raise FormatError(
-            f"uncompressed_size {header.uncompressed_size} is impossible for a "
-            f"{len(body)}-byte lz4 payload"
-        )
-    try:
-        payload = lz4.block.decompress(body, uncompressed_size=header.uncompressed_size)
-    except (lz4.block.LZ4BlockError, ValueError, OverflowError, MemoryError) as error:
-        raise FormatError(f"lz4 payload does not decompress: {error}") from error
-    if len(payload) != header.uncompressed_size:
-        raise FormatError(
-            f"payload decompressed to {len(payload)} bytes, header says {header.uncompressed_size}"
-        )
-    return payload
 
 
 class _Reader:
@@ -163,6 +134,8 @@ def decode_payload(payload: bytes, layout: Layout) -> dict[str, pa.Table]:
     return sections
 
 
-def decode_block(data: bytes, layout: Layout) -> DecodedBlock:
-    header = parse_header(data)
-    return DecodedBlock(header, decode_payload(payload_of(data, header), layout))
+def decode_block(data: bytes, layout: Layout, budget: Budget = DEFAULT_BUDGET) -> DecodedBlock:
+    """Checks the whole block within ``budget`` (``blocklake.format.check``), then decodes it;
+    raises ``FormatError`` naming what is wrong."""
+    header, payload, summary = check_block(data, layout, budget, complete=False)
+    return DecodedBlock(header, decode_payload(payload, layout), summary)

@@ -12,8 +12,10 @@ CONTENT_TYPE = "application/vnd.blocklake.block"
 FORMAT_VERSION = 1
 COMPRESSION_NONE = 0
 COMPRESSION_LZ4 = 1
-_LAYOUT = struct.Struct("<4sHHBBHI16s16sQqqIII4x")
+_LAYOUT = struct.Struct("<4sHHBBHI16s16sQqqIIII")
 HEADER_SIZE = _LAYOUT.size
+MAX_SEQUENCE = 2**63 - 1
+"""``sequence`` is a u64 on the wire, but stores keep signed 64-bit integers."""
 
 
 class FormatError(ValueError):
@@ -51,6 +53,7 @@ class BlockHeader:
             self.payload_size,
             self.uncompressed_size,
             self.payload_crc32,
+            0,
         )
 
 
@@ -67,11 +70,16 @@ def parse_header(data: bytes | memoryview) -> BlockHeader:
         raise FormatError(f"header_size {header_size} is below the v1 minimum of {HEADER_SIZE}")
     if len(data) < header_size:
         raise FormatError(f"block is {len(data)} bytes, shorter than its {header_size}-byte header")
-    (_, _, _, compression, _, _, count, stream, block, sequence, begin, end, size, raw, crc) = (
-        _LAYOUT.unpack_from(data)
-    )
+    (_, _, _, compression, flags, reserved, count, stream, block, sequence, begin, end, size, raw,
+     crc, reserved_end) = _LAYOUT.unpack_from(data)  # fmt: skip
     if compression not in (COMPRESSION_NONE, COMPRESSION_LZ4):
         raise FormatError(f"unknown compression {compression}: expected 0 (none) or 1 (lz4)")
+    # Reserved fields must be zero, so that a later version can give them a meaning.
+    for name, value in (("flags", flags), ("reserved", reserved), ("reserved_end", reserved_end)):
+        if value:
+            raise FormatError(f"header field {name} is {value}: expected 0")
+    if sequence > MAX_SEQUENCE:
+        raise FormatError(f"sequence {sequence} is above the maximum {MAX_SEQUENCE}")
     actual = len(data) - header_size
     if actual != size:
         state = "truncated" if actual < size else "has trailing bytes"

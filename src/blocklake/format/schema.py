@@ -7,6 +7,8 @@ Everything that knows the shape of an event or a table derives it from here, so 
 from __future__ import annotations
 
 import functools
+import json
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +17,15 @@ FIELD_WIDTHS = {"i64": 8, "u64": 8, "f64": 8, "u32": 4, "u8": 1, "str": 4}
 """Bytes per row of each fixed-width field type; ``map`` is variable and handled apart."""
 
 FIELD_TYPES = frozenset({*FIELD_WIDTHS, "map"})
+
+MAX_EVENT_TYPES = 256
+"""Event types one stream's layout may hold."""
+MAX_FIELDS = 256
+"""Fields one event type may have."""
+FIRST_USER_TYPE_ID = 1000
+"""Ids below this belong to the built-in event types (``events.toml``) and mean exactly them."""
+NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+"""Event type and field names: they become table and column names."""
 
 
 class SchemaError(ValueError):
@@ -57,20 +68,34 @@ class EventType:
             raise SchemaError(f"event type id must be an integer in 1..65535, got {type_id!r}")
         if not isinstance(name, str) or not name:
             raise SchemaError(f"event type {type_id}: name must be a non-empty string")
+        if not NAME_PATTERN.match(name):
+            raise SchemaError(
+                f"event type {type_id}: name {name[:140]!r} must be 1-128 letters, digits or _"
+            )
         if not isinstance(fields, list) or not fields:
             raise SchemaError(f"event type {name!r}: fields must be a non-empty list")
+        if len(fields) > MAX_FIELDS:
+            raise SchemaError(f"event type {name!r}: {len(fields)} fields, at most {MAX_FIELDS}")
         parsed = []
+        seen: set[str] = set()  # a set, not a scan of parsed: linear in the number of fields
         for field in fields:
             if not isinstance(field, dict) or not isinstance(field.get("name"), str):
                 raise SchemaError(f"event type {name!r}: each field needs a string name")
+            field_name = field["name"]
+            if not NAME_PATTERN.match(field_name):
+                raise SchemaError(
+                    f"event type {name!r}: field name {field_name[:140]!r} must be 1-128 "
+                    "letters, digits or _"
+                )
             if field.get("type") not in FIELD_TYPES:
                 raise SchemaError(
-                    f"event type {name!r}: field {field['name']!r} has type "
+                    f"event type {name!r}: field {field_name!r} has type "
                     f"{field.get('type')!r}, expected one of {sorted(FIELD_TYPES)}"
                 )
-            if any(known.name == field["name"] for known in parsed):
-                raise SchemaError(f"event type {name!r}: field {field['name']!r} appears twice")
-            parsed.append(Field(field["name"], field["type"]))
+            if field_name in seen:
+                raise SchemaError(f"event type {name!r}: field {field_name!r} appears twice")
+            seen.add(field_name)
+            parsed.append(Field(field_name, field["type"]))
         return cls(type_id, name, tuple(parsed))
 
 
@@ -79,17 +104,55 @@ Layout = dict[int, EventType]
 
 
 def layout_from_json(doc: object) -> Layout:
+    """Validates a stream's layout in time linear in its size: at most ``MAX_EVENT_TYPES``
+    types of at most ``MAX_FIELDS`` fields; ids below ``FIRST_USER_TYPE_ID`` and the names of
+    the built-in types mean the built-in types exactly, so a layout cannot redefine them.
+    Raises ``SchemaError`` naming the offending part."""
     if not isinstance(doc, list) or not doc:
         raise SchemaError("layout must be a non-empty list of event types")
+    if len(doc) > MAX_EVENT_TYPES:
+        raise SchemaError(f"layout has {len(doc)} event types, at most {MAX_EVENT_TYPES}")
+    built_in = _built_in_by_id()
+    built_in_ids = {event_type.name: event_type.id for event_type in built_in.values()}
     layout: Layout = {}
+    names: set[str] = set()
     for item in doc:
         event_type = EventType.from_json(item)
         if event_type.id in layout:
             raise SchemaError(f"layout has event type id {event_type.id} twice")
-        if any(known.name == event_type.name for known in layout.values()):
+        if event_type.name in names:
             raise SchemaError(f"layout has event type name {event_type.name!r} twice")
+        expected = built_in.get(event_type.id)
+        if event_type.id < FIRST_USER_TYPE_ID and expected is None:
+            raise SchemaError(
+                f"event type id {event_type.id} is reserved for built-in types: user-defined "
+                f"types take ids from {FIRST_USER_TYPE_ID} on"
+            )
+        if event_type.name in built_in_ids and event_type.id != built_in_ids[event_type.name]:
+            raise SchemaError(
+                f"event type name {event_type.name!r} is built in with id "
+                f"{built_in_ids[event_type.name]}, not {event_type.id}"
+            )
+        if expected is not None and event_type != expected:
+            raise SchemaError(
+                f"event type {event_type.id} is the built-in {expected.name!r}: its name and "
+                "fields must be exactly those of events.toml"
+            )
+        names.add(event_type.name)
         layout[event_type.id] = event_type
     return layout
+
+
+@functools.lru_cache(maxsize=1024)
+def layout_from_text(text: str) -> Layout:
+    """``layout_from_json`` of a JSON text, parsed and checked once per distinct text: every
+    upload and conversion of a stream reads its layout, which never changes. The layout
+    returned is shared: callers must not modify it."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise SchemaError(f"layout is not valid JSON: {error}") from None
+    return layout_from_json(doc)
 
 
 def layout_to_json(event_types: list[EventType] | Layout) -> list[dict]:
@@ -112,6 +175,11 @@ def event_types() -> dict[str, EventType]:
         )
         for doc in _events_doc()["event"]
     }
+
+
+@functools.cache
+def _built_in_by_id() -> dict[int, EventType]:
+    return {event_type.id: event_type for event_type in event_types().values()}
 
 
 @functools.cache

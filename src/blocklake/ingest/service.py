@@ -1,56 +1,26 @@
 """The ingestion use cases, independent of HTTP: validate, store the block as sent, record metadata.
 
-Order matters for retries: the payload is stored first (a conditional write, so never twice),
-then its metadata row is inserted if absent. A retry after a failure at either step completes
-the missing step and changes nothing else.
+Everything a block holds is checked before anything is stored (``blocklake.format.check``: the
+header, the CRC, the payload within its budget; here: times on the process's clock), so what
+ingest acknowledges, conversion can convert. Then the metadata row decides: it is inserted if
+absent (a conflicting upload, such as a known block id on another stream, is refused there and
+stores nothing), and only then is the payload stored, with a conditional write. A retry after a
+failure at either step completes the missing step and changes nothing else.
 """
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 
 from blocklake.errors import ClientError
+from blocklake.format.check import BlockSummary, check_block
 from blocklake.format.header import BlockHeader, FormatError, parse_header
 from blocklake.format.schema import SchemaError, layout_from_json
+from blocklake.ingest import validate
 from blocklake.stores.blobs import BlobStore
 from blocklake.stores.layout import raw_key
 from blocklake.stores.metadata import MetadataConflict, MetadataStore
 from blocklake.stores.models import BlockInfo, ProcessInfo, StreamInfo
-
-
-def _field(document: dict, name: str, kind: type | tuple[type, ...], *, optional: bool = False):
-    value = document.get(name)
-    if value is None and optional:
-        return None
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        expected = (
-            kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        )
-        state = "missing" if name not in document else f"{type(value).__name__}"
-        raise ClientError(400, "invalid_field", f"field {name!r}: expected {expected}, got {state}")
-    return value
-
-
-def _uuid(document: dict, name: str, *, optional: bool = False) -> str | None:
-    value = _field(document, name, str, optional=optional)
-    if value is None:
-        return None
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise ClientError(
-            400, "invalid_field", f"field {name!r}: {value!r} is not a UUID"
-        ) from None
-
-
-def _string_map(document: dict, name: str) -> dict[str, str]:
-    value = document.get(name) or {}
-    if not isinstance(value, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-    ):
-        raise ClientError(400, "invalid_field", f"field {name!r}: expected an object of strings")
-    return value
 
 
 @dataclass(frozen=True)
@@ -68,25 +38,21 @@ class IngestService:
 
     def register_process(self, tenant: str, document: dict) -> bool:
         process = ProcessInfo(
-            process_id=_uuid(document, "process_id"),
-            exe=_field(document, "exe", str),
-            username=_field(document, "username", str),
-            computer=_field(document, "computer", str),
-            start_time_ns=_field(document, "start_time_ns", int),
-            start_ticks=_field(document, "start_ticks", int),
-            tick_frequency=_field(document, "tick_frequency", int),
-            parent_process_id=_uuid(document, "parent_process_id", optional=True),
-            properties=_string_map(document, "properties"),
+            process_id=validate.uuid_text(document, "process_id"),
+            exe=validate.text(document, "exe"),
+            username=validate.text(document, "username"),
+            computer=validate.text(document, "computer"),
+            start_time_ns=validate.time_ns(document, "start_time_ns"),
+            start_ticks=validate.int64(document, "start_ticks"),
+            tick_frequency=validate.int64(document, "tick_frequency", low=1),
+            parent_process_id=validate.uuid_text(document, "parent_process_id", optional=True),
+            properties=validate.string_map(document, "properties"),
         )
-        if process.tick_frequency <= 0:
-            raise ClientError(400, "invalid_field", "field 'tick_frequency': must be positive")
         return self._insert(self.metadata.insert_process, tenant, process)
 
     def register_stream(self, tenant: str, document: dict) -> bool:
-        process_id = _uuid(document, "process_id")
-        tags = _field(document, "tags", list)
-        if not all(isinstance(tag, str) for tag in tags):
-            raise ClientError(400, "invalid_field", "field 'tags': expected a list of strings")
+        process_id = validate.uuid_text(document, "process_id")
+        tags = validate.string_list(document, "tags")
         try:
             layout = layout_from_json(document.get("layout"))
         except SchemaError as error:
@@ -94,11 +60,11 @@ class IngestService:
         if self.metadata.get_process(tenant, process_id) is None:
             raise ClientError(404, "unknown_process", f"process {process_id} is not registered")
         stream = StreamInfo(
-            stream_id=_uuid(document, "stream_id"),
+            stream_id=validate.uuid_text(document, "stream_id"),
             process_id=process_id,
             tags=tuple(tags),
             layout=layout,
-            properties=_string_map(document, "properties"),
+            properties=validate.string_map(document, "properties"),
         )
         return self._insert(self.metadata.insert_stream, tenant, stream)
 
@@ -110,18 +76,29 @@ class IngestService:
             raise ClientError(409, "conflict", str(error)) from None
 
     def store_block(self, tenant: str, data: bytes) -> StoredBlock:
+        """Validates and stores one block; ``ClientError`` (4xx) for anything wrong with it."""
         if len(data) > self.max_block_bytes:
             raise ClientError(
                 413,
                 "block_too_large",
                 f"block is {len(data)} bytes; the limit is {self.max_block_bytes}",
             )
+        block = self.validated_block(tenant, data)
+        inserted = self._insert(self.metadata.insert_block, tenant, block)
+        created = self.blobs.put_if_absent(block.object_key, data)
+        return StoredBlock(block.block_id, block.object_key, duplicate=not (created or inserted))
+
+    def validated_block(self, tenant: str, data: bytes) -> BlockInfo:
+        """The metadata row of a block, once every part of it is checked; stores nothing."""
         try:
             header = parse_header(data)
         except FormatError as error:
             raise ClientError(400, "invalid_block", str(error)) from None
         stream_id = str(header.stream_id)
-        stream = self.metadata.get_stream(tenant, stream_id)
+        try:
+            stream = self.metadata.get_stream(tenant, stream_id)
+        except SchemaError as error:  # registered before layouts were checked as they are now
+            raise ClientError(409, "invalid_layout", f"stream {stream_id}: {error}") from None
         if stream is None:
             raise ClientError(
                 404,
@@ -133,10 +110,12 @@ class IngestService:
             raise ClientError(
                 404, "unknown_process", f"process {stream.process_id} is not registered"
             )
-        block = self._block_info(tenant, header, stream, process)
-        created = self.blobs.put_if_absent(block.object_key, data)
-        inserted = self._insert(self.metadata.insert_block, tenant, block)
-        return StoredBlock(block.block_id, block.object_key, duplicate=not (created or inserted))
+        try:
+            _, _, summary = check_block(data, stream.layout)
+        except FormatError as error:
+            raise ClientError(400, "invalid_block", str(error)) from None
+        _check_times(header, summary, process)
+        return self._block_info(tenant, header, stream, process)
 
     @staticmethod
     def _block_info(
@@ -157,3 +136,25 @@ class IngestService:
             payload_size=header.payload_size,
             object_key=raw_key(tenant, begin_ns, stream.stream_id, block_id),
         )
+
+
+def _check_times(header: BlockHeader, summary: BlockSummary, process: ProcessInfo) -> None:
+    """Every tick of the block, on the process's clock, must land between 1970 and 2200, and
+    its distance from the clock's start must fit the int64 arithmetic of conversion."""
+    for name, ticks in (
+        ("begin_ticks", header.begin_ticks),
+        ("end_ticks", header.end_ticks),
+        ("ticks of an event", summary.min_ticks),
+        ("ticks of an event", summary.max_ticks),
+    ):
+        if ticks is None:
+            continue
+        moment = process.time_ns(ticks)
+        if not validate.MIN_TIME_NS <= moment < validate.MAX_TIME_NS or not (
+            validate.INT64_MIN <= ticks - process.start_ticks <= validate.INT64_MAX
+        ):
+            raise ClientError(
+                400,
+                "invalid_block",
+                f"{name} {ticks} is {moment} ns on the process clock: not between 1970 and 2200",
+            )

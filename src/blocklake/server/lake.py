@@ -1,5 +1,8 @@
 """The embedded lake: the three Lambda handlers wired to local adapters, plus the S3 → SQS → ETL
-path played by a worker thread that hands each new raw block to the ETL handler."""
+path played by a worker thread that hands each new raw block to the ETL handler.
+
+The queue lives in memory: at start, the reconciler queues every block stored but not converted
+(the server may have been killed between acknowledging a block and converting it)."""
 
 from __future__ import annotations
 
@@ -8,11 +11,13 @@ import json
 import logging
 import queue
 import threading
+import time
 from dataclasses import dataclass
 
 from blocklake.auth import api_key_from_headers, key_digest, tenant_for_key
 from blocklake.config import Settings
 from blocklake.etl.convert import BlockConverter
+from blocklake.etl.reconcile import Reconciler, ReconcileReport
 from blocklake.ingest.service import IngestService
 from blocklake.query.duckdb_engine import DuckDbEngine
 from blocklake.server.events import LambdaContext, http_api_event, s3_notification, sqs_event
@@ -53,10 +58,9 @@ class LocalLake:
         self.metadata.migrate()
         self._new_blocks: queue.Queue[str | None] = queue.Queue()
         self.blobs = factory.blob_store(settings, on_created=self._on_created)
+        ingest = IngestService(self.blobs, self.metadata, settings.max_block_bytes)
         self.handlers = {
-            "ingest": ingest_handler.make_handler(
-                IngestService(self.blobs, self.metadata, settings.max_block_bytes)
-            ),
+            "ingest": ingest_handler.make_handler(ingest),
             "query": query_handler.make_handler(
                 DuckDbEngine.for_settings(settings, self.blobs), settings.query
             ),
@@ -68,6 +72,18 @@ class LocalLake:
             target=self._convert_loop, name="blocklake-etl", daemon=True
         )
         self._worker.start()
+        reconciler = Reconciler(
+            self.blobs, self.metadata, check=ingest.validated_block, convert=self._new_blocks.put
+        )
+        self.reconciled: ReconcileReport = reconciler.reconcile(
+            self.blobs.list("raw/"), 0, time.time_ns() + 1
+        )
+        """What the reconciliation at start found and queued."""
+        if self.reconciled.converted:
+            _log.warning(
+                "%d blocks stored but not converted (a crash?): converting them now",
+                len(self.reconciled.converted),
+            )
 
     def _on_created(self, key: str) -> None:
         if key.startswith("raw/"):
@@ -81,6 +97,9 @@ class LocalLake:
                 keys.append(self._new_blocks.get_nowait())
             try:
                 self._convert([k for k in keys if k is not None])
+            except Exception:  # the worker must outlive any block: it converts every tenant's
+                self.failed_conversions += sum(key is not None for key in keys)
+                _log.exception("conversion of %d blocks failed", len(keys))
             finally:
                 for _ in keys:
                     self._new_blocks.task_done()

@@ -10,9 +10,9 @@ import json
 import time
 from typing import Protocol
 
-from blocklake.format.schema import layout_from_json, layout_to_json
+from blocklake.format.schema import layout_from_text, layout_to_json
 from blocklake.stores.migrations import apply_migrations
-from blocklake.stores.models import BlockInfo, ProcessInfo, StreamInfo
+from blocklake.stores.models import BlockInfo, ConversionFailure, ProcessInfo, StreamInfo
 from blocklake.stores.retention import ensure_block_partitions
 from blocklake.stores.sql import Row, SqlExecutor
 
@@ -31,6 +31,21 @@ class MetadataStore(Protocol):
     def list_blocks(
         self, tenant: str, begin_time_ns: int, end_time_ns: int, stream_id: str | None = None
     ) -> list[BlockInfo]: ...
+    def blocks_inserted_between(self, begin_ns: int, end_ns: int) -> list[tuple[str, BlockInfo]]:
+        """(tenant, block) of every tenant's blocks inserted in [begin, end), for the
+        reconciler."""
+        ...
+
+    def record_conversion_failure(
+        self, tenant: str, block_id: str, object_key: str, reason: str
+    ) -> int:
+        """Counts one more failed conversion of the block; returns its failed attempts."""
+        ...
+
+    def clear_conversion_failure(self, tenant: str, block_id: str) -> None: ...
+    def conversion_failures(self, tenant: str | None = None) -> list[ConversionFailure]:
+        """The blocks that failed to convert, of one tenant or of all."""
+        ...
 
 
 _PROCESS_COLUMNS = (
@@ -67,7 +82,7 @@ def _stream(row: Row) -> StreamInfo:
         stream_id=row["stream_id"],
         process_id=row["process_id"],
         tags=tuple(json.loads(row["tags"])),
-        layout=layout_from_json(json.loads(row["layout"])),
+        layout=layout_from_text(row["layout"]),
         properties=json.loads(row["properties"]),
     )
 
@@ -161,3 +176,63 @@ class SqlMetadataStore:
             {"tenant": tenant, "begin": begin_time_ns, "end": end_time_ns, "stream_id": stream_id},
         )
         return [_block(row) for row in rows]
+
+    def blocks_inserted_between(self, begin_ns: int, end_ns: int) -> list[tuple[str, BlockInfo]]:
+        # No index on insert_time_ns: the reconciler runs hourly, or once at local start.
+        rows = self.executor.query(
+            f"SELECT tenant, {_BLOCK_COLUMNS} FROM blocks "
+            "WHERE insert_time_ns >= :begin AND insert_time_ns < :end ORDER BY insert_time_ns",
+            {"begin": begin_ns, "end": end_ns},
+        )
+        return [(row["tenant"], _block(row)) for row in rows]
+
+    def record_conversion_failure(
+        self, tenant: str, block_id: str, object_key: str, reason: str
+    ) -> int:
+        params = {
+            "tenant": tenant,
+            "block_id": block_id,
+            "object_key": object_key,
+            "reason": reason[:2000],
+            "now": time.time_ns(),
+        }
+        with self.executor.transaction():
+            self.executor.execute(
+                "INSERT INTO conversion_failures "
+                "(tenant, block_id, object_key, attempts, reason, failed_time_ns) "
+                "VALUES (:tenant, :block_id, :object_key, 1, :reason, :now) "
+                "ON CONFLICT (tenant, block_id) DO UPDATE SET "
+                "attempts = conversion_failures.attempts + 1, reason = :reason, "
+                "failed_time_ns = :now",
+                params,
+            )
+            rows = self.executor.query(
+                "SELECT attempts FROM conversion_failures "
+                "WHERE tenant = :tenant AND block_id = :block_id",
+                params,
+            )
+        return int(rows[0]["attempts"])
+
+    def clear_conversion_failure(self, tenant: str, block_id: str) -> None:
+        self.executor.execute(
+            "DELETE FROM conversion_failures WHERE tenant = :tenant AND block_id = :block_id",
+            {"tenant": tenant, "block_id": block_id},
+        )
+
+    def conversion_failures(self, tenant: str | None = None) -> list[ConversionFailure]:
+        where = "WHERE tenant = :tenant " if tenant is not None else ""
+        rows = self.executor.query(
+            "SELECT block_id, object_key, attempts, reason, failed_time_ns "
+            f"FROM conversion_failures {where}ORDER BY failed_time_ns",
+            {"tenant": tenant},
+        )
+        return [
+            ConversionFailure(
+                block_id=row["block_id"],
+                object_key=row["object_key"],
+                attempts=int(row["attempts"]),
+                reason=row["reason"],
+                failed_time_ns=int(row["failed_time_ns"]),
+            )
+            for row in rows
+        ]

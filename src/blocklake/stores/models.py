@@ -49,3 +49,14 @@ class BlockInfo:
     object_count: int
     payload_size: int
     object_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConversionFailure:
+    """A block whose conversion failed ``attempts`` times, the last time for ``reason``."""
+
+    block_id: str
+    object_key: str
+    attempts: int
+    reason: str
+    failed_time_ns: int
