@@ -1,17 +1,28 @@
 """Turns drained events into blocks, one stream at a time (runs on the flusher thread).
 
-Span streams keep the spans still open across blocks, so that each block replays them ahead of
-its own events and decodes alone (schemas/transit-v1.md, "Spans across blocks").
+Blocks are cut so that each is at most ``limit`` bytes, compressed and uncompressed (the server
+states its limit). Span streams keep the spans still open across blocks, so that each block
+replays them ahead of its own events and decodes alone (schemas/transit-v1.md, "Spans across
+blocks").
 """
 
 from __future__ import annotations
 
+import copy
+import time
 import uuid
 from dataclasses import dataclass, field
 
 from blocklake.format.encode import StringTable, encode_block, encode_section
+from blocklake.format.header import HEADER_SIZE, parse_header
 from blocklake.format.schema import EventType, event_types, layout_to_json
-from blocklake.sdk.recording import SpanScope
+from blocklake.sdk.recording import SpanScope, forget_scope
+from blocklake.sdk.repair import Repairs, repair_events, truncate_event
+
+_ENCODE_ERRORS = (TypeError, ValueError, OverflowError, AttributeError)
+"""What a value of the wrong type makes the encoder raise."""
+_UNKNOWN_SCOPE = SpanScope("unknown span")
+"""Stands for a transient scope used again after its first span was encoded."""
 
 
 @dataclass
@@ -19,6 +30,10 @@ class Block:
     stream: StreamWriter
     data: bytes
     object_count: int
+    created: float = field(default_factory=time.monotonic)
+    """When it was encoded (``time.monotonic``): retries give up past an age."""
+    serial: int = 0
+    """Its place in the upload queue, set by the uploader."""
 
 
 @dataclass
@@ -53,22 +68,85 @@ class StreamWriter:
         (event_type,) = self.event_types
         return [encode_section(event_type, list(zip(*events, strict=True)), strings)]
 
+    bytes_per_event: float = 0.0
+    """Block bytes per event of the last block, to size the next one below the limit."""
+
     def encode(self, events: list[tuple]) -> Block:
+        """One block of all ``events``, whatever its size."""
+        block = self._encode(events, limit=None)
+        assert block is not None
+        return block
+
+    def blocks(self, events: list[tuple], limit: int) -> tuple[list[Block], Repairs]:
+        """Blocks of at most ``limit`` bytes holding ``events``; values the encoder cannot
+        take are repaired or dropped alone, and a record too large alone is truncated."""
+        repairs = Repairs()
+        blocks: list[Block] = []
+        start = 0
+        while start < len(events):
+            step = len(events) - start
+            if self.bytes_per_event:
+                step = min(step, max(1, int(0.8 * limit / self.bytes_per_event)))
+            chunk = events[start : start + step]
+            try:
+                block = self._encode(chunk, limit)
+            except _ENCODE_ERRORS:
+                chunk = repair_events(self.event_types[0], chunk, repairs)
+                events[start : start + step] = chunk
+                if not chunk:
+                    continue
+                block = self._encode(chunk, limit)
+            if block is None:
+                if len(chunk) > 1:  # too large: halve until it fits
+                    self.bytes_per_event = 2 * limit / len(chunk)
+                    continue
+                block = self._encode([truncate_event(chunk[0], limit // 8, repairs)], limit)
+                if block is None:
+                    repairs.drop()
+                    start += 1
+                    continue
+            self.bytes_per_event = len(block.data) / len(chunk)
+            blocks.append(block)
+            start += len(chunk)
+        return blocks, repairs
+
+    def _encode(self, events: list[tuple], limit: int | None) -> Block | None:
+        """None, with the writer's state as it was, if the block would be over ``limit``."""
+        saved = self._state()
         strings = StringTable()
-        sections = self.sections(events, strings)
-        # Threads share the log, metric and async buffers: appends may be slightly out of order.
-        ticks = [event[self.ticks_index] for event in events]
-        data = encode_block(
-            stream_id=self.stream_id,
-            sequence=self.sequence,
-            begin_ticks=min(ticks),
-            end_ticks=max(ticks),
-            object_count=len(events),
-            sections=sections,
-            strings=strings,
-        )
+        try:
+            sections = self.sections(events, strings)
+            # Threads share the log, metric and async buffers: appends may be out of order.
+            ticks = [event[self.ticks_index] for event in events]
+            data = encode_block(
+                stream_id=self.stream_id,
+                sequence=self.sequence,
+                begin_ticks=min(ticks),
+                end_ticks=max(ticks),
+                object_count=len(events),
+                sections=sections,
+                strings=strings,
+            )
+        except BaseException:
+            self._restore(saved)
+            raise
+        raw_size = HEADER_SIZE + parse_header(data).uncompressed_size
+        if limit is not None and max(len(data), raw_size) > limit:
+            self._restore(saved)
+            return None
         self.sequence += 1
+        self._committed()
         return Block(self, data, len(events))
+
+    def _state(self) -> object:
+        """What ``sections`` changes, to undo an attempt that is thrown away."""
+        return None
+
+    def _restore(self, state: object) -> None:
+        pass
+
+    def _committed(self) -> None:
+        """The attempt became a block."""
 
 
 @dataclass
@@ -80,12 +158,26 @@ class ThreadSpanWriter(StreamWriter):
     open_spans: list[tuple] = field(default_factory=list)
     """(ticks, span id, parent span id, depth, scope id) of each open span, outermost first."""
     last_span_id: int = 0
+    closed_scopes: list[int] = field(default_factory=list)
+    """Scope ids of the spans the last attempt closed: transient ones are forgotten on commit."""
+
+    def _state(self) -> object:
+        return copy.copy(self.open_spans), self.last_span_id
+
+    def _restore(self, state: object) -> None:
+        self.open_spans, self.last_span_id = state  # type: ignore[misc]
+
+    def _committed(self) -> None:
+        for scope_id in self.closed_scopes:
+            forget_scope(scope_id)
+        self.closed_scopes = []
 
     def sections(self, events: list[tuple], strings: StringTable) -> list[bytes]:
         stack = self.open_spans
         begins = list(stack)  # replayed first
         end_ticks: list[int] = []
         end_ids: list[int] = []
+        closed = self.closed_scopes = []
         span_id = self.last_span_id
         for scope_id, ticks in events:
             if scope_id > 0:
@@ -101,8 +193,10 @@ class ThreadSpanWriter(StreamWriter):
             if index < 0:
                 continue  # its begin was dropped when the buffer was full
             while len(stack) > index:  # spans whose ends were lost close with their parent
+                entry = stack.pop()
                 end_ticks.append(ticks)
-                end_ids.append(stack.pop()[1])
+                end_ids.append(entry[1])
+                closed.append(entry[4])
         self.last_span_id = span_id
         return self._span_sections(begins, end_ticks, end_ids, strings)
 
@@ -110,8 +204,8 @@ class ThreadSpanWriter(StreamWriter):
         self, begins: list[tuple], end_ticks: list[int], end_ids: list[int], strings: StringTable
     ) -> list[bytes]:
         begin_type, end_type = self.event_types
-        registry = SpanScope.registry
-        scopes = [registry[entry[4]] for entry in begins]
+        scope_of = SpanScope.registry.get
+        scopes = [scope_of(entry[4], _UNKNOWN_SCOPE) for entry in begins]
         ticks, ids, parents, depths, _ = zip(*begins, strict=True) if begins else ((),) * 5
         sections = []
         if begins:
@@ -142,11 +236,18 @@ class AsyncSpanWriter(ThreadSpanWriter):
 
     open_async: dict[int, tuple] = field(default_factory=dict)
 
+    def _state(self) -> object:
+        return dict(self.open_async)
+
+    def _restore(self, state: object) -> None:
+        self.open_async = state  # type: ignore[assignment]
+
     def sections(self, events: list[tuple], strings: StringTable) -> list[bytes]:
         open_spans = self.open_async
         begins = list(open_spans.values())
         end_ticks: list[int] = []
         end_ids: list[int] = []
+        closed = self.closed_scopes = []
         for scope_id, ticks, span_id, parent_id in events:
             if scope_id > 0:
                 parent = open_spans.get(parent_id)
@@ -154,9 +255,10 @@ class AsyncSpanWriter(ThreadSpanWriter):
                 entry = (ticks, span_id, parent_id, depth, scope_id)
                 open_spans[span_id] = entry
                 begins.append(entry)
-            elif open_spans.pop(span_id, None) is not None:
+            elif (entry := open_spans.pop(span_id, None)) is not None:
                 end_ticks.append(ticks)
                 end_ids.append(span_id)
+                closed.append(entry[4])
         return self._span_sections(begins, end_ticks, end_ids, strings)
 
 
