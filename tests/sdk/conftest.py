@@ -21,6 +21,7 @@ def reset_sdk() -> None:
         buffer.drops = recording.DropCounter()
         buffer.stream = None
         buffer.event_bytes = recording.EVENT_BYTES_GUESS
+    recording.bad_values = recording.DropCounter()
     with recording._thread_buffers_lock:
         recording.thread_buffers.clear()
     recording._local = threading.local()  # this thread's span buffer was among those cleared
@@ -49,4 +50,5 @@ def clean_sdk() -> Iterator[None]:
 def server() -> Iterator[FakeServer]:
     fake = FakeServer().start()
     yield fake
+    sdk.shutdown(timeout=5)  # while the server still answers: what is pending goes at once
     fake.stop()

@@ -176,9 +176,11 @@ class Flusher:
             held += len(events) * buffer.event_bytes
             events_total += len(events)
             drained.append((buffer, events))
+        bad = recording.bad_values.take()
         with self.counters.lock:
-            self.counters.drained += events_total
+            self.counters.drained += events_total + bad
             self.counters.dropped["buffer_full"] += full
+            self.counters.dropped["bad_value"] += bad
         recording.set_overflow_bytes(held)  # what this round holds until it is encoded
         return drained
 

@@ -115,6 +115,9 @@ measures = Buffer()
 async_events = Buffer()
 """(scope id, ticks, span id, parent id) for a begin; (-scope id, ticks, span id, 0) for an end"""
 
+bad_values = DropCounter()
+"""Events refused on the record path itself (``log`` with a level that is not a number)."""
+
 thread_buffers: list[Buffer] = []
 """Every thread's span buffer; the flusher drains them and retires those of finished threads."""
 _thread_buffers_lock = threading.Lock()
@@ -237,10 +240,12 @@ def reset_after_fork() -> None:
     threads do not exist here. Scopes stay valid: they describe code, not threads. Locks are
     made anew: a thread of the parent may have held one at the fork, and it is gone."""
     global _local, _thread_buffers_lock, wake_flusher
+    global bad_values
     for buffer in (logs, measures, async_events):
         del buffer[:]
         buffer.drops = DropCounter()
         buffer.stream = None
+    bad_values = DropCounter()
     thread_buffers.clear()
     _local = threading.local()
     _thread_buffers_lock = threading.Lock()
@@ -252,11 +257,16 @@ def reset_after_fork() -> None:
 
 
 def log(level: int, message: str, target: str = "", properties: dict | None = None) -> None:
-    if level <= _max_level:
-        if len(logs) < _flush_at:
-            logs.append((now(), level, target, message, properties))
-        else:
-            _overflow(logs, (now(), level, target, message, properties))
+    try:
+        if level > _max_level:
+            return
+    except TypeError:  # a level that is not a number: dropped alone, counted
+        bad_values.add()
+        return
+    if len(logs) < _flush_at:
+        logs.append((now(), level, target, message, properties))
+    else:
+        _overflow(logs, (now(), level, target, message, properties))
 
 
 def fatal(message: str, target: str = "", properties: dict | None = None) -> None:

@@ -141,6 +141,8 @@ class Uploader:
             abandoned = sum(block.object_count for block in left)
             self.counters.drop("abandoned_at_exit", abandoned)
             self._changed.notify_all()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(0.2)  # it ends at once unless a request is under way
         return abandoned
 
     # --- the thread --------------------------------------------------------------------
