@@ -82,6 +82,8 @@ __all__ = [
 _flusher: Flusher | None = None
 _settings: dict = {}
 _counters = Counters()
+_stopping = False
+"""True while ``shutdown`` sends what is left."""
 CHILD_ENV = "BLOCKLAKE_SDK_CHILD"
 """Set by ``init`` for child processes: what a spawn or forkserver child of ``multiprocessing``
 needs to start sending on its own (endpoint, API key, options, parent process id)."""
@@ -222,11 +224,15 @@ def shutdown(timeout: float = 10.0) -> int:
     """Sends what is pending and stops the background threads; returns the number of events
     it had to abandon (not acknowledged within ``timeout`` seconds), also logged and counted
     as ``dropped["abandoned_at_exit"]``. Runs at interpreter exit."""
-    global _flusher
+    global _flusher, _stopping
     if _flusher is None:
         return 0
     flusher, _flusher = _flusher, None
-    abandoned = flusher.stop(timeout)
+    _stopping = True
+    try:
+        abandoned = flusher.stop(timeout)
+    finally:
+        _stopping = False
     if abandoned:
         _log.warning("blocklake: shutdown abandoned %d unsent events (%.1f s)", abandoned, timeout)
     return abandoned
@@ -243,34 +249,39 @@ def _after_fork_in_child() -> None:
         _flusher = _start(parent=parent)
 
 
-def _in_multiprocessing_child() -> None:
-    """Runs in every ``multiprocessing`` child before its target. A forked child already has
-    its flusher; a spawn or forkserver child starts one from its parent's ``init`` settings.
-    Either way the child sends what is left when it ends: ``multiprocessing`` ends its children
-    with ``os._exit``, which skips ``atexit``, but runs its own finalizers first."""
+def _spawned() -> bool:
+    """True in a child that ``multiprocessing`` started with spawn (a fresh interpreter)."""
+    return "--multiprocessing-fork" in getattr(sys, "orig_argv", ())
+
+
+def _init_child() -> None:
+    """A spawn or forkserver child: ``init`` with the settings its parent left in the
+    environment, if the parent called ``init``."""
     global _flusher
-    if _flusher is None:
-        inherited = os.environ.get(CHILD_ENV)
-        if not inherited:
-            return
-        settings = json.loads(inherited)
-        parent = settings.pop("parent")
-        settings.pop("pid")
-        _settings.clear()
-        _settings.update(settings)
-        _flusher = _start(parent=parent)
+    inherited = os.environ.get(CHILD_ENV)
+    if not inherited or _flusher is not None:
+        return
+    settings = json.loads(inherited)
+    parent = settings.pop("parent")
+    settings.pop("pid")
+    _settings.clear()
+    _settings.update(settings)
+    _flusher = _start(parent=parent)
+    _send_at_child_exit()
+
+
+def _send_at_child_exit() -> None:
+    """``multiprocessing`` ends its children with ``os._exit``, which skips ``atexit``, but it
+    runs its own finalizers first; ``Pool.terminate()`` (and so ``with Pool() as pool:``) ends
+    workers with SIGTERM: send what is pending first, then die of the signal as before (only
+    where the program does not handle SIGTERM itself)."""
     multiprocessing.util.Finalize(None, shutdown, exitpriority=100)
-    _flush_on_terminate()
-
-
-def _flush_on_terminate() -> None:
-    """``Pool.terminate()`` (and so ``with Pool() as pool:``) ends workers with SIGTERM: send
-    what is pending first, then die of the signal as before. Only where SIGTERM is not handled
-    by the program already."""
     if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
         return
 
     def on_sigterm(signum: int, frame: object) -> None:
+        if _stopping:  # already sending what is left (the worker was ending): let it end
+            return
         shutdown(timeout=5.0)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)
@@ -278,11 +289,25 @@ def _flush_on_terminate() -> None:
     signal.signal(signal.SIGTERM, on_sigterm)
 
 
+def _in_forked_multiprocessing_child() -> None:
+    """Runs in a fork or forkserver child of ``multiprocessing`` before its target, once the
+    finalizers of its parent are cleared. A forkserver child (forked from a server that never
+    called ``init``) starts from its parent's settings."""
+    if _flusher is None:
+        _init_child()
+    else:
+        _send_at_child_exit()
+
+
 class _ForkHook:
     """``multiprocessing.util.register_after_fork`` keeps a weak reference to its object."""
 
 
 _fork_hook = _ForkHook()
-multiprocessing.util.register_after_fork(_fork_hook, lambda _hook: _in_multiprocessing_child())
+multiprocessing.util.register_after_fork(
+    _fork_hook, lambda _hook: _in_forked_multiprocessing_child()
+)
 os.register_at_fork(after_in_child=_after_fork_in_child)
 atexit.register(shutdown)
+if _spawned():  # spawn runs no after-fork hook: start while its main module is imported
+    _init_child()
