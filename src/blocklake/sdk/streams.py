@@ -12,6 +12,7 @@ import copy
 import time
 import uuid
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from blocklake.format.encode import StringTable, encode_block, encode_section
 from blocklake.format.header import HEADER_SIZE, parse_header
@@ -21,6 +22,8 @@ from blocklake.sdk.repair import Repairs, repair_events, truncate_event
 
 _ENCODE_ERRORS = (TypeError, ValueError, OverflowError, AttributeError)
 """What a value of the wrong type makes the encoder raise."""
+_ticks = itemgetter(1)
+"""Where a span event tuple keeps its ticks."""
 _UNKNOWN_SCOPE = SpanScope("unknown span")
 """Stands for a transient scope used again after its first span was encoded."""
 
@@ -30,6 +33,8 @@ class Block:
     stream: StreamWriter
     data: bytes
     object_count: int
+    raw_size: int = 0
+    """Header and uncompressed payload, in bytes."""
     created: float = field(default_factory=time.monotonic)
     """When it was encoded (``time.monotonic``): retries give up past an age."""
     serial: int = 0
@@ -46,8 +51,8 @@ class StreamWriter:
     stream_id: uuid.UUID = field(default_factory=uuid.uuid4)
     sequence: int = 0
     registered: bool = False
-    ticks_index = 0
-    """Where an event tuple keeps its ticks."""
+    tick_range: tuple[int, int] = (0, 0)
+    """First and last ticks of the events ``sections`` last encoded."""
 
     @property
     def event_types(self) -> list[EventType]:
@@ -64,12 +69,17 @@ class StreamWriter:
         }
 
     def sections(self, events: list[tuple], strings: StringTable) -> list[bytes]:
-        """Columns of each event type present; by default the stream holds one type."""
+        """Columns of each event type present; by default the stream holds one type, ticks
+        first."""
         (event_type,) = self.event_types
-        return [encode_section(event_type, list(zip(*events, strict=True)), strings)]
+        columns = list(zip(*events, strict=True))
+        # Threads share the log, metric and async buffers: appends may be out of order.
+        self.tick_range = min(columns[0]), max(columns[0])
+        return [encode_section(event_type, columns, strings)]
 
-    bytes_per_event: float = 0.0
-    """Block bytes per event of the last block, to size the next one below the limit."""
+    bytes_per_event: float = 64.0
+    """Bytes per event (uncompressed, which bounds compressed) of the last block, to size the
+    next one below the limit; at first a guess on the high side."""
 
     def encode(self, events: list[tuple]) -> Block:
         """One block of all ``events``, whatever its size."""
@@ -84,9 +94,7 @@ class StreamWriter:
         blocks: list[Block] = []
         start = 0
         while start < len(events):
-            step = len(events) - start
-            if self.bytes_per_event:
-                step = min(step, max(1, int(0.8 * limit / self.bytes_per_event)))
+            step = min(len(events) - start, max(1, int(0.8 * limit / self.bytes_per_event)))
             chunk = events[start : start + step]
             try:
                 block = self._encode(chunk, limit)
@@ -105,7 +113,7 @@ class StreamWriter:
                     repairs.drop()
                     start += 1
                     continue
-            self.bytes_per_event = len(block.data) / len(chunk)
+            self.bytes_per_event = block.raw_size / len(chunk)
             blocks.append(block)
             start += len(chunk)
         return blocks, repairs
@@ -116,13 +124,12 @@ class StreamWriter:
         strings = StringTable()
         try:
             sections = self.sections(events, strings)
-            # Threads share the log, metric and async buffers: appends may be out of order.
-            ticks = [event[self.ticks_index] for event in events]
+            begin, end = self.tick_range
             data = encode_block(
                 stream_id=self.stream_id,
                 sequence=self.sequence,
-                begin_ticks=min(ticks),
-                end_ticks=max(ticks),
+                begin_ticks=begin,
+                end_ticks=end,
                 object_count=len(events),
                 sections=sections,
                 strings=strings,
@@ -136,7 +143,7 @@ class StreamWriter:
             return None
         self.sequence += 1
         self._committed()
-        return Block(self, data, len(events))
+        return Block(self, data, len(events), raw_size)
 
     def _state(self) -> object:
         """What ``sections`` changes, to undo an attempt that is thrown away."""
@@ -154,7 +161,6 @@ class ThreadSpanWriter(StreamWriter):
     """Events are (scope id, ticks), the id negated for an end. Span ids, parents and depths are
     given here, off the record path, by walking the events with the stack of open spans."""
 
-    ticks_index = 1
     open_spans: list[tuple] = field(default_factory=list)
     """(ticks, span id, parent span id, depth, scope id) of each open span, outermost first."""
     last_span_id: int = 0
@@ -198,6 +204,7 @@ class ThreadSpanWriter(StreamWriter):
                 end_ids.append(entry[1])
                 closed.append(entry[4])
         self.last_span_id = span_id
+        self.tick_range = min(map(_ticks, events)), max(map(_ticks, events))
         return self._span_sections(begins, end_ticks, end_ids, strings)
 
     def _span_sections(
@@ -259,6 +266,7 @@ class AsyncSpanWriter(ThreadSpanWriter):
                 end_ticks.append(ticks)
                 end_ids.append(span_id)
                 closed.append(entry[4])
+        self.tick_range = min(map(_ticks, events)), max(map(_ticks, events))
         return self._span_sections(begins, end_ticks, end_ids, strings)
 
 
