@@ -334,6 +334,7 @@ TRANSIENT_IDS = 1 << 40
 """Scope ids from here on belong to transient scopes: spans past the name bound."""
 MAX_NAME_CHARS = 512
 _next_scope_id = itertools.count(1).__next__
+_transient_made = False
 _next_transient_id = itertools.count(TRANSIENT_IDS).__next__
 
 
@@ -395,6 +396,11 @@ class SpanScope:
         return _instrument(function, self)
 
 
+def transient_scopes_made() -> bool:
+    """Whether a transient scope was ever made (the writers only look for them if so)."""
+    return _transient_made
+
+
 def forget_scope(scope_id: int) -> None:
     """A transient scope's span is encoded or dropped: nothing refers to its id any more."""
     if scope_id >= TRANSIENT_IDS:
@@ -426,8 +432,10 @@ def _named_scope(
 ) -> SpanScope:
     """The scope of a name seen for the first time: kept while there are fewer than
     ``_max_span_names``, else transient (used for one span, so memory stays flat)."""
+    global _transient_made
     location = (caller.f_code.co_filename, caller.f_lineno)
     if len(scopes) >= _max_span_names:
+        _transient_made = True
         return SpanScope(name, target, *location, transient=True)
     return scopes.setdefault(name, SpanScope(name, target, *location))
 

@@ -12,16 +12,19 @@ import copy
 import time
 import uuid
 from dataclasses import dataclass, field
-from operator import itemgetter
+from itertools import repeat
+from operator import attrgetter, itemgetter
 
 from blocklake.format.encode import StringTable, encode_block, encode_section
 from blocklake.format.header import HEADER_SIZE, parse_header
 from blocklake.format.schema import EventType, event_types, layout_to_json
+from blocklake.sdk import recording
 from blocklake.sdk.recording import SpanScope, forget_scope
 from blocklake.sdk.repair import Repairs, repair_events, truncate_event
 
 _ENCODE_ERRORS = (TypeError, ValueError, OverflowError, AttributeError)
 """What a value of the wrong type makes the encoder raise."""
+_SCOPE_FIELDS = attrgetter("name", "target", "file", "line")
 _ticks = itemgetter(1)
 """Where a span event tuple keeps its ticks."""
 _UNKNOWN_SCOPE = SpanScope("unknown span")
@@ -183,55 +186,54 @@ class ThreadSpanWriter(StreamWriter):
         begins = list(stack)  # replayed first
         end_ticks: list[int] = []
         end_ids: list[int] = []
-        closed = self.closed_scopes = []
+        push, pop, add = stack.append, stack.pop, begins.append
+        add_end_ticks, add_end_id = end_ticks.append, end_ids.append
         span_id = self.last_span_id
         for scope_id, ticks in events:
             if scope_id > 0:
                 span_id += 1
                 entry = (ticks, span_id, stack[-1][1] if stack else 0, len(stack), scope_id)
-                stack.append(entry)
-                begins.append(entry)
-                continue
-            wanted = -scope_id
-            index = len(stack) - 1
-            while index >= 0 and stack[index][4] != wanted:
-                index -= 1
-            if index < 0:
-                continue  # its begin was dropped when the buffer was full
-            while len(stack) > index:  # spans whose ends were lost close with their parent
-                entry = stack.pop()
-                end_ticks.append(ticks)
-                end_ids.append(entry[1])
-                closed.append(entry[4])
+                push(entry)
+                add(entry)
+            elif stack and stack[-1][4] == -scope_id:  # the end of the innermost open span
+                add_end_ticks(ticks)
+                add_end_id(pop()[1])
+            else:
+                index = len(stack) - 1
+                while index >= 0 and stack[index][4] != -scope_id:
+                    index -= 1
+                # index < 0: its begin was dropped when the buffer was full
+                while index >= 0 and len(stack) > index:  # ends lost close with their parent
+                    add_end_ticks(ticks)
+                    add_end_id(pop()[1])
         self.last_span_id = span_id
-        self.tick_range = min(map(_ticks, events)), max(map(_ticks, events))
+        # one thread appended these, in the order of a monotonic clock
+        self.tick_range = events[0][1], events[-1][1]
+        self._note_transient(begins)
         return self._span_sections(begins, end_ticks, end_ids, strings)
+
+    def _note_transient(self, begins: list[tuple]) -> None:
+        """Transient scopes of spans that closed in this block: forgotten once it is sent."""
+        if recording.transient_scopes_made():
+            still_open = {entry[4] for entry in self._open_entries()}
+            self.closed_scopes = [
+                e[4] for e in begins if e[4] >= recording.TRANSIENT_IDS and e[4] not in still_open
+            ]
+
+    def _open_entries(self) -> list[tuple]:
+        return self.open_spans
 
     def _span_sections(
         self, begins: list[tuple], end_ticks: list[int], end_ids: list[int], strings: StringTable
     ) -> list[bytes]:
         begin_type, end_type = self.event_types
-        scope_of = SpanScope.registry.get
-        scopes = [scope_of(entry[4], _UNKNOWN_SCOPE) for entry in begins]
-        ticks, ids, parents, depths, _ = zip(*begins, strict=True) if begins else ((),) * 5
         sections = []
         if begins:
-            sections.append(
-                encode_section(
-                    begin_type,
-                    [
-                        ticks,
-                        ids,
-                        parents,
-                        depths,
-                        [scope.name for scope in scopes],
-                        [scope.target for scope in scopes],
-                        [scope.file for scope in scopes],
-                        [scope.line for scope in scopes],
-                    ],
-                    strings,
-                )
-            )
+            ticks, ids, parents, depths, scope_ids = zip(*begins, strict=True)
+            scopes = map(SpanScope.registry.get, scope_ids, repeat(_UNKNOWN_SCOPE))
+            names, targets, files, lines = zip(*map(_SCOPE_FIELDS, scopes), strict=True)
+            columns = [ticks, ids, parents, depths, names, targets, files, lines]
+            sections.append(encode_section(begin_type, columns, strings))
         if end_ids:
             sections.append(encode_section(end_type, [end_ticks, end_ids], strings))
         return sections
@@ -254,7 +256,6 @@ class AsyncSpanWriter(ThreadSpanWriter):
         begins = list(open_spans.values())
         end_ticks: list[int] = []
         end_ids: list[int] = []
-        closed = self.closed_scopes = []
         for scope_id, ticks, span_id, parent_id in events:
             if scope_id > 0:
                 parent = open_spans.get(parent_id)
@@ -262,12 +263,15 @@ class AsyncSpanWriter(ThreadSpanWriter):
                 entry = (ticks, span_id, parent_id, depth, scope_id)
                 open_spans[span_id] = entry
                 begins.append(entry)
-            elif (entry := open_spans.pop(span_id, None)) is not None:
+            elif open_spans.pop(span_id, None) is not None:
                 end_ticks.append(ticks)
                 end_ids.append(span_id)
-                closed.append(entry[4])
         self.tick_range = min(map(_ticks, events)), max(map(_ticks, events))
+        self._note_transient(begins)
         return self._span_sections(begins, end_ticks, end_ids, strings)
+
+    def _open_entries(self) -> list[tuple]:
+        return list(self.open_async.values())
 
 
 def log_writer(properties: dict[str, str]) -> StreamWriter:
