@@ -137,7 +137,7 @@ def init(
     ``multiprocessing`` (fork, spawn, forkserver) send their events too: ``init`` leaves its
     settings, API key included, in the ``BLOCKLAKE_SDK_CHILD`` environment variable for them.
     """
-    global _flusher
+    global _flusher, _counters
     if _flusher is not None:
         shutdown()
     if level.upper() not in recording.LEVEL_CODES:
@@ -156,6 +156,7 @@ def init(
         timeout=timeout,
         max_span_names=max_span_names,
     )
+    _counters = Counters()  # a new process: its own counts
     _flusher = _start(parent=None)
     os.environ[CHILD_ENV] = json.dumps(
         {**_settings, "parent": _flusher.process["process_id"], "pid": os.getpid()}
