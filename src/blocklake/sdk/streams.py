@@ -12,7 +12,6 @@ import copy
 import time
 import uuid
 from dataclasses import dataclass, field
-from itertools import repeat
 from operator import attrgetter, itemgetter
 
 from blocklake.format.encode import StringTable, encode_block, encode_section
@@ -182,61 +181,86 @@ class ThreadSpanWriter(StreamWriter):
         self.closed_scopes = []
 
     def sections(self, events: list[tuple], strings: StringTable) -> list[bytes]:
-        stack = self.open_spans
-        begins = list(stack)  # replayed first
+        # Begins go to int columns and the stack holds their indexes: no tuple per span, so
+        # the walk allocates nothing the garbage collector tracks (it would run far more often).
+        ticks, ids, parents, depths, scopes = (list(column) for column in _columns(self.open_spans))
+        stack = list(range(len(ids)))  # the open spans, replayed first
         end_ticks: list[int] = []
         end_ids: list[int] = []
-        push, pop, add = stack.append, stack.pop, begins.append
+        push, pop = stack.append, stack.pop
+        add_ticks, add_id, add_parent, add_depth, add_scope = (
+            ticks.append,
+            ids.append,
+            parents.append,
+            depths.append,
+            scopes.append,
+        )
         add_end_ticks, add_end_id = end_ticks.append, end_ids.append
         span_id = self.last_span_id
-        for scope_id, ticks in events:
+        for scope_id, tick in events:
             if scope_id > 0:
                 span_id += 1
-                entry = (ticks, span_id, stack[-1][1] if stack else 0, len(stack), scope_id)
-                push(entry)
-                add(entry)
-            elif stack and stack[-1][4] == -scope_id:  # the end of the innermost open span
-                add_end_ticks(ticks)
-                add_end_id(pop()[1])
+                push(len(ids))
+                add_ticks(tick)
+                add_id(span_id)
+                add_parent(ids[stack[-2]] if len(stack) > 1 else 0)
+                add_depth(len(stack) - 1)
+                add_scope(scope_id)
+            elif stack and scopes[stack[-1]] == -scope_id:  # the end of the innermost span
+                add_end_ticks(tick)
+                add_end_id(ids[pop()])
             else:
                 index = len(stack) - 1
-                while index >= 0 and stack[index][4] != -scope_id:
+                while index >= 0 and scopes[stack[index]] != -scope_id:
                     index -= 1
                 # index < 0: its begin was dropped when the buffer was full
                 while index >= 0 and len(stack) > index:  # ends lost close with their parent
-                    add_end_ticks(ticks)
-                    add_end_id(pop()[1])
+                    add_end_ticks(tick)
+                    add_end_id(ids[pop()])
         self.last_span_id = span_id
+        self.open_spans = [(ticks[i], ids[i], parents[i], depths[i], scopes[i]) for i in stack]
         # one thread appended these, in the order of a monotonic clock
         self.tick_range = events[0][1], events[-1][1]
-        self._note_transient(begins)
-        return self._span_sections(begins, end_ticks, end_ids, strings)
+        columns = (ticks, ids, parents, depths, scopes)
+        self._note_transient(scopes)
+        return self._span_sections(columns, end_ticks, end_ids, strings)
 
-    def _note_transient(self, begins: list[tuple]) -> None:
+    def _note_transient(self, scope_ids: list[int]) -> None:
         """Transient scopes of spans that closed in this block: forgotten once it is sent."""
         if recording.transient_scopes_made():
             still_open = {entry[4] for entry in self._open_entries()}
             self.closed_scopes = [
-                e[4] for e in begins if e[4] >= recording.TRANSIENT_IDS and e[4] not in still_open
+                i for i in scope_ids if i >= recording.TRANSIENT_IDS and i not in still_open
             ]
 
     def _open_entries(self) -> list[tuple]:
         return self.open_spans
 
     def _span_sections(
-        self, begins: list[tuple], end_ticks: list[int], end_ids: list[int], strings: StringTable
+        self,
+        begins: tuple[list[int], ...],
+        end_ticks: list[int],
+        end_ids: list[int],
+        strings: StringTable,
     ) -> list[bytes]:
+        """``begins``: columns ticks, span ids, parents, depths, scope ids."""
         begin_type, end_type = self.event_types
         sections = []
-        if begins:
-            ticks, ids, parents, depths, scope_ids = zip(*begins, strict=True)
-            scopes = map(SpanScope.registry.get, scope_ids, repeat(_UNKNOWN_SCOPE))
-            names, targets, files, lines = zip(*map(_SCOPE_FIELDS, scopes), strict=True)
-            columns = [ticks, ids, parents, depths, names, targets, files, lines]
+        scope_ids = begins[4]
+        if scope_ids:
+            registry = SpanScope.registry
+            fields = {i: _SCOPE_FIELDS(registry.get(i, _UNKNOWN_SCOPE)) for i in set(scope_ids)}
+            by_field = [{i: f[k] for i, f in fields.items()}.__getitem__ for k in range(4)]
+            columns = [*begins[:4], *(list(map(get, scope_ids)) for get in by_field)]
             sections.append(encode_section(begin_type, columns, strings))
         if end_ids:
             sections.append(encode_section(end_type, [end_ticks, end_ids], strings))
         return sections
+
+
+def _columns(entries: list[tuple]) -> tuple[tuple, ...]:
+    """(ticks, span id, parent, depth, scope id) entries as five columns."""
+    return tuple(zip(*entries, strict=True)) if entries else ((),) * 5
 
 
 @dataclass
@@ -267,8 +291,9 @@ class AsyncSpanWriter(ThreadSpanWriter):
                 end_ticks.append(ticks)
                 end_ids.append(span_id)
         self.tick_range = min(map(_ticks, events)), max(map(_ticks, events))
-        self._note_transient(begins)
-        return self._span_sections(begins, end_ticks, end_ids, strings)
+        columns = _columns(begins)
+        self._note_transient(columns[4])
+        return self._span_sections(columns, end_ticks, end_ids, strings)
 
     def _open_entries(self) -> list[tuple]:
         return list(self.open_async.values())
