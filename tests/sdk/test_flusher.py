@@ -274,3 +274,21 @@ def test_a_finished_threads_empty_buffer_never_retires_a_live_threads(server, ma
     names = sorted(r["name"] for r in server.rows("thread_span_begin"))
     assert names == ["after", "before", "short"]
     assert adds_up(f)["recorded"] == 6
+
+
+def test_an_encoder_bug_loses_those_events_counted_not_the_round(
+    server, make_flusher, monkeypatch
+) -> None:
+    f = make_flusher()
+    sdk.info("kept")
+    sdk.metric("m", 1.0)
+
+    def broken(events: list, limit: int) -> None:
+        raise RuntimeError("a bug in a writer")
+
+    monkeypatch.setattr(recording.measures.stream, "blocks", broken)
+    f.run_once()
+    assert sent(f)
+    stats = adds_up(f)
+    assert stats["dropped"]["bad_value"] == 1 and stats["acknowledged"] == 1
+    assert [r["message"] for r in server.rows("log_entry")] == ["kept"]

@@ -16,6 +16,7 @@ metric); pending events are sent at exit, and by ``multiprocessing`` children wh
 from __future__ import annotations
 
 import atexit
+import contextlib
 import getpass
 import json
 import logging
@@ -287,7 +288,8 @@ def _send_at_child_exit() -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)
 
-    signal.signal(signal.SIGTERM, on_sigterm)
+    with contextlib.suppress(ValueError):  # not the main thread: no handler, finalizer only
+        signal.signal(signal.SIGTERM, on_sigterm)
 
 
 def _in_forked_multiprocessing_child() -> None:

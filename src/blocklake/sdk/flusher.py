@@ -132,7 +132,12 @@ class Flusher:
         limit = self.uploader.max_block_bytes
         counters = self.counters
         for buffer, events in drained:
-            blocks, repairs = buffer.stream.blocks(events, limit)
+            try:
+                blocks, repairs = buffer.stream.blocks(events, limit)
+            except Exception:  # a bug, not a value: lose these events, counted, not the round
+                _log.exception("blocklake: %d events could not be encoded", len(events))
+                counters.drop("bad_value", len(events))
+                continue
             with counters.lock:
                 counters.coerced += repairs.coerced
                 counters.truncated += repairs.truncated

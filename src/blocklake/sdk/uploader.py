@@ -79,6 +79,9 @@ class Uploader:
 
     def put(self, block: Block) -> None:
         with self._changed:
+            if self._abandoned:  # encoded after shutdown's deadline
+                self.counters.drop("abandoned_at_exit", block.object_count)
+                return
             self._serial += 1
             block.serial = self._serial
             self.queue.append(block)
