@@ -292,3 +292,22 @@ def test_an_encoder_bug_loses_those_events_counted_not_the_round(
     stats = adds_up(f)
     assert stats["dropped"]["bad_value"] == 1 and stats["acknowledged"] == 1
     assert [r["message"] for r in server.rows("log_entry")] == ["kept"]
+
+
+def test_stream_registrations_remembered_are_bounded(server, monkeypatch) -> None:
+    """A thread per request makes a stream per thread: the uploader forgets the oldest."""
+    monkeypatch.setattr("blocklake.sdk.uploader.MAX_STREAMS_REMEMBERED", 3)
+    sdk.init(server.url, "key", flush_interval=60)
+    for i in range(6):
+        thread = threading.Thread(
+            target=lambda i=i: sdk.span(f"t{i}").__enter__().__exit__(0, 0, 0)
+        )
+        thread.start()
+        thread.join()
+        sdk.info(f"after t{i}")
+        assert sdk.flush(timeout=10)
+    assert len(sdk._flusher.uploader._streams_registered) == 3
+    assert sorted(r["name"] for r in server.rows("thread_span_begin")) == [
+        f"t{i}" for i in range(6)
+    ]
+    assert len(server.rows("log_entry")) == 6  # the log stream, forgotten, registered again

@@ -33,6 +33,8 @@ MAX_RETRY_AFTER = 60.0
 """A longer ``Retry-After`` is obeyed as this: the block's age bound still applies."""
 MAX_REREGISTRATIONS = 3
 """Registrations repeated for one block before a 404 counts as a refusal."""
+MAX_STREAMS_REMEMBERED = 4096
+"""Stream registrations remembered; an older stream's next block registers it again."""
 
 
 class Uploader:
@@ -63,8 +65,9 @@ class Uploader:
         """Bytes of the blocks in ``queue`` and ``current``."""
         self._serial = 0
         self._process_registered = False
-        self._streams_registered: set[object] = set()
-        """Stream ids registered (writers are dataclasses, not hashable)."""
+        self._streams_registered: dict[object, None] = {}
+        """Stream ids registered, oldest first, at most ``MAX_STREAMS_REMEMBERED`` (a thread
+        per request makes a stream per thread: registering one again is harmless)."""
         self._stopping = False
         self._deadline = float("inf")
         """``shutdown``: past this, what is left is abandoned."""
@@ -240,7 +243,9 @@ class Uploader:
         if stream.stream_id not in self._streams_registered:
             document = stream.registration(self.process["process_id"])
             self.apply(self.transport.post_json("/v1/streams", document))
-            self._streams_registered.add(stream.stream_id)
+            self._streams_registered[stream.stream_id] = None
+            if len(self._streams_registered) > MAX_STREAMS_REMEMBERED:
+                del self._streams_registered[next(iter(self._streams_registered))]
 
     def _forget(self, code: str, stream: StreamWriter) -> None:
         """The server does not know the process or stream (it lost its metadata): register
@@ -251,7 +256,7 @@ class Uploader:
         if code == "unknown_process":
             self._process_registered = False
             self._streams_registered.clear()
-        self._streams_registered.discard(stream.stream_id)
+        self._streams_registered.pop(stream.stream_id, None)
 
     def _learn(self, limits: object) -> None:
         if isinstance(limits, dict):
