@@ -311,3 +311,16 @@ def test_stream_registrations_remembered_are_bounded(server, monkeypatch) -> Non
         f"t{i}" for i in range(6)
     ]
     assert len(server.rows("log_entry")) == 6  # the log stream, forgotten, registered again
+
+
+def test_retry_after_is_obeyed(server, make_flusher) -> None:
+    server.script = [(429, {"Retry-After": "1"}, b"")] + [(503, {}, b"")] * 4
+    f = make_flusher()  # backoff 0.01 s doubling, capped at 0.05 s
+    sdk.info("patient")
+    started = time.monotonic()
+    f.run_once()
+    assert sent(f)
+    elapsed = time.monotonic() - started
+    assert elapsed >= 1.0, f"resent after {elapsed:.3f} s although the server said 1 s"
+    assert adds_up(f)["retries"] == 5
+    assert [r["message"] for r in server.rows("log_entry")] == ["patient"]
