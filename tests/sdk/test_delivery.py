@@ -326,3 +326,34 @@ def test_memory_budget_is_in_bytes_and_losses_are_counted_without_init() -> None
     assert kept * recording.logs.event_bytes <= 100_000 + recording.logs.event_bytes
     assert stats["recorded"] == len(recording.logs)  # drops are counted by the flusher's round
     assert recording.logs.dropped == 100_000 - len(recording.logs)
+
+
+def test_a_block_the_server_keeps_failing_holds_up_no_other(server: FakeServer) -> None:
+    """A 500 for one block only (a server bug on it): the others go first, and it is given
+    up, counted, once it is older than ``retry_for``."""
+    poisoned: list[bytes] = []
+
+    def fail_the_first_block(request: Request) -> Response | None:
+        if request.path == "/v1/blocks":
+            if not poisoned:
+                poisoned.append(request.body)
+            if request.body == poisoned[0]:
+                return 500, {}, b'{"error": {"code": "internal"}}'
+        return None
+
+    server.respond = fail_the_first_block
+    sdk.init(server.url, "key", flush_interval=60, retry_for=1.0)
+    sdk._flusher.uploader.backoff = 0.01
+    sdk.info("poisoned")
+    sdk._flusher.run_once()  # its own block
+    for i in range(3):
+        sdk.info(f"fine {i}")
+        sdk._flusher.run_once()
+    assert sdk.flush(timeout=10) is False  # the poisoned block was given up meanwhile
+    stats = adds_up()
+    assert stats["dropped"]["retries_exhausted"] == 1 and stats["pending"] == 0
+    assert [r["message"] for r in server.rows("log_entry")] == [f"fine {i}" for i in range(3)]
+    blocks = [r for r in server.requests if r.path == "/v1/blocks"]
+    first_sent = next(i for i, r in enumerate(blocks) if 200 <= r.status < 300)
+    last_tried = max(i for i, r in enumerate(blocks) if r.body == poisoned[0])
+    assert first_sent < last_tried, "the other blocks waited behind the failing one"

@@ -33,6 +33,10 @@ MAX_RETRY_AFTER = 60.0
 """A longer ``Retry-After`` is obeyed as this: the block's age bound still applies."""
 MAX_REREGISTRATIONS = 3
 """Registrations repeated for one block before a 404 counts as a refusal."""
+ROTATE_AFTER = 3
+"""500 answers to a block after which it goes to the back of the queue, so that a block the
+server fails on (a bug on that block only) holds up no other. Other transient failures (the
+server away or overloaded: connection errors, 429, 503) keep the order."""
 MAX_STREAMS_REMEMBERED = 4096
 """Stream registrations remembered; an older stream's next block registers it again."""
 
@@ -57,6 +61,9 @@ class Uploader:
         self.retry_for = retry_for
         self.backoff = backoff
         self.max_backoff = max_backoff
+        self._pause: float | None = None
+        """The next pause after a transient failure, whichever block failed (None: the first,
+        ``backoff``)."""
         self.max_block_bytes = DEFAULT_MAX_BLOCK_BYTES
         self.queue: deque[Block] = deque()
         self.current: Block | None = None
@@ -113,9 +120,11 @@ class Uploader:
             return self._resolved_through()
 
     def _resolved_through(self) -> int:
+        # Mostly in order, but a block failing again and again goes to the back of the queue.
+        serials = [block.serial for block in self.queue]
         if self.current is not None:
-            return self.current.serial - 1
-        return self.queue[0].serial - 1 if self.queue else self._serial
+            serials.append(self.current.serial)
+        return min(serials) - 1 if serials else self._serial
 
     def wait_resolved(self, serial: int, deadline: float) -> bool:
         with self._changed:
@@ -161,12 +170,19 @@ class Uploader:
                     return
                 block = self.current = self.queue.popleft()
             try:
-                self._deliver(block)
+                outcome = self._deliver(block)
             except Exception:  # the uploader must outlive any bug: log it, give the block up
                 _log.exception("blocklake uploader failed on a block")
                 self._resolve(block, "refused")
-            if self.current is not None:  # shutdown's deadline came: stop() abandons the rest
+                continue
+            if outcome == "deadline":  # shutdown's: stop() abandons what is left
                 return
+            if outcome == "rotate":
+                with self._changed:
+                    if self._abandoned:
+                        return
+                    self.queue.append(block)
+                    self.current = None
 
     def _resolve(self, block: Block, dropped: str | None) -> None:
         """The block's fate: acknowledged (``dropped`` None) or given up for that reason."""
@@ -181,9 +197,10 @@ class Uploader:
             self.current = None
             self._changed.notify_all()
 
-    def _deliver(self, block: Block) -> None:
-        pause = self.backoff
-        repeated = 0
+    def _deliver(self, block: Block) -> str:
+        """``"done"`` (acknowledged or given up), ``"rotate"`` (the server answered 500
+        ``ROTATE_AFTER`` times: let the others go first) or ``"deadline"`` (shutdown's)."""
+        repeated = failures = 0
         while True:
             try:
                 self._register(block.stream)
@@ -199,7 +216,7 @@ class Uploader:
                         "blocklake: block refused, %d events lost: %s", block.object_count, error
                     )
                     self._resolve(block, "refused")
-                    return
+                    return "done"
                 if time.monotonic() - block.created > self.retry_for:
                     _log.error(
                         "blocklake: gave up a block after %.0f s, %d events lost: %s",
@@ -208,18 +225,25 @@ class Uploader:
                         error,
                     )
                     self._resolve(block, "retries_exhausted")
-                    return
+                    return "done"
                 with self.counters.lock:
                     self.counters.retries += 1
+                # The pause grows across blocks: moving on to another block is no reason to
+                # press a server that is away.
+                pause = self._pause or self.backoff
                 wait = error.retry_after if error.retry_after is not None else _jittered(pause)
-                pause = min(pause * 2, self.max_backoff)
+                self._pause = min(pause * 2, self.max_backoff)
                 if not self._sleep(min(wait, MAX_RETRY_AFTER)):
-                    return  # shutdown's deadline: stop() counts it as abandoned
+                    return "deadline"
+                failures += 1 if error.status == 500 else 0
+                if failures >= ROTATE_AFTER and self.queue:
+                    return "rotate"
                 continue
+            self._pause = None
             self._learn(answer.get("limits"))
             self.apply(answer)
             self._resolve(block, None)
-            return
+            return "done"
 
     def _acknowledged(self, block: Block) -> None:
         counters = self.counters
