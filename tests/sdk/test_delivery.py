@@ -16,6 +16,8 @@ from sdk_fake_server import HANG_UP, FakeServer, Request, Response
 from blocklake import sdk
 from blocklake.format.header import parse_header
 from blocklake.sdk import recording
+from blocklake.server.http import LocalServer
+from tests.helpers import KEYS
 
 OK = (201, {"Content-Type": "application/json"}, b'{"status": "stored"}')
 
@@ -357,3 +359,46 @@ def test_a_block_the_server_keeps_failing_holds_up_no_other(server: FakeServer) 
     first_sent = next(i for i, r in enumerate(blocks) if 200 <= r.status < 300)
     last_tried = max(i for i, r in enumerate(blocks) if r.body == poisoned[0])
     assert first_sent < last_tried, "the other blocks waited behind the failing one"
+
+
+def test_a_server_that_refuses_large_bodies_unread_is_survived(settings) -> None:
+    """Input 3's server: the local server answers a body over its limit with 413 and closes
+    the connection without reading it (the SDK may only see a broken pipe). Here its limit is
+    256 KiB, below the SDK's 1 MiB until told: the blocks already made that large are given up,
+    counted; the later ones are made smaller and arrive."""
+    with LocalServer(settings, port=0) as server:
+        sdk.init(server.url, next(iter(KEYS)), flush_interval=60)
+        for _ in range(20_000):  # hex text compresses little: blocks of ~0.5 MB
+            sdk.info(uuid.uuid4().hex * 2)
+        assert sdk.flush(timeout=60) is False
+        refused = adds_up()["dropped"]["refused"]
+        assert refused >= 1
+        assert sdk._flusher.uploader.max_block_bytes < 1024 * 1024
+        for _ in range(20_000):
+            sdk.info(uuid.uuid4().hex * 2)
+        assert sdk.flush(timeout=60) is True
+        stats = adds_up()
+        assert stats["dropped"]["refused"] == refused and stats["pending"] == 0
+        assert stats["acknowledged"] == 40_000 - refused + stats["own_metrics"]
+        sdk.shutdown()
+
+
+def test_uploads_cut_for_their_size_are_told_from_a_server_away(server: FakeServer) -> None:
+    """A server that closes the connection on a large body, unread, while it answers small
+    requests: after two cuts the block counts as refused and later blocks are made smaller."""
+    server.respond = lambda request: (
+        (HANG_UP, {}, b"") if request.path == "/v1/blocks" and len(request.body) > 200_000 else None
+    )
+    sdk.init(server.url, "key", flush_interval=60)
+    sdk._flusher.uploader.backoff = 0.01
+    for _ in range(20_000):
+        sdk.info(uuid.uuid4().hex * 2)
+    assert sdk.flush(timeout=30) is False
+    for _ in range(5_000):
+        sdk.info(uuid.uuid4().hex * 2)
+    assert sdk.flush(timeout=30) is True
+    stats = adds_up()
+    assert stats["dropped"]["refused"] >= 1 and stats["pending"] == 0
+    assert stats["acknowledged"] + stats["dropped"]["refused"] == 25_000 + stats["own_metrics"]
+    taken = [r for r in server.requests if r.path == "/v1/blocks" and 200 <= r.status < 300]
+    assert taken and all(len(r.body) <= 200_000 for r in taken)

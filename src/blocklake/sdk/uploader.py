@@ -37,6 +37,10 @@ ROTATE_AFTER = 3
 """500 answers to a block after which it goes to the back of the queue, so that a block the
 server fails on (a bug on that block only) holds up no other. Other transient failures (the
 server away or overloaded: connection errors, 429, 503) keep the order."""
+MAX_CUTS = 2
+"""Uploads of one large block cut while the server answers small requests, after which the
+block is taken as refused for its size (some servers close the connection on a body over their
+limit without reading it: the client sees a broken pipe, never the 413)."""
 MAX_STREAMS_REMEMBERED = 4096
 """Stream registrations remembered; an older stream's next block registers it again."""
 
@@ -200,13 +204,29 @@ class Uploader:
     def _deliver(self, block: Block) -> str:
         """``"done"`` (acknowledged or given up), ``"rotate"`` (the server answered 500
         ``ROTATE_AFTER`` times: let the others go first) or ``"deadline"`` (shutdown's)."""
-        repeated = failures = 0
+        repeated = failures = cuts = 0
         while True:
+            sending = False
             try:
                 self._register(block.stream)
+                sending = True
                 answer = self.transport.post_block(block.data)
             except DeliveryError as error:
                 self._learn(error.limits)
+                if error.status == 413 and not error.limits:
+                    self._shrink_below(block)
+                if sending and self._cut_for_its_size(block, error):
+                    cuts += 1
+                    if cuts >= MAX_CUTS:
+                        self._shrink_below(block)
+                        _log.error(
+                            "blocklake: the server cuts the upload of a %d-byte block, taken as "
+                            "refused unread for its size: %d events lost",
+                            len(block.data),
+                            block.object_count,
+                        )
+                        self._resolve(block, "refused")
+                        return "done"
                 if error.kind == "unknown" and repeated < MAX_REREGISTRATIONS:
                     repeated += 1
                     self._forget(error.code, block.stream)
@@ -281,6 +301,21 @@ class Uploader:
             self._process_registered = False
             self._streams_registered.clear()
         self._streams_registered.pop(stream.stream_id, None)
+
+    def _cut_for_its_size(self, block: Block, error: DeliveryError) -> bool:
+        """Whether the connection was cut (no answer) while sending a large block although the
+        server answers a small request: a server may refuse a body over its limit unread."""
+        if error.status or len(block.data) <= MIN_BLOCK_BYTES:
+            return False
+        try:
+            self.apply(self.transport.post_json("/v1/processes", self.process))  # idempotent
+        except DeliveryError:
+            return False  # the server is away, not refusing
+        return True
+
+    def _shrink_below(self, block: Block) -> None:
+        """Later blocks smaller than this refused one, when the server did not say its limit."""
+        self.max_block_bytes = max(MIN_BLOCK_BYTES, min(self.max_block_bytes, len(block.data) // 2))
 
     def _learn(self, limits: object) -> None:
         if isinstance(limits, dict):
