@@ -3,18 +3,19 @@
 
     .venv/bin/python bench/sdk_memory.py [--quick] [--traced N] [--events N]
 
-Two threads record log events as fast as they can, with the SDK's default limits (65536 events
-per buffer, 32 MiB of blocks waiting for the server), in two situations:
+Two threads record log events as fast as they can, with the SDK's default memory budget
+(64 MiB, estimated bytes of the events held past ``flush_at`` plus blocks waiting for upload),
+in two situations:
 
-  A. no sdk.init (``--traced`` events, default 1 million: tracemalloc makes each dropped event
-     about 4x dearer, so this part is the shorter one): nothing drains the buffer. Traced memory (tracemalloc) must plateau once the
-     buffer is full; ``recording.logs.dropped`` must equal recorded - kept; after one flusher
-     round (against a port that refuses connections) the ``blocklake.sdk.dropped_events``
-     metric must carry that same count. The peak is compared with keeping the same events in an
-     unbounded list (measured the same way, in the same run).
-  B. sdk.init against http://127.0.0.1:9 (refuses connections; ``--events``, default 4 million): the flusher drains, encodes,
-     fails to upload, retries with backoff and keeps at most 32 MiB of blocks. Process RSS (from
-     /proc/self/statm, no tracing) must plateau; events lost must all be reported as dropped.
+  A. no sdk.init (``--traced`` events, default 1 million: tracemalloc makes each event several
+     times dearer): nothing drains the buffer. Traced memory must plateau near the budget;
+     ``recording.logs.dropped`` must equal recorded - kept; one flusher round must record the
+     ``blocklake.sdk.dropped_events`` metric with that same count. The peak is compared with
+     keeping the same events in an unbounded list (measured the same way, in the same run).
+  B. sdk.init against http://127.0.0.1:9 (refuses connections; ``--events``, default 4
+     million): the flusher drains and encodes, the uploader retries, waiting blocks and held
+     events share the budget. Process RSS (from /proc/self/statm, no tracing) must plateau;
+     after ``shutdown`` every event must be counted: ``sdk.stats()`` recorded == dropped.
 
 Exits 1 if a check fails.
 """
@@ -35,7 +36,9 @@ from _common import Stopwatch, Verdicts, machine  # before blocklake: puts src/ 
 from blocklake import sdk
 from blocklake.sdk import recording
 from blocklake.sdk.flusher import DROPPED_METRIC, Flusher
+from blocklake.sdk.stats import Counters
 from blocklake.sdk.transport import Transport
+from blocklake.sdk.uploader import Uploader
 
 DEAD_ENDPOINT = "http://127.0.0.1:9"
 THREADS = 2
@@ -96,7 +99,7 @@ def show(samples: list[tuple[int, int]], what: str, baseline: int) -> None:
 
 def scenario_a(events: int, verdicts: Verdicts) -> None:
     print(f"\nA. no sdk.init, {THREADS} threads record {events:,} log events (tracemalloc on)")
-    capacity = recording._capacity
+    budget = recording._memory_budget
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
     samples: list[tuple[int, int]] = []
@@ -109,19 +112,21 @@ def scenario_a(events: int, verdicts: Verdicts) -> None:
         f"kept {kept:,}, dropped {dropped:,}, peak {peak / MiB:.1f} MiB"
     )
 
-    # One flusher round, with a server that refuses connections: the drop count becomes a metric.
-    flusher = Flusher(
-        Transport(DEAD_ENDPOINT, "bench", timeout=1.0, attempts=1),
-        sdk._process_document({}, "bench", None),
+    # One flusher round (its uploader not started): the drop count becomes a metric.
+    counters = Counters()
+    uploader = Uploader(
+        Transport(DEAD_ENDPOINT, "bench"), sdk._process_document({}, "bench", None), counters
     )
-    flusher.run_once()
+    flusher = Flusher(uploader, counters)
+    flusher.run_once()  # counts the drops
+    drained = counters.drained
+    flusher._report_drops()  # what the next round starts with: the metric
     reported = [e[3] for e in recording.measures if e[1] == DROPPED_METRIC]
-    pending_logs = sum(b.object_count for b in flusher.pending if b.stream is recording.logs.stream)
 
     # The same events kept in an unbounded list, measured the same way.
     del recording.logs[:]
     del recording.measures[:]
-    flusher.pending.clear()
+    uploader.queue.clear()
     gc.collect()
     tracemalloc.reset_peak()
     base = tracemalloc.get_traced_memory()[0]
@@ -133,7 +138,6 @@ def scenario_a(events: int, verdicts: Verdicts) -> None:
     del unbounded
     tracemalloc.stop()
     gc.collect()
-    ratio = unbounded_peak / peak
     print(f"  unbounded list of the same {events:,} events: {unbounded_peak / MiB:.1f} MiB")
 
     ok, first, second = plateaued(samples, slack=MiB)
@@ -144,10 +148,10 @@ def scenario_a(events: int, verdicts: Verdicts) -> None:
         ok,
     )
     verdicts.check(
-        "A buffer holds at most its capacity",
-        f"{kept:,}",
-        f"<= {capacity:,} (+1 race)",
-        kept <= capacity + 1,
+        "A peak within the budget (estimates err high)",
+        f"{peak / MiB:.1f} MiB",
+        f"<= {budget / MiB:.0f} MiB + flush_at events",
+        peak <= budget + recording._flush_at * 1024,
     )
     verdicts.check(
         "A logs.dropped == recorded - kept",
@@ -159,15 +163,7 @@ def scenario_a(events: int, verdicts: Verdicts) -> None:
         f"A {DROPPED_METRIC} after a round",
         f"{sum(reported):,.0f} ({len(reported)} event)",
         f"== {events - kept:,}",
-        sum(reported) == events - kept and pending_logs == kept,
-    )
-    # The SDK should hold what `capacity` events cost in a list, and no more (50% slack).
-    needed = events / capacity / 1.5
-    verdicts.check(
-        "A peak: unbounded list / SDK",
-        f"{ratio:.1f}x",
-        f">= {needed:.1f}x (events/cap/1.5)",
-        ratio >= needed,
+        sum(reported) == events - kept and drained == kept,
     )
 
 
@@ -177,26 +173,18 @@ def scenario_b(events: int, verdicts: Verdicts) -> None:
     )
     gc.collect()
     sdk.init(DEAD_ENDPOINT, api_key="bench", exe="bench")
-    flusher = sdk._flusher
     base = rss()
     samples: list[tuple[int, int]] = []
     seconds = record(events, samples, rss, 100_000)
     show(samples, "RSS above start", base)
-    # Stop the flusher without its last round, so that the counts below hold still.
-    flusher._stopping = True
-    recording.wake_flusher.set()
-    flusher._thread.join(30)
-    sdk._flusher = None
-    kept_logs = len(recording.logs) + sum(
-        b.object_count for b in flusher.pending if b.stream is recording.logs.stream
-    )
-    lost = events - kept_logs
-    reported = flusher.dropped_total + recording.logs.dropped
-    pending_bytes = sum(len(b.data) for b in flusher.pending)
+    waiting = sdk._flusher.uploader.queued_bytes
+    abandoned = sdk.shutdown(timeout=1.0)
+    stats = sdk.stats()
+    dropped = {reason: n for reason, n in stats["dropped"].items() if n}
     print(
-        f"  {seconds:.1f} s ({seconds / events * 1e9:.0f} ns/event); {flusher._rounds} flusher rounds; "
-        f"kept {kept_logs:,} (buffer {len(recording.logs):,} + {len(flusher.pending)} pending blocks "
-        f"of {pending_bytes / MiB:.1f} MiB); lost {lost:,}; reported dropped {reported:,}"
+        f"  {seconds:.1f} s ({seconds / events * 1e9:.0f} ns/event); blocks waiting at the end "
+        f"{waiting / MiB:.1f} MiB; recorded {stats['recorded']:,} (own metrics {stats['own_metrics']}); "
+        f"dropped {dropped}; abandoned at shutdown {abandoned:,}"
     )
     ok, first, second = plateaued(samples, slack=4 * MiB)
     verdicts.check(
@@ -205,12 +193,13 @@ def scenario_b(events: int, verdicts: Verdicts) -> None:
         "<= 1.1x + 4 MiB",
         ok,
     )
-    # Drops of the SDK's own metric events (at most one per round) are counted in the same total.
+    lost = sum(stats["dropped"].values())
     verdicts.check(
-        "B every lost log event reported dropped",
-        f"{reported:,} vs {lost:,}",
-        f"lost <= reported <= lost + {flusher._rounds}",
-        lost <= reported <= lost + flusher._rounds,
+        "B every event counted: recorded == dropped",
+        f"{stats['recorded']:,} vs {lost:,}",
+        f"equal, recorded - own == {events:,}",
+        stats["recorded"] == lost + stats["pending"]
+        and stats["recorded"] - stats["own_metrics"] == events,
     )
     del recording.logs[:]
     del recording.measures[:]
@@ -222,18 +211,14 @@ def main() -> int:
     parser.add_argument("--traced", type=int, default=None, help="events in A (tracemalloc on)")
     parser.add_argument("--events", type=int, default=None, help="events in B")
     args = parser.parse_args()
-    traced = args.traced or (300_000 if args.quick else 1_000_000)
+    traced = args.traced or (600_000 if args.quick else 1_000_000)
     events = args.events or (1_000_000 if args.quick else 4_000_000)
-    if min(traced, events) < 2 * recording._capacity:
-        parser.error(
-            f"record at least {2 * recording._capacity:,} events: twice the buffer capacity"
-        )
     traced -= traced % THREADS
     events -= events % THREADS
     watch = Stopwatch()
     print(machine())
     print(
-        f"defaults: capacity {recording._capacity:,} events per buffer, flush at "
+        f"defaults: memory budget {recording._memory_budget / MiB:.0f} MiB, flush at "
         f"{recording._flush_at:,}; GC on"
     )
     logging.getLogger("blocklake.sdk").setLevel(logging.CRITICAL)  # its "will retry" warnings

@@ -175,7 +175,7 @@ def main() -> int:
     slow = 20_000 if quick else 50_000  # for the alternatives, which take microseconds
 
     # Big enough that no record below reaches the slow path: nothing dropped, no flusher wake-up.
-    recording.configure(flush_at=10**9, capacity=10**9)
+    recording.configure(flush_at=10**9, memory_budget=10**15)
     watch = Stopwatch()
     print(machine())
     print(

@@ -164,7 +164,7 @@ def _run(lake: CloudLake, gateway: ApiGateway, etl, ingest_blobs, etl_blobs) -> 
     sdk.init(gateway.url, API_KEY, flush_at=97)
     record_workload()
     sdk.info("sent twice", target="retry")
-    post_block = sdk._flusher.transport.post_block
+    post_block = sdk._flusher.uploader.transport.post_block
     retried: list[bytes] = []
 
     def post_twice(data: bytes) -> dict:
@@ -172,7 +172,7 @@ def _run(lake: CloudLake, gateway: ApiGateway, etl, ingest_blobs, etl_blobs) -> 
         post_block(data)  # as if the first response was lost and the client retried
         return post_block(data)
 
-    sdk._flusher.transport.post_block = post_twice
+    sdk._flusher.uploader.transport.post_block = post_twice
     assert sdk.flush()
     assert retried and recording.logs.dropped == 0
     data_api_ingest = len(lake.shim.calls) - ingest_calls

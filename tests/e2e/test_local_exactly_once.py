@@ -62,14 +62,14 @@ def test_retried_uploads_do_not_duplicate(server: LocalServer) -> None:
     sdk.info("sent twice", target="retry")
     flusher = sdk._flusher
     sent: list[bytes] = []
-    post_block = flusher.transport.post_block
+    post_block = flusher.uploader.transport.post_block
 
     def post_twice(data: bytes) -> dict:
         sent.append(data)
         post_block(data)  # as if the first response was lost and the client retried
         return post_block(data)
 
-    flusher.transport.post_block = post_twice
+    flusher.uploader.transport.post_block = post_twice
     assert sdk.flush()
     server.lake.wait_converted()
     assert sent

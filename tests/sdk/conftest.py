@@ -11,6 +11,7 @@ from sdk_fake_server import FakeServer
 
 from blocklake import sdk
 from blocklake.sdk import recording
+from blocklake.sdk.stats import Counters
 
 
 def reset_sdk() -> None:
@@ -19,11 +20,20 @@ def reset_sdk() -> None:
         del buffer[:]
         buffer.drops = recording.DropCounter()
         buffer.stream = None
+        buffer.event_bytes = recording.EVENT_BYTES_GUESS
+    recording.bad_values = recording.DropCounter()
     with recording._thread_buffers_lock:
         recording.thread_buffers.clear()
     recording._local = threading.local()  # this thread's span buffer was among those cleared
-    recording.configure(flush_at=8192, capacity=65536, max_level=4)
+    recording.configure(
+        flush_at=8192,
+        memory_budget=recording.DEFAULT_MEMORY_BYTES,
+        max_level=4,
+        max_span_names=4096,
+    )
+    recording.set_overflow_bytes(0)
     recording.wake_flusher.clear()
+    sdk._counters = Counters()
 
 
 @pytest.fixture(autouse=True)
@@ -31,12 +41,14 @@ def clean_sdk() -> Iterator[None]:
     reset_sdk()
     yield
     reset_sdk()
-    alive = [t for t in threading.enumerate() if t.name == "blocklake-flusher" and t.is_alive()]
-    assert not alive, "a flusher thread outlived its test"
+    names = ("blocklake-flusher", "blocklake-uploader")
+    alive = [t for t in threading.enumerate() if t.name in names and t.is_alive()]
+    assert not alive, "an SDK thread outlived its test"
 
 
 @pytest.fixture
 def server() -> Iterator[FakeServer]:
     fake = FakeServer().start()
     yield fake
+    sdk.shutdown(timeout=5)  # while the server still answers: what is pending goes at once
     fake.stop()

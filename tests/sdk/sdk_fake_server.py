@@ -20,12 +20,17 @@ class Request:
     path: str
     headers: dict[str, str]
     body: bytes
+    status: int = 0
+    """What the server answered (``HANG_UP``: nothing)."""
 
     def json(self) -> dict:
         return json.loads(self.body)
 
 
 Response = tuple[int, dict[str, str], bytes]
+HANG_UP = 0
+"""A response status that closes the connection without answering (the request was read and
+recorded: as if the answer was lost on the way back)."""
 
 
 @dataclass
@@ -48,6 +53,10 @@ class FakeServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 request = Request(self.path, dict(self.headers.items()), self.rfile.read(length))
                 status, headers, body = owner._answer(request)
+                request.status = status
+                if status == HANG_UP:
+                    self.close_connection = True
+                    return
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
@@ -106,8 +115,14 @@ class FakeServer:
             }
 
     def blocks(self) -> list[bytes]:
+        """Every block stored once (answered 2xx, or received with the answer lost), as a server
+        that deduplicates by block id stores them."""
         with self.lock:
-            return [r.body for r in self.requests if r.path == "/v1/blocks"]
+            unique = {}
+            for r in self.requests:
+                if r.path == "/v1/blocks" and (200 <= r.status < 300 or r.status == HANG_UP):
+                    unique.setdefault(parse_header(r.body).block_id, r.body)
+            return list(unique.values())
 
     def decoded(self) -> list[tuple[dict, object]]:
         """(stream registration, decoded block) of every block received, in order."""

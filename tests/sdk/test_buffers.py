@@ -1,4 +1,5 @@
-"""Bounded memory: past ``capacity`` events a buffer drops and counts; ``take_dropped`` resets."""
+"""Bounded memory: past ``flush_at`` events, a buffer keeps events while the byte budget has
+room (estimated bytes per event), then drops and counts; ``take_dropped`` resets."""
 
 from __future__ import annotations
 
@@ -12,13 +13,21 @@ from blocklake.sdk import recording
 from blocklake.sdk.recording import SpanScope, take, take_dropped
 from blocklake.sdk.streams import async_writer, thread_writer
 
+GUESS = recording.EVENT_BYTES_GUESS
+
+
+def cap(flush_at: int, extra: int, **options: int) -> None:
+    """Room for ``flush_at`` events, then ``extra`` more (at the estimated bytes per event)."""
+    recording.configure(flush_at=flush_at, memory_budget=extra * GUESS, **options)
+
+
 THREAD_LAYOUT = {
     t.id: t for t in (event_types()["thread_span_begin"], event_types()["thread_span_end"])
 }
 
 
-def test_logs_past_capacity_are_dropped_and_counted() -> None:
-    recording.configure(flush_at=4, capacity=10)
+def test_logs_past_the_budget_are_dropped_and_counted() -> None:
+    cap(4, 6)
     recording.wake_flusher.clear()
     for i in range(1000):
         sdk.info(f"message {i}")
@@ -33,7 +42,7 @@ def test_logs_past_capacity_are_dropped_and_counted() -> None:
 
 
 def test_every_log_function_respects_the_cap() -> None:
-    recording.configure(flush_at=2, capacity=5, max_level=6)
+    cap(2, 3, max_level=6)
     for function in (sdk.fatal, sdk.error, sdk.warn, sdk.info, sdk.debug, sdk.trace):
         for _ in range(10):
             function("x")
@@ -43,8 +52,8 @@ def test_every_log_function_respects_the_cap() -> None:
     assert take_dropped(recording.logs) == 65
 
 
-def test_metrics_past_capacity_are_dropped_and_counted() -> None:
-    recording.configure(flush_at=100, capacity=200)
+def test_metrics_past_the_budget_are_dropped_and_counted() -> None:
+    cap(100, 100)
     for i in range(5000):
         sdk.metric("m", float(i))
     assert len(recording.measures) == 200
@@ -70,7 +79,7 @@ def test_thread_span_buffer_stays_bounded_when_begins_are_dropped() -> None:
     """Ends are never dropped, but an end whose begin was dropped has nothing to close: it must
     not be kept either, or a hot loop of spans grows the buffer without limit while the flusher
     is away (before init, or stuck retrying a server that does not answer)."""
-    recording.configure(flush_at=4, capacity=10)
+    cap(4, 6)
     scope = SpanScope("hot")
 
     @sdk.instrument
@@ -87,14 +96,16 @@ def test_thread_span_buffer_stays_bounded_when_begins_are_dropped() -> None:
     thread.start()
     thread.join()
     (buffer,) = recording.thread_buffers
-    # begins that found no room, and the ends that went with them: events, as the wire counts
-    assert buffer.dropped == 2 * (2000 - 5)
-    assert len(buffer) <= 10 + 1  # the cap, plus the end of the one span still open at the cap
+    # 2 spans below flush_at, then 6 begins within the budget (ends take no budget: a kept
+    # begin keeps its end); the other begins and their ends are dropped: events, as the wire
+    # counts
+    assert buffer.dropped == 2 * (2000 - 8)
+    assert len(buffer) == 16
 
 
 def test_thread_span_ends_are_never_dropped() -> None:
     """A span whose begin was kept keeps its end even when the buffer is full."""
-    recording.configure(flush_at=2, capacity=6)
+    cap(2, 4)
     scopes = [SpanScope(f"s{i}") for i in range(6)]
 
     def run() -> None:
@@ -112,7 +123,7 @@ def test_thread_span_ends_are_never_dropped() -> None:
 
 
 def test_orphan_ends_of_dropped_begins_are_ignored_by_the_writer() -> None:
-    recording.configure(flush_at=2, capacity=4)
+    cap(2, 2)
     outer, inner = SpanScope("outer"), SpanScope("inner")
 
     def run() -> None:
@@ -138,7 +149,7 @@ def test_orphan_ends_of_dropped_begins_are_ignored_by_the_writer() -> None:
 
 
 def test_async_span_buffer_stays_bounded_when_begins_are_dropped() -> None:
-    recording.configure(flush_at=4, capacity=10)
+    cap(4, 6)
 
     async def run() -> None:
         for _ in range(500):
@@ -146,8 +157,8 @@ def test_async_span_buffer_stays_bounded_when_begins_are_dropped() -> None:
                 pass
 
     asyncio.run(run())
-    assert recording.async_events.dropped == 500 - 5
-    assert len(recording.async_events) <= 10 + 1
+    assert recording.async_events.dropped == 500 - 8  # 2 below flush_at, 6 within the budget
+    assert len(recording.async_events) == 16
     # whatever was kept encodes to spans that each have their begin
     events = take(recording.async_events)
     writer = async_writer({})

@@ -242,3 +242,77 @@ def test_block_header_ticks_cover_events_appended_out_of_order() -> None:
         "second thread",
         "first thread",
     ]
+
+
+def test_span_names_past_the_bound_are_recorded_and_memory_stays_flat(server) -> None:
+    """Input 8: every distinct name kept a scope forever (300,000 names: ~100 MB)."""
+    sdk.init(server.url, "key", flush_interval=60, max_span_names=100)
+    before = len(SpanScope.registry)
+
+    def record() -> None:
+        for i in range(3000):
+            with sdk.span(f"GET /orders/{i}"):
+                pass
+            async_scope = sdk.async_span(f"task {i}")
+            with async_scope:
+                pass
+
+    thread = threading.Thread(target=record)
+    thread.start()
+    thread.join()
+    assert sdk.flush(timeout=30)
+    # 100 kept names for each of span() and async_span(); the others were forgotten once sent
+    assert len(SpanScope.registry) <= before + 200
+    assert len(recording._scopes) == 100
+    names = [r["name"] for r in server.rows("thread_span_begin")]
+    assert names == [f"GET /orders/{i}" for i in range(3000)]
+    async_names = sorted(r["name"] for r in server.rows("async_span_begin"))
+    assert async_names == sorted(f"task {i}" for i in range(3000))
+
+
+def test_long_span_names_are_cut_visibly() -> None:
+    scope = SpanScope("n" * 10_000, target=None)  # type: ignore[arg-type]
+    assert scope.name == "n" * 512 + "...[truncated 10000 chars]"
+    assert scope.target == "None"
+
+
+def test_with_span_inside_a_coroutine_is_refused_pointing_to_async_span() -> None:
+    """Input 9: concurrent tasks on one thread interleaved their ``with sdk.span`` spans."""
+
+    async def task() -> None:
+        with sdk.span("request"):
+            await asyncio.sleep(0)
+
+    async def main() -> list:
+        return await asyncio.gather(task(), task(), return_exceptions=True)
+
+    errors = asyncio.run(main())
+    assert all(isinstance(e, TypeError) and "async_span" in str(e) for e in errors)
+    assert not any(recording.thread_buffers)  # nothing half-recorded
+
+
+def test_async_spans_in_concurrent_tasks_get_their_own_parents_and_durations(server) -> None:
+    sdk.init(server.url, "key", flush_interval=60)
+
+    async def task(name: str) -> None:
+        async with sdk.async_span(name):
+            for _ in range(3):
+                async with sdk.async_span(f"{name} step"):
+                    await asyncio.sleep(0.001)
+
+    async def main() -> None:
+        await asyncio.gather(task("a"), task("b"))
+
+    asyncio.run(main())
+    assert sdk.flush(timeout=10)
+    begins = {r["span_id"]: r for r in server.rows("async_span_begin")}
+    ends = {r["span_id"]: r for r in server.rows("async_span_end")}
+    assert set(begins) == set(ends) and len(begins) == 8
+    for span_id, begin in begins.items():
+        if begin["name"].endswith("step"):
+            parent = begins[begin["parent_span_id"]]
+            assert parent["name"] == begin["name"].split()[0]  # its own task's root
+            assert (
+                parent["ticks"] <= begin["ticks"]
+                and ends[span_id]["ticks"] <= ends[parent["span_id"]]["ticks"]
+            )

@@ -1,9 +1,11 @@
-"""Transport against a real local HTTP server: retries with backoff, Retry-After, permanent
-4xx, connection refused."""
+"""Transport against a real local HTTP server: one attempt per call, each failure classified
+(transient, unknown registration, permanent) with the server's Retry-After and limits."""
 
 from __future__ import annotations
 
+import email.utils
 import json
+import os
 import socket
 import time
 
@@ -11,14 +13,13 @@ import pytest
 from sdk_fake_server import FakeServer
 
 from blocklake.format.header import CONTENT_TYPE
-from blocklake.sdk.transport import DeliveryError, Transport
+from blocklake.sdk.transport import DeliveryError, Transport, retry_after_seconds
 
 OK = (200, {"Content-Type": "application/json"}, b'{"accepted": true}')
-UNAVAILABLE = (503, {}, b"busy")
 
 
-def transport(server: FakeServer, **options) -> Transport:
-    return Transport(server.url, "secret-key", timeout=5, backoff=0.01, **options)
+def transport(server: FakeServer) -> Transport:
+    return Transport(server.url, "secret-key", timeout=5)
 
 
 def test_success_sends_auth_and_content_type(server: FakeServer) -> None:
@@ -33,73 +34,84 @@ def test_success_sends_auth_and_content_type(server: FakeServer) -> None:
     assert second.headers["Content-Type"] == CONTENT_TYPE
 
 
-def test_retries_503_with_backoff_then_succeeds(server: FakeServer) -> None:
-    server.script = [UNAVAILABLE] * 3 + [OK]
-    started = time.monotonic()
-    assert transport(server, attempts=5).post_json("/v1/streams", {}) == {"accepted": True}
-    elapsed = time.monotonic() - started
-    assert len(server.requests) == 4
-    # pauses 0.01, 0.02, 0.04 with jitter in [0.5, 1): at least 0.035 s, far below a second
-    assert 0.03 <= elapsed < 1.5
-
-
-def test_gives_up_after_the_last_attempt_as_retryable(server: FakeServer) -> None:
-    server.script = [UNAVAILABLE] * 10
-    with pytest.raises(DeliveryError) as raised:
-        transport(server, attempts=3).post_block(b"x")
-    assert raised.value.permanent is False
-    assert "503" in str(raised.value)
-    assert len(server.requests) == 3
-
-
-def test_backoff_is_capped(server: FakeServer) -> None:
-    server.script = [UNAVAILABLE] * 5 + [OK]
-    started = time.monotonic()
-    Transport(server.url, "k", backoff=0.05, max_backoff=0.05, attempts=6).post_block(b"x")
-    assert time.monotonic() - started < 0.05 * 5 + 0.5
-
-
-def test_429_honours_retry_after(server: FakeServer) -> None:
-    server.script = [(429, {"Retry-After": "1"}, b"slow down"), OK]
-    started = time.monotonic()
-    assert transport(server).post_block(b"x") == {"accepted": True}
-    elapsed = time.monotonic() - started
-    assert len(server.requests) == 2
-    assert elapsed >= 1.0, f"retried after {elapsed:.3f} s although the server said 1 s"
-
-
-def test_429_without_retry_after_uses_backoff(server: FakeServer) -> None:
-    server.script = [(429, {}, b""), OK]
-    started = time.monotonic()
-    transport(server).post_block(b"x")
-    assert time.monotonic() - started < 0.5
-    assert len(server.requests) == 2
-
-
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 413, 422])
-def test_4xx_is_permanent_and_not_retried(server: FakeServer, status: int) -> None:
-    server.script = [(status, {}, b'{"error": "bad block"}')] + [OK] * 3
+@pytest.mark.parametrize(
+    ("status", "body", "kind"),
+    [
+        (500, b"", "transient"),
+        (502, b"<html>bad gateway</html>", "transient"),
+        (503, b'{"error": {"code": "unavailable"}}', "transient"),
+        (408, b"", "transient"),
+        (429, b"", "transient"),
+        (400, b'{"error": {"code": "invalid_block", "message": "bad"}}', "permanent"),
+        (401, b"", "permanent"),
+        (403, b"", "permanent"),
+        (404, b'{"error": {"code": "not_found"}}', "permanent"),
+        (404, b'{"error": {"code": "unknown_stream", "message": "x"}}', "unknown"),
+        (404, b'{"error": {"code": "unknown_process", "message": "x"}}', "unknown"),
+        (413, b'{"error": {"code": "block_too_large"}}', "permanent"),
+        (422, b"", "permanent"),
+    ],
+)
+def test_each_answer_is_classified_and_tried_once(
+    server: FakeServer, status: int, body: bytes, kind: str
+) -> None:
+    server.script = [(status, {}, body), OK]
     with pytest.raises(DeliveryError) as raised:
         transport(server).post_block(b"x")
-    assert raised.value.permanent is True
-    assert str(status) in str(raised.value) and "bad block" in str(raised.value)
-    assert len(server.requests) == 1
+    assert raised.value.kind == kind and raised.value.status == status
+    assert raised.value.permanent is (kind == "permanent")
+    assert str(status) in str(raised.value)
+    assert len(server.requests) == 1  # retrying is the uploader's job
 
 
-def test_connection_refused_is_retried_then_not_permanent() -> None:
+def test_retry_after_and_limits_are_read_from_a_refusal(server: FakeServer) -> None:
+    body = json.dumps(
+        {"error": {"code": "body_too_large"}, "limits": {"max_block_bytes": 123456}}
+    ).encode()
+    server.script = [(429, {"Retry-After": "7"}, b""), (413, {}, body)]
+    with pytest.raises(DeliveryError) as raised:
+        transport(server).post_block(b"x")
+    assert raised.value.retry_after == 7.0
+    with pytest.raises(DeliveryError) as raised:
+        transport(server).post_block(b"x")
+    assert raised.value.code == "body_too_large"
+    assert raised.value.limits == {"max_block_bytes": 123456}
+
+
+def test_retry_after_as_an_http_date() -> None:
+    later = email.utils.formatdate(time.time() + 30, usegmt=True)
+    assert 25 <= retry_after_seconds(later) <= 31
+    assert retry_after_seconds(email.utils.formatdate(0, usegmt=True)) == 0.0
+    assert retry_after_seconds("soon") is None
+    assert retry_after_seconds(None) is None
+
+
+def test_connection_refused_is_transient() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     # nothing listens there now
-    started = time.monotonic()
     with pytest.raises(DeliveryError) as raised:
-        Transport(f"http://127.0.0.1:{port}", "k", timeout=2, backoff=0.01, attempts=3).post_block(
-            b"x"
-        )
-    assert raised.value.permanent is False
-    assert time.monotonic() - started < 2
+        Transport(f"http://127.0.0.1:{port}", "k", timeout=2).post_block(b"x")
+    assert raised.value.kind == "transient"
 
 
-def test_empty_body_is_an_empty_answer(server: FakeServer) -> None:
-    server.script = [(200, {}, b"")]
+@pytest.mark.parametrize("body", [b"", b"<html>ok</html>", b"[1, 2]"])
+def test_a_success_without_a_json_object_is_an_empty_answer(
+    server: FakeServer, body: bytes
+) -> None:
+    server.script = [(200, {}, body)]
     assert transport(server).post_json("/v1/processes", {}) == {}
+
+
+def test_json_sent_is_valid_utf8_even_from_a_surrogate_escaped_file_name(
+    server: FakeServer,
+) -> None:
+    """Input 5: ``os.fsdecode`` of a Latin-1 file name holds a lone surrogate."""
+    exe = os.fsdecode(b"/opt/app/caf\xe9.py")
+    transport(server).post_json("/v1/processes", {"exe": exe, "properties": {exe: exe}})
+    (request,) = server.requests
+    document = json.loads(request.body.decode("utf-8", "strict"))
+    document["exe"].encode("utf-8", "strict")  # no surrogate left
+    assert document["exe"] == "/opt/app/caf?.py"
+    assert document["properties"] == {"/opt/app/caf?.py": "/opt/app/caf?.py"}

@@ -43,7 +43,11 @@ class StringTable:
 
     def refs(self, values: Sequence[str]) -> array:
         index = self.index
-        return array("I", [index.setdefault(value, len(index)) for value in values])
+        # Python-level work per distinct string only; the per-value lookups run in C.
+        for value in dict.fromkeys(values):
+            if value not in index:
+                index[value] = len(index)
+        return array("I", map(index.__getitem__, values))
 
     def encode(self) -> bytes:
         # A lone surrogate (from os.fsdecode, say) is not UTF-8: replace it, keep the event.
@@ -58,6 +62,9 @@ class StringTable:
 
 
 def _map_column(values: Sequence[Mapping[str, object] | None], strings: StringTable) -> bytes:
+    if not any(values):  # no event has properties: only the offsets, all zero
+        raw = bytes(4 * (len(values) + 1))
+        return raw + _pad8(len(raw))
     index = strings.index
     offsets = array("i", [0])
     keys: list[int] = []

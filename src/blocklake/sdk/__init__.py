@@ -8,15 +8,21 @@
         ...
 
 Imports the standard library and lz4 only. Recording is an append to a buffer; a background
-thread encodes, compresses and uploads. Memory is capped (events past the cap are dropped and
-counted as the ``blocklake.sdk.dropped_events`` metric); pending events are sent at exit.
+thread encodes and compresses, another uploads. Memory is capped in bytes (events past the cap
+are dropped and counted, by reason in ``stats()`` and as the ``blocklake.sdk.dropped_events``
+metric); pending events are sent at exit, and by ``multiprocessing`` children when they end.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import getpass
+import json
+import logging
+import multiprocessing.util
 import os
+import signal
 import socket
 import sys
 import time
@@ -43,10 +49,15 @@ from blocklake.sdk.recording import (
     trace,
     warn,
 )
+from blocklake.sdk.stats import DROP_REASONS, Counters
 from blocklake.sdk.transport import Transport
+from blocklake.sdk.uploader import Uploader
+
+_log = logging.getLogger("blocklake.sdk")
 
 __all__ = [
     "DROPPED_METRIC",
+    "DROP_REASONS",
     "AsyncSpan",
     "LoggingHandler",
     "SpanScope",
@@ -64,12 +75,19 @@ __all__ = [
     "process_id",
     "shutdown",
     "span",
+    "stats",
     "trace",
     "warn",
 ]
 
 _flusher: Flusher | None = None
 _settings: dict = {}
+_counters = Counters()
+_stopping = False
+"""True while ``shutdown`` sends what is left."""
+CHILD_ENV = "BLOCKLAKE_SDK_CHILD"
+"""Set by ``init`` for child processes: what a spawn or forkserver child of ``multiprocessing``
+needs to start sending on its own (endpoint, API key, options, parent process id)."""
 
 
 def _process_document(properties: dict[str, str], exe: str | None, parent: str | None) -> dict:
@@ -104,43 +122,67 @@ def init(
     level: str = "INFO",
     flush_interval: float = 1.0,
     flush_at: int = 8192,
-    capacity: int = 65536,
-    max_pending_bytes: int = 32 * 1024 * 1024,
+    max_memory: int = recording.DEFAULT_MEMORY_BYTES,
+    retry_for: float = 300.0,
     timeout: float = 10.0,
+    max_span_names: int = 4096,
 ) -> str:
     """Starts sending to ``endpoint``; returns this process's id. Calling it again restarts.
 
-    ``flush_at`` events in a buffer send it before ``flush_interval`` seconds pass; a buffer
-    holds ``capacity`` events at most; ``max_pending_bytes`` of blocks wait for a server that is
-    away. Events recorded before ``init`` are kept (up to the cap) and sent by it.
+    ``flush_at`` events in a buffer send it before ``flush_interval`` seconds pass.
+    ``max_memory`` (bytes, default 64 MiB) caps what waits to be sent: events in the buffers
+    (estimated) and encoded blocks; past it new events are dropped and counted. A block the
+    server cannot take yet is retried for ``retry_for`` seconds at most; ``timeout`` bounds one
+    request. ``max_span_names`` names keep a scope each (more are still recorded). Events
+    recorded before ``init`` are kept (within the budget) and sent by it. Child processes of
+    ``multiprocessing`` (fork, spawn, forkserver) send their events too: ``init`` leaves its
+    settings, API key included, in the ``BLOCKLAKE_SDK_CHILD`` environment variable for them.
     """
-    global _flusher
+    global _flusher, _counters
     if _flusher is not None:
         shutdown()
     if level.upper() not in recording.LEVEL_CODES:
         raise ValueError(f"level must be one of {list(recording.LEVEL_CODES)}, got {level!r}")
-    recording.configure(
-        flush_at=flush_at, capacity=capacity, max_level=recording.LEVEL_CODES[level.upper()]
-    )
+    _settings.clear()
     _settings.update(
         endpoint=endpoint,
         api_key=api_key,
         exe=exe,
-        properties=dict(properties or {}),
+        properties={str(k): str(v) for k, v in (properties or {}).items()},
+        level=level.upper(),
         flush_interval=flush_interval,
-        max_pending_bytes=max_pending_bytes,
+        flush_at=flush_at,
+        max_memory=max_memory,
+        retry_for=retry_for,
         timeout=timeout,
+        max_span_names=max_span_names,
     )
+    _counters = Counters()  # a new process: its own counts
     _flusher = _start(parent=None)
+    os.environ[CHILD_ENV] = json.dumps(
+        {**_settings, "parent": _flusher.process["process_id"], "pid": os.getpid()}
+    )
     return _flusher.process["process_id"]
 
 
 def _start(parent: str | None) -> Flusher:
-    flusher = Flusher(
+    recording.configure(
+        flush_at=_settings["flush_at"],
+        memory_budget=_settings["max_memory"],
+        max_level=recording.LEVEL_CODES[_settings["level"]],
+        max_span_names=_settings["max_span_names"],
+    )
+    uploader = Uploader(
         Transport(_settings["endpoint"], _settings["api_key"], timeout=_settings["timeout"]),
         _process_document(_settings["properties"], _settings["exe"], parent),
+        _counters,
+        retry_for=_settings["retry_for"],
+    )
+    flusher = Flusher(
+        uploader,
+        _counters,
         interval=_settings["flush_interval"],
-        max_pending_bytes=_settings["max_pending_bytes"],
+        max_memory=_settings["max_memory"],
     )
     flusher.start()
     return flusher
@@ -151,27 +193,124 @@ def process_id() -> str | None:
 
 
 def flush(timeout: float = 10.0) -> bool:
-    """Blocks until everything recorded so far is sent (or ``timeout``); True if it was."""
+    """Blocks until everything recorded so far is acknowledged by the server (or ``timeout``
+    seconds pass). True if it was, and no event was dropped since the previous ``flush()``."""
     return _flusher.flush(timeout) if _flusher else False
 
 
-def shutdown(timeout: float = 10.0) -> None:
-    """Sends what is pending and stops the background thread. Runs at interpreter exit."""
-    global _flusher
-    if _flusher is not None:
-        _flusher.stop(timeout)
-        _flusher = None
+def stats() -> dict:
+    """This process's counters, in events unless named otherwise::
+
+        {"recorded", "acknowledged", "pending",
+         "dropped": {"buffer_full", "bad_value", "refused", "queue_full",
+                     "retries_exhausted", "abandoned_at_exit"},
+         "coerced", "truncated", "blocks_sent", "bytes_sent", "retries",
+         "registrations_repeated", "own_metrics"}
+
+    ``recorded == acknowledged + sum(dropped.values()) + pending`` once the flusher has
+    counted (after ``flush()``; mid-round, events being encoded are in neither side).
+    ``recorded`` includes the SDK's own ``own_metrics`` events; ``coerced`` and ``truncated``
+    events were sent, repaired. Counts of a forked child start at 0.
+    """
+    flusher = _flusher
+    buffered = flusher.buffered() if flusher else sum(map(len, _all_buffers()))
+    in_flight = flusher.uploader.in_flight() if flusher else 0
+    return _counters.snapshot(buffered, in_flight)
+
+
+def _all_buffers() -> list[recording.Buffer]:
+    return [recording.logs, recording.measures, recording.async_events, *recording.thread_buffers]
+
+
+def shutdown(timeout: float = 10.0) -> int:
+    """Sends what is pending and stops the background threads; returns the number of events
+    it had to abandon (not acknowledged within ``timeout`` seconds), also logged and counted
+    as ``dropped["abandoned_at_exit"]``. Runs at interpreter exit."""
+    global _flusher, _stopping
+    if _flusher is None:
+        return 0
+    flusher, _flusher = _flusher, None
+    _stopping = True
+    try:
+        abandoned = flusher.stop(timeout)
+    finally:
+        _stopping = False
+    if abandoned:
+        _log.warning("blocklake: shutdown abandoned %d unsent events (%.1f s)", abandoned, timeout)
+    return abandoned
 
 
 def _after_fork_in_child() -> None:
-    """A forked child is a new process: new identity (its parent recorded), own buffers, and a
-    flusher thread of its own, since threads do not survive fork."""
-    global _flusher
+    """A forked child is a new process: new identity (its parent recorded), own buffers and
+    counters, and threads of its own, since threads do not survive fork."""
+    global _flusher, _counters
     recording.reset_after_fork()
+    _counters = Counters()
     if _flusher is not None:
         parent = _flusher.process["process_id"]
         _flusher = _start(parent=parent)
 
 
+def _spawned() -> bool:
+    """True in a child that ``multiprocessing`` started with spawn (a fresh interpreter)."""
+    return "--multiprocessing-fork" in getattr(sys, "orig_argv", ())
+
+
+def _init_child() -> None:
+    """A spawn or forkserver child: ``init`` with the settings its parent left in the
+    environment, if the parent called ``init``."""
+    global _flusher
+    inherited = os.environ.get(CHILD_ENV)
+    if not inherited or _flusher is not None:
+        return
+    settings = json.loads(inherited)
+    parent = settings.pop("parent")
+    settings.pop("pid")
+    _settings.clear()
+    _settings.update(settings)
+    _flusher = _start(parent=parent)
+    _send_at_child_exit()
+
+
+def _send_at_child_exit() -> None:
+    """``multiprocessing`` ends its children with ``os._exit``, which skips ``atexit``, but it
+    runs its own finalizers first; ``Pool.terminate()`` (and so ``with Pool() as pool:``) ends
+    workers with SIGTERM: send what is pending first, then die of the signal as before (only
+    where the program does not handle SIGTERM itself)."""
+    multiprocessing.util.Finalize(None, shutdown, exitpriority=100)
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        if _stopping:  # already sending what is left (the worker was ending): let it end
+            return
+        shutdown(timeout=5.0)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    with contextlib.suppress(ValueError):  # not the main thread: no handler, finalizer only
+        signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def _in_forked_multiprocessing_child() -> None:
+    """Runs in a fork or forkserver child of ``multiprocessing`` before its target, once the
+    finalizers of its parent are cleared. A forkserver child (forked from a server that never
+    called ``init``) starts from its parent's settings."""
+    if _flusher is None:
+        _init_child()
+    else:
+        _send_at_child_exit()
+
+
+class _ForkHook:
+    """``multiprocessing.util.register_after_fork`` keeps a weak reference to its object."""
+
+
+_fork_hook = _ForkHook()
+multiprocessing.util.register_after_fork(
+    _fork_hook, lambda _hook: _in_forked_multiprocessing_child()
+)
 os.register_at_fork(after_in_child=_after_fork_in_child)
 atexit.register(shutdown)
+if _spawned():  # spawn runs no after-fork hook: start while its main module is imported
+    _init_child()

@@ -1,58 +1,58 @@
-"""The background thread: drains buffers into blocks and uploads them, by size and by time.
+"""The flusher thread: drains the record buffers into blocks, by size and by time, and hands
+them to the uploader thread, so that draining and encoding never wait on the network.
 
-It registers the process and each stream before their first block, keeps blocks that could not
-be sent for the next round (up to a byte budget), counts every event it has to give up, and
-records those counts as the SDK's own metric so that loss shows up in SQL.
+It keeps the memory budget: events held past ``flush_at`` (estimated bytes, measured on samples
+of each buffer's events) and blocks waiting for upload share ``max_memory`` bytes. It counts
+every event it gives up, and records the losses as the SDK's own metric so that they show up in
+SQL.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
-from collections import deque
+import time
 
 from blocklake.sdk import recording
 from blocklake.sdk.recording import Buffer, take, take_dropped
-from blocklake.sdk.streams import (
-    Block,
-    StreamWriter,
-    async_writer,
-    log_writer,
-    metrics_writer,
-    thread_writer,
-)
-from blocklake.sdk.transport import DeliveryError, Transport
+from blocklake.sdk.stats import Counters
+from blocklake.sdk.streams import async_writer, log_writer, metrics_writer, thread_writer
+from blocklake.sdk.uploader import Uploader
 
 DROPPED_METRIC = "blocklake.sdk.dropped_events"
 _log = logging.getLogger("blocklake.sdk")
+_SAMPLES = 16
+"""Events of a drained buffer whose size is measured to estimate its bytes per event."""
 
 
 class Flusher:
     def __init__(
         self,
-        transport: Transport,
-        process: dict,
+        uploader: Uploader,
+        counters: Counters,
         *,
         interval: float = 1.0,
-        max_pending_bytes: int = 32 * 1024 * 1024,
+        max_memory: int = recording.DEFAULT_MEMORY_BYTES,
     ) -> None:
-        self.transport = transport
-        self.process = process
+        self.uploader = uploader
+        self.counters = counters
+        self.process = uploader.process
         self.interval = interval
-        self.max_pending_bytes = max_pending_bytes
-        self.process_registered = False
-        self.pending: deque[Block] = deque()
-        self.dropped_total = 0
-        """Events given up since start: full buffers, failed uploads. Also sent as a metric."""
+        self.max_memory = max_memory
         self._stopping = False
         self._rounds = 0
         """Rounds completed."""
         self._in_round = False
         self._wanted_rounds = 0
         """``flush()`` callers wait until this many rounds are complete."""
-        self._sent_through = 0
-        """The last round after which nothing was left unsent: all it drained reached the server."""
+        self._round_serial = 0
+        """The uploader's last block serial when the last round ended."""
+        self._dropped_reported = 0
+        """Dropped events already recorded as the metric."""
+        self._dropped_at_flush = 0
+        """Dropped events when the last ``flush()`` returned."""
         self._round_done = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="blocklake-flusher", daemon=True)
         properties = {"pid": str(os.getpid())}
@@ -64,13 +64,16 @@ class Flusher:
             buffer.stream = make(properties)
         for buffer in recording.thread_buffers:  # their streams belonged to the previous process
             buffer.stream = None
+        uploader.apply = self.apply
 
     def start(self) -> None:
+        self.uploader.start()
         self._thread.start()
 
     def flush(self, timeout: float = 10.0) -> bool:
-        """Sends everything recorded before this call; False if that took longer than timeout
-        or if some blocks are still waiting for the server."""
+        """Sends everything recorded before this call. True if the server acknowledged all of
+        it within ``timeout`` and no event was dropped since the previous ``flush()``."""
+        deadline = time.monotonic() + timeout
         if not self._thread.is_alive():
             return False
         with self._round_done:
@@ -78,14 +81,28 @@ class Flusher:
             target = self._rounds + (2 if self._in_round else 1)
             self._wanted_rounds = max(self._wanted_rounds, target)
             recording.wake_flusher.set()
-            return self._round_done.wait_for(lambda: self._sent_through >= target, timeout)
+            if not self._round_done.wait_for(lambda: self._rounds >= target, timeout):
+                return False
+            serial = self._round_serial
+        if not self.uploader.wait_resolved(serial, deadline):
+            return False
+        dropped = self.counters.dropped_total
+        lost, self._dropped_at_flush = dropped != self._dropped_at_flush, dropped
+        return not lost
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Last round, then the thread ends."""
+    def stop(self, timeout: float = 10.0) -> int:
+        """Last round, then both threads end; returns the events it had to abandon (not sent
+        within ``timeout``)."""
+        deadline = time.monotonic() + timeout
         self._stopping = True
         recording.wake_flusher.set()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout)
+        return self.uploader.stop(deadline)
+
+    def buffered(self) -> int:
+        """Events waiting in the record buffers."""
+        return sum(len(buffer) for buffer in self._buffers())
 
     def _run(self) -> None:
         while True:
@@ -101,8 +118,7 @@ class Flusher:
             with self._round_done:
                 self._in_round = False
                 self._rounds += 1
-                if not self.pending:
-                    self._sent_through = self._rounds
+                self._round_serial = self.uploader.last_serial
                 if self._rounds < self._wanted_rounds:
                     recording.wake_flusher.set()
                 self._round_done.notify_all()
@@ -110,24 +126,49 @@ class Flusher:
                 return
 
     def run_once(self) -> None:
-        blocks, dropped = self._drain()
-        self._give_up(dropped)
-        self.pending.extend(blocks)
-        self._send_pending()
+        """One round: report losses, drain every buffer, encode, queue the blocks."""
+        self._report_drops()
+        drained = self._drain()
+        limit = self.uploader.max_block_bytes
+        counters = self.counters
+        for buffer, events in drained:
+            try:
+                blocks, repairs = buffer.stream.blocks(events, limit)
+            except Exception:  # a bug, not a value: lose these events, counted, not the round
+                _log.exception("blocklake: %d events could not be encoded", len(events))
+                counters.drop("bad_value", len(events))
+                continue
+            with counters.lock:
+                counters.coerced += repairs.coerced
+                counters.truncated += repairs.truncated
+                counters.dropped["bad_value"] += repairs.dropped
+            for block in blocks:
+                self.uploader.put(block)
+        self._keep_budget()
+
+    def _report_drops(self) -> None:
+        dropped = self.counters.dropped_total
+        if dropped > self._dropped_reported:
+            recording.metric(DROPPED_METRIC, float(dropped - self._dropped_reported), "events")
+            self._dropped_reported = dropped
+            with self.counters.lock:
+                self.counters.own_metrics += 1
 
     def _buffers(self) -> list[Buffer]:
         buffers = [recording.logs, recording.measures, recording.async_events]
         with recording._thread_buffers_lock:
-            finished = [b for b in recording.thread_buffers if not b.owner.is_alive() and not b]
-            for buffer in finished:
-                recording.thread_buffers.remove(buffer)
+            # Retire by identity: buffers are lists, and list.remove() would take the first
+            # *equal* one, so an empty buffer of a finished thread could retire a live thread's.
+            recording.thread_buffers[:] = [
+                b for b in recording.thread_buffers if b or b.owner.is_alive()
+            ]
             buffers.extend(recording.thread_buffers)
         return buffers
 
-    def _drain(self) -> tuple[list[Block], int]:
-        blocks, dropped = [], 0
+    def _drain(self) -> list[tuple[Buffer, list]]:
+        drained, events_total, full, held = [], 0, 0, 0
         for buffer in self._buffers():
-            dropped += take_dropped(buffer)
+            full += take_dropped(buffer)
             events = take(buffer)
             if not events:
                 continue
@@ -136,61 +177,51 @@ class Flusher:
                 buffer.stream = thread_writer(
                     {"thread_name": owner.name, "thread_id": str(owner.native_id)}
                 )
-            try:
-                blocks.append(buffer.stream.encode(events))
-            except Exception:  # one bad event (a metric value not a number) loses its block only
-                _log.exception("blocklake: %d events could not be encoded", len(events))
-                dropped += len(events)
-        return blocks, dropped
+            buffer.event_bytes = _event_bytes(events)
+            held += len(events) * buffer.event_bytes
+            events_total += len(events)
+            drained.append((buffer, events))
+        bad = recording.bad_values.take()
+        with self.counters.lock:
+            self.counters.drained += events_total + bad
+            self.counters.dropped["buffer_full"] += full
+            self.counters.dropped["bad_value"] += bad
+        recording.set_overflow_bytes(held)  # what this round holds until it is encoded
+        return drained
 
-    def _give_up(self, events: int) -> None:
-        if events:
-            self.dropped_total += events
-            recording.metric(DROPPED_METRIC, float(events), "events")
+    def _keep_budget(self) -> None:
+        """Buffers past ``flush_at`` and waiting blocks share ``max_memory``: the oldest blocks
+        go first, then the record path drops new events."""
+        flush_at = recording._flush_at
+        held = sum(max(0, len(b) - flush_at) * b.event_bytes for b in self._buffers())
+        recording.set_overflow_bytes(held)
+        self.uploader.trim(self.max_memory - held)
+        recording.configure(memory_budget=self.max_memory - self.uploader.queued_bytes)
 
-    def _send_pending(self) -> None:
-        while self.pending:
-            block = self.pending[0]
-            try:
-                self._register(block.stream)
-                self._apply(self.transport.post_block(block.data))
-            except DeliveryError as error:
-                if not error.permanent:
-                    self._trim_pending()
-                    _log.warning("blocklake: will retry %d blocks: %s", len(self.pending), error)
-                    return
-                _log.error(
-                    "blocklake: block rejected, %d events lost: %s", block.object_count, error
-                )
-                self._give_up(block.object_count)
-            self.pending.popleft()
-
-    def _register(self, stream: StreamWriter) -> None:
-        if not self.process_registered:
-            self._apply(self.transport.post_json("/v1/processes", self.process))
-            self.process_registered = True
-        if not stream.registered:
-            self._apply(
-                self.transport.post_json(
-                    "/v1/streams", stream.registration(self.process["process_id"])
-                )
-            )
-            stream.registered = True
-
-    def _trim_pending(self) -> None:
-        """While the server is away, keep the newest blocks that fit the byte budget."""
-        size = sum(len(block.data) for block in self.pending)
-        while size > self.max_pending_bytes and len(self.pending) > 1:
-            block = self.pending.popleft()
-            size -= len(block.data)
-            self._give_up(block.object_count)
-
-    def _apply(self, response: dict) -> None:
+    def apply(self, response: dict) -> None:
         """Settings the server sent back for this process: applied at once, no redeploy."""
         settings = response.get("settings") or {}
+        if not isinstance(settings, dict):
+            return
         level = settings.get("log_level")
         if isinstance(level, str) and level.upper() in recording.LEVEL_CODES:
             recording.configure(max_level=recording.LEVEL_CODES[level.upper()])
         interval = settings.get("flush_interval_s")
         if isinstance(interval, int | float) and 0.05 <= interval <= 600:
             self.interval = float(interval)
+
+
+def _event_bytes(events: list) -> int:
+    """Estimated memory of one event: the tuple, its values (shared strings counted as if
+    they were not, erring high) and its slot in the list, from a few evenly spaced samples."""
+    step = max(1, len(events) // _SAMPLES)
+    sample = events[::step]
+    size = sys.getsizeof
+    total = 0
+    for event in sample:
+        total += size(event) + 8
+        for value in event:
+            total += size(value)
+            if type(value) is dict:
+                total += sum(size(k) + size(v) for k, v in value.items())
+    return max(64, total // len(sample))

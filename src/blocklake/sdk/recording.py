@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from types import FrameType
 from typing import Any, ClassVar, TypeVar
 
 now: Callable[[], int] = time.perf_counter_ns
@@ -36,11 +37,19 @@ FATAL, ERROR, WARN, INFO, DEBUG, TRACE = 1, 2, 3, 4, 5, 6
 
 _flush_at = 8192
 """Events in one buffer that wake the flusher before its timer."""
-_capacity = 65536
-"""Events one buffer may hold; past it events are dropped and counted."""
-_end_capacity = 2 * _capacity
-"""Async span ends are kept up to here, so a begin that found room almost never loses its end.
-(Thread spans need no such margin: ``_DroppedSubtree`` drops a dropped begin's end with it.)"""
+DEFAULT_MEMORY_BYTES = 64 * 1024 * 1024
+_memory_budget = DEFAULT_MEMORY_BYTES
+"""Bytes that events past ``_flush_at`` in the buffers may take; the flusher lowers it by what
+blocks waiting for upload take, so the two share one budget. Past it events are dropped and
+counted."""
+_overflow_bytes = 0
+"""Estimated bytes of the events held past ``_flush_at``: added on the slow path, recomputed by
+the flusher each round (so a count lost to a race between threads is corrected there)."""
+EVENT_BYTES_GUESS = 256
+"""A buffer's estimated bytes per event until the flusher has measured some of its events."""
+_max_span_names = 4096
+"""Span names kept (with their call site) by ``span()`` and ``async_span()``; spans with more
+names are still recorded, each with a scope of its own that is forgotten once it is encoded."""
 _max_level = INFO
 """Most verbose log level recorded; the server may change it through the back-channel."""
 
@@ -81,11 +90,13 @@ class DropCounter:
 class Buffer(list):
     """One stream's pending events, with the count of those dropped because it was full."""
 
-    __slots__ = ("drops", "owner", "stream")
+    __slots__ = ("drops", "event_bytes", "owner", "stream")
 
     def __init__(self, owner: threading.Thread | None = None) -> None:
         super().__init__()
         self.drops = DropCounter()
+        self.event_bytes = EVENT_BYTES_GUESS
+        """Estimated bytes one of its events takes in memory, measured by the flusher."""
         self.owner = owner
         """The thread whose spans this buffer holds (thread streams only)."""
         self.stream: object = None
@@ -104,6 +115,9 @@ measures = Buffer()
 async_events = Buffer()
 """(scope id, ticks, span id, parent id) for a begin; (-scope id, ticks, span id, 0) for an end"""
 
+bad_values = DropCounter()
+"""Events refused on the record path itself (``log`` with a level that is not a number)."""
+
 thread_buffers: list[Buffer] = []
 """Every thread's span buffer; the flusher drains them and retires those of finished threads."""
 _thread_buffers_lock = threading.Lock()
@@ -111,16 +125,29 @@ _local = threading.local()
 
 
 def configure(
-    *, flush_at: int | None = None, capacity: int | None = None, max_level: int | None = None
+    *,
+    flush_at: int | None = None,
+    memory_budget: int | None = None,
+    max_level: int | None = None,
+    max_span_names: int | None = None,
 ) -> None:
-    global _flush_at, _capacity, _end_capacity, _max_level
+    """``flush_at`` events per buffer wake the flusher; ``memory_budget`` bytes (estimated) may
+    be held past that; ``max_span_names`` names keep a scope each."""
+    global _flush_at, _memory_budget, _max_level, _max_span_names
     if flush_at is not None:
         _flush_at = flush_at
-    if capacity is not None:
-        _capacity = capacity
-        _end_capacity = 2 * capacity
+    if memory_budget is not None:
+        _memory_budget = memory_budget
     if max_level is not None:
         _max_level = max_level
+    if max_span_names is not None:
+        _max_span_names = max_span_names
+
+
+def set_overflow_bytes(value: int) -> None:
+    """The flusher's recount of the bytes held past ``_flush_at``."""
+    global _overflow_bytes
+    _overflow_bytes = value
 
 
 def _count_drop(buffer: Buffer) -> None:
@@ -132,22 +159,23 @@ def _wake() -> None:
         wake_flusher.set()
 
 
+def _room(buffer: Buffer) -> bool:
+    """Reserves an event's estimated bytes if the budget has room for them."""
+    global _overflow_bytes
+    if _overflow_bytes < _memory_budget:
+        _overflow_bytes += buffer.event_bytes
+        return True
+    return False
+
+
 def _overflow(buffer: Buffer, event: tuple) -> bool:
     """The slow path: wake the flusher, and keep the event only if there is room left."""
     _wake()
-    if len(buffer) < _capacity:
+    if _room(buffer):
         buffer.append(event)
         return True
     _count_drop(buffer)
     return False
-
-
-def _end(buffer: Buffer, event: tuple) -> None:
-    """The slow path of an async span's end: kept while there is room for ends too."""
-    if len(buffer) < _end_capacity:
-        buffer.append(event)
-    else:
-        _count_drop(buffer)
 
 
 class _DroppedSubtree:
@@ -170,6 +198,7 @@ class _DroppedSubtree:
 
     def append(self, event: tuple) -> None:
         """A span end: the end of the dropped subtree's root puts the real buffer back."""
+        forget_scope(-event[0])
         self.depth -= 1
         if self.depth == 0:
             _local.spans = self.buffer
@@ -185,7 +214,7 @@ def _span_begin_overflow(
         buffer.depth += 1
         _count_drop(buffer.buffer)
         return buffer
-    if len(buffer) < _capacity:
+    if _room(buffer):
         buffer.append(event)
         return buffer
     _local.spans = dropped = _DroppedSubtree(buffer)
@@ -211,26 +240,33 @@ def reset_after_fork() -> None:
     threads do not exist here. Scopes stay valid: they describe code, not threads. Locks are
     made anew: a thread of the parent may have held one at the fork, and it is gone."""
     global _local, _thread_buffers_lock, wake_flusher
+    global bad_values
     for buffer in (logs, measures, async_events):
         del buffer[:]
         buffer.drops = DropCounter()
         buffer.stream = None
+    bad_values = DropCounter()
     thread_buffers.clear()
     _local = threading.local()
     _thread_buffers_lock = threading.Lock()
     wake_flusher = threading.Event()
-    SpanScope._lock = threading.Lock()
+    set_overflow_bytes(0)
 
 
 # --- logs -------------------------------------------------------------------------------------
 
 
 def log(level: int, message: str, target: str = "", properties: dict | None = None) -> None:
-    if level <= _max_level:
-        if len(logs) < _flush_at:
-            logs.append((now(), level, target, message, properties))
-        else:
-            _overflow(logs, (now(), level, target, message, properties))
+    try:
+        if level > _max_level:
+            return
+    except TypeError:  # a level that is not a number: dropped alone, counted
+        bad_values.add()
+        return
+    if len(logs) < _flush_at:
+        logs.append((now(), level, target, message, properties))
+    else:
+        _overflow(logs, (now(), level, target, message, properties))
 
 
 def fatal(message: str, target: str = "", properties: dict | None = None) -> None:
@@ -293,24 +329,52 @@ def metric(name: str, value: float, unit: str = "") -> None:
 # --- thread spans -----------------------------------------------------------------------------
 
 
+_ASYNC_CODE = inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+TRANSIENT_IDS = 1 << 40
+"""Scope ids from here on belong to transient scopes: spans past the name bound."""
+MAX_NAME_CHARS = 512
+_next_scope_id = itertools.count(1).__next__
+_transient_made = False
+_next_transient_id = itertools.count(TRANSIENT_IDS).__next__
+
+
+def _text(value: object) -> str:
+    """A name as the wire carries it: a string (others converted), long ones cut visibly."""
+    text = value if type(value) is str else str(value)
+    if len(text) > MAX_NAME_CHARS:
+        text = f"{text[:MAX_NAME_CHARS]}...[truncated {len(text)} chars]"
+    return text
+
+
 class SpanScope:
     """Where a span is opened: name, target, file, line. Recorded as an int id, so a span event
-    is a tuple of two ints. Reuse one scope per call site (``span()`` caches them by name)."""
+    is a tuple of two ints. Reuse one scope per call site (``span()`` caches them by name).
+
+    ``with`` a scope is for synchronous code: inside a coroutine it raises ``TypeError``, since
+    concurrent tasks on one thread would interleave their spans (use ``async_span`` there).
+    """
 
     __slots__ = ("end_id", "file", "id", "line", "name", "target")
 
-    registry: ClassVar[list[SpanScope | None]] = [None]
+    registry: ClassVar[dict[int, SpanScope]] = {}
     """Scopes by id; the flusher resolves ids to names here. Id 0 is never used."""
-    _lock = threading.Lock()
 
-    def __init__(self, name: str, target: str = "", file: str = "", line: int = 0) -> None:
-        self.name, self.target, self.file, self.line = name, target, file, line
-        with SpanScope._lock:
-            self.id = len(SpanScope.registry)
-            SpanScope.registry.append(self)
+    def __init__(
+        self, name: str, target: str = "", file: str = "", line: int = 0, *, transient: bool = False
+    ) -> None:
+        self.name, self.target, self.file = _text(name), _text(target), _text(file)
+        self.line = line if type(line) is int else 0
+        # next() on a count and a dict store are atomic under the GIL: no lock needed
+        self.id = _next_transient_id() if transient else _next_scope_id()
+        SpanScope.registry[self.id] = self
         self.end_id = -self.id
 
     def __enter__(self) -> SpanScope:
+        if sys._getframe(1).f_code.co_flags & _ASYNC_CODE:
+            raise TypeError(
+                f"'with sdk.span({self.name!r})' inside a coroutine: concurrent tasks would "
+                f"interleave on this thread's spans; use 'async with sdk.async_span(...)'"
+            )
         try:
             buffer = _local.spans
         except AttributeError:
@@ -332,6 +396,17 @@ class SpanScope:
         return _instrument(function, self)
 
 
+def transient_scopes_made() -> bool:
+    """Whether a transient scope was ever made (the writers only look for them if so)."""
+    return _transient_made
+
+
+def forget_scope(scope_id: int) -> None:
+    """A transient scope's span is encoded or dropped: nothing refers to its id any more."""
+    if scope_id >= TRANSIENT_IDS:
+        SpanScope.registry.pop(scope_id, None)
+
+
 def _new_thread_buffer() -> Buffer:
     buffer = Buffer(threading.current_thread())
     _local.spans = buffer
@@ -349,15 +424,20 @@ class _ScopesByName(dict):
 
     def __missing__(self, name: str) -> SpanScope:
         caller = sys._getframe(1)  # __getitem__ is C: frame 1 is the code that called span()
-        return self.setdefault(
-            name,
-            SpanScope(
-                name,
-                caller.f_globals.get("__name__", ""),
-                caller.f_code.co_filename,
-                caller.f_lineno,
-            ),
-        )
+        return _named_scope(self, name, caller.f_globals.get("__name__", ""), caller)
+
+
+def _named_scope(
+    scopes: dict[str, SpanScope], name: str, target: str, caller: FrameType
+) -> SpanScope:
+    """The scope of a name seen for the first time: kept while there are fewer than
+    ``_max_span_names``, else transient (used for one span, so memory stays flat)."""
+    global _transient_made
+    location = (caller.f_code.co_filename, caller.f_lineno)
+    if len(scopes) >= _max_span_names:
+        _transient_made = True
+        return SpanScope(name, target, *location, transient=True)
+    return scopes.setdefault(name, SpanScope(name, target, *location))
 
 
 _scopes = _ScopesByName()
@@ -443,12 +523,11 @@ class AsyncSpan:
         return self
 
     def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
+        # The end of a kept begin is always kept: ends are bounded by the begins kept.
         if self.stored:
-            event = (self.scope.end_id, now(), self.span_id, 0)
-            if len(async_events) < _flush_at:
-                async_events.append(event)
-            else:
-                _end(async_events, event)
+            async_events.append((self.scope.end_id, now(), self.span_id, 0))
+        else:
+            forget_scope(self.scope.id)
         _current_async.reset(self.token)
 
     async def __aenter__(self) -> AsyncSpan:
@@ -463,15 +542,8 @@ def async_span(name: str, target: str | None = None) -> AsyncSpan:
     scope = _async_scopes.get(name)
     if scope is None:
         caller = sys._getframe(1)
-        scope = _async_scopes.setdefault(
-            name,
-            SpanScope(
-                name,
-                target if target is not None else caller.f_globals.get("__name__", ""),
-                caller.f_code.co_filename,
-                caller.f_lineno,
-            ),
-        )
+        module = target if target is not None else caller.f_globals.get("__name__", "")
+        scope = _named_scope(_async_scopes, name, module, caller)
     return AsyncSpan(scope)
 
 

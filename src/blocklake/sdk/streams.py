@@ -1,17 +1,33 @@
 """Turns drained events into blocks, one stream at a time (runs on the flusher thread).
 
-Span streams keep the spans still open across blocks, so that each block replays them ahead of
-its own events and decodes alone (schemas/transit-v1.md, "Spans across blocks").
+Blocks are cut so that each is at most ``limit`` bytes, compressed and uncompressed (the server
+states its limit). Span streams keep the spans still open across blocks, so that each block
+replays them ahead of its own events and decodes alone (schemas/transit-v1.md, "Spans across
+blocks").
 """
 
 from __future__ import annotations
 
+import copy
+import time
 import uuid
 from dataclasses import dataclass, field
+from operator import attrgetter, itemgetter
 
 from blocklake.format.encode import StringTable, encode_block, encode_section
+from blocklake.format.header import HEADER_SIZE, parse_header
 from blocklake.format.schema import EventType, event_types, layout_to_json
-from blocklake.sdk.recording import SpanScope
+from blocklake.sdk import recording
+from blocklake.sdk.recording import SpanScope, forget_scope
+from blocklake.sdk.repair import Repairs, repair_events, truncate_event
+
+_ENCODE_ERRORS = (TypeError, ValueError, OverflowError, AttributeError)
+"""What a value of the wrong type makes the encoder raise."""
+_SCOPE_FIELDS = attrgetter("name", "target", "file", "line")
+_ticks = itemgetter(1)
+"""Where a span event tuple keeps its ticks."""
+_UNKNOWN_SCOPE = SpanScope("unknown span")
+"""Stands for a transient scope used again after its first span was encoded."""
 
 
 @dataclass
@@ -19,6 +35,12 @@ class Block:
     stream: StreamWriter
     data: bytes
     object_count: int
+    raw_size: int = 0
+    """Header and uncompressed payload, in bytes."""
+    created: float = field(default_factory=time.monotonic)
+    """When it was encoded (``time.monotonic``): retries give up past an age."""
+    serial: int = 0
+    """Its place in the upload queue, set by the uploader."""
 
 
 @dataclass
@@ -31,8 +53,8 @@ class StreamWriter:
     stream_id: uuid.UUID = field(default_factory=uuid.uuid4)
     sequence: int = 0
     registered: bool = False
-    ticks_index = 0
-    """Where an event tuple keeps its ticks."""
+    tick_range: tuple[int, int] = (0, 0)
+    """First and last ticks of the events ``sections`` last encoded."""
 
     @property
     def event_types(self) -> list[EventType]:
@@ -49,26 +71,91 @@ class StreamWriter:
         }
 
     def sections(self, events: list[tuple], strings: StringTable) -> list[bytes]:
-        """Columns of each event type present; by default the stream holds one type."""
+        """Columns of each event type present; by default the stream holds one type, ticks
+        first."""
         (event_type,) = self.event_types
-        return [encode_section(event_type, list(zip(*events, strict=True)), strings)]
+        columns = list(zip(*events, strict=True))
+        # Threads share the log, metric and async buffers: appends may be out of order.
+        self.tick_range = min(columns[0]), max(columns[0])
+        return [encode_section(event_type, columns, strings)]
+
+    bytes_per_event: float = 64.0
+    """Bytes per event (uncompressed, which bounds compressed) of the last block, to size the
+    next one below the limit; at first a guess on the high side."""
 
     def encode(self, events: list[tuple]) -> Block:
+        """One block of all ``events``, whatever its size."""
+        block = self._encode(events, limit=None)
+        assert block is not None
+        return block
+
+    def blocks(self, events: list[tuple], limit: int) -> tuple[list[Block], Repairs]:
+        """Blocks of at most ``limit`` bytes holding ``events``; values the encoder cannot
+        take are repaired or dropped alone, and a record too large alone is truncated."""
+        repairs = Repairs()
+        blocks: list[Block] = []
+        start = 0
+        while start < len(events):
+            step = min(len(events) - start, max(1, int(0.8 * limit / self.bytes_per_event)))
+            chunk = events[start : start + step]
+            try:
+                block = self._encode(chunk, limit)
+            except _ENCODE_ERRORS:
+                chunk = repair_events(self.event_types[0], chunk, repairs)
+                events[start : start + step] = chunk
+                if not chunk:
+                    continue
+                block = self._encode(chunk, limit)
+            if block is None:
+                if len(chunk) > 1:  # too large: halve until it fits
+                    self.bytes_per_event = 2 * limit / len(chunk)
+                    continue
+                block = self._encode([truncate_event(chunk[0], limit // 8, repairs)], limit)
+                if block is None:
+                    repairs.drop()
+                    start += 1
+                    continue
+            self.bytes_per_event = block.raw_size / len(chunk)
+            blocks.append(block)
+            start += len(chunk)
+        return blocks, repairs
+
+    def _encode(self, events: list[tuple], limit: int | None) -> Block | None:
+        """None, with the writer's state as it was, if the block would be over ``limit``."""
+        saved = self._state()
         strings = StringTable()
-        sections = self.sections(events, strings)
-        # Threads share the log, metric and async buffers: appends may be slightly out of order.
-        ticks = [event[self.ticks_index] for event in events]
-        data = encode_block(
-            stream_id=self.stream_id,
-            sequence=self.sequence,
-            begin_ticks=min(ticks),
-            end_ticks=max(ticks),
-            object_count=len(events),
-            sections=sections,
-            strings=strings,
-        )
+        try:
+            sections = self.sections(events, strings)
+            begin, end = self.tick_range
+            data = encode_block(
+                stream_id=self.stream_id,
+                sequence=self.sequence,
+                begin_ticks=begin,
+                end_ticks=end,
+                object_count=len(events),
+                sections=sections,
+                strings=strings,
+            )
+        except BaseException:
+            self._restore(saved)
+            raise
+        raw_size = HEADER_SIZE + parse_header(data).uncompressed_size
+        if limit is not None and max(len(data), raw_size) > limit:
+            self._restore(saved)
+            return None
         self.sequence += 1
-        return Block(self, data, len(events))
+        self._committed()
+        return Block(self, data, len(events), raw_size)
+
+    def _state(self) -> object:
+        """What ``sections`` changes, to undo an attempt that is thrown away."""
+        return None
+
+    def _restore(self, state: object) -> None:
+        pass
+
+    def _committed(self) -> None:
+        """The attempt became a block."""
 
 
 @dataclass
@@ -76,64 +163,104 @@ class ThreadSpanWriter(StreamWriter):
     """Events are (scope id, ticks), the id negated for an end. Span ids, parents and depths are
     given here, off the record path, by walking the events with the stack of open spans."""
 
-    ticks_index = 1
     open_spans: list[tuple] = field(default_factory=list)
     """(ticks, span id, parent span id, depth, scope id) of each open span, outermost first."""
     last_span_id: int = 0
+    closed_scopes: list[int] = field(default_factory=list)
+    """Scope ids of the spans the last attempt closed: transient ones are forgotten on commit."""
+
+    def _state(self) -> object:
+        return copy.copy(self.open_spans), self.last_span_id
+
+    def _restore(self, state: object) -> None:
+        self.open_spans, self.last_span_id = state  # type: ignore[misc]
+
+    def _committed(self) -> None:
+        for scope_id in self.closed_scopes:
+            forget_scope(scope_id)
+        self.closed_scopes = []
 
     def sections(self, events: list[tuple], strings: StringTable) -> list[bytes]:
-        stack = self.open_spans
-        begins = list(stack)  # replayed first
+        # Begins go to int columns and the stack holds their indexes: no tuple per span, so
+        # the walk allocates nothing the garbage collector tracks (it would run far more often).
+        ticks, ids, parents, depths, scopes = (list(column) for column in _columns(self.open_spans))
+        stack = list(range(len(ids)))  # the open spans, replayed first
         end_ticks: list[int] = []
         end_ids: list[int] = []
+        push, pop = stack.append, stack.pop
+        add_ticks, add_id, add_parent, add_depth, add_scope = (
+            ticks.append,
+            ids.append,
+            parents.append,
+            depths.append,
+            scopes.append,
+        )
+        add_end_ticks, add_end_id = end_ticks.append, end_ids.append
         span_id = self.last_span_id
-        for scope_id, ticks in events:
+        for scope_id, tick in events:
             if scope_id > 0:
                 span_id += 1
-                entry = (ticks, span_id, stack[-1][1] if stack else 0, len(stack), scope_id)
-                stack.append(entry)
-                begins.append(entry)
-                continue
-            wanted = -scope_id
-            index = len(stack) - 1
-            while index >= 0 and stack[index][4] != wanted:
-                index -= 1
-            if index < 0:
-                continue  # its begin was dropped when the buffer was full
-            while len(stack) > index:  # spans whose ends were lost close with their parent
-                end_ticks.append(ticks)
-                end_ids.append(stack.pop()[1])
+                push(len(ids))
+                add_ticks(tick)
+                add_id(span_id)
+                add_parent(ids[stack[-2]] if len(stack) > 1 else 0)
+                add_depth(len(stack) - 1)
+                add_scope(scope_id)
+            elif stack and scopes[stack[-1]] == -scope_id:  # the end of the innermost span
+                add_end_ticks(tick)
+                add_end_id(ids[pop()])
+            else:
+                index = len(stack) - 1
+                while index >= 0 and scopes[stack[index]] != -scope_id:
+                    index -= 1
+                # index < 0: its begin was dropped when the buffer was full
+                while index >= 0 and len(stack) > index:  # ends lost close with their parent
+                    add_end_ticks(tick)
+                    add_end_id(ids[pop()])
         self.last_span_id = span_id
-        return self._span_sections(begins, end_ticks, end_ids, strings)
+        self.open_spans = [(ticks[i], ids[i], parents[i], depths[i], scopes[i]) for i in stack]
+        # one thread appended these, in the order of a monotonic clock
+        self.tick_range = events[0][1], events[-1][1]
+        columns = (ticks, ids, parents, depths, scopes)
+        self._note_transient(scopes)
+        return self._span_sections(columns, end_ticks, end_ids, strings)
+
+    def _note_transient(self, scope_ids: list[int]) -> None:
+        """Transient scopes of spans that closed in this block: forgotten once it is sent."""
+        if recording.transient_scopes_made():
+            still_open = {entry[4] for entry in self._open_entries()}
+            self.closed_scopes = [
+                i for i in scope_ids if i >= recording.TRANSIENT_IDS and i not in still_open
+            ]
+
+    def _open_entries(self) -> list[tuple]:
+        return self.open_spans
 
     def _span_sections(
-        self, begins: list[tuple], end_ticks: list[int], end_ids: list[int], strings: StringTable
+        self,
+        begins: tuple[list[int], ...],
+        end_ticks: list[int],
+        end_ids: list[int],
+        strings: StringTable,
     ) -> list[bytes]:
+        """``begins``: columns ticks, span ids, parents, depths, scope ids."""
         begin_type, end_type = self.event_types
-        registry = SpanScope.registry
-        scopes = [registry[entry[4]] for entry in begins]
-        ticks, ids, parents, depths, _ = zip(*begins, strict=True) if begins else ((),) * 5
         sections = []
-        if begins:
-            sections.append(
-                encode_section(
-                    begin_type,
-                    [
-                        ticks,
-                        ids,
-                        parents,
-                        depths,
-                        [scope.name for scope in scopes],
-                        [scope.target for scope in scopes],
-                        [scope.file for scope in scopes],
-                        [scope.line for scope in scopes],
-                    ],
-                    strings,
-                )
-            )
+        scope_ids = begins[4]
+        if scope_ids:
+            registry = SpanScope.registry
+            fields = {i: _SCOPE_FIELDS(registry.get(i, _UNKNOWN_SCOPE)) for i in set(scope_ids)}
+            by_field = [{i: f[k] for i, f in fields.items()}.__getitem__ for k in range(4)]
+            columns = [*begins[:4], *(list(map(get, scope_ids)) for get in by_field)]
+            sections.append(encode_section(begin_type, columns, strings))
         if end_ids:
             sections.append(encode_section(end_type, [end_ticks, end_ids], strings))
         return sections
+
+
+def _columns(entries: list[tuple]) -> tuple[tuple, ...]:
+    """(ticks, span id, parent, depth, scope id) entries as five columns."""
+    return tuple(zip(*entries, strict=True)) if entries else ((),) * 5
 
 
 @dataclass
@@ -141,6 +268,12 @@ class AsyncSpanWriter(ThreadSpanWriter):
     """Events are (scope id, ticks, span id, parent id), the scope id negated for an end."""
 
     open_async: dict[int, tuple] = field(default_factory=dict)
+
+    def _state(self) -> object:
+        return dict(self.open_async)
+
+    def _restore(self, state: object) -> None:
+        self.open_async = state  # type: ignore[assignment]
 
     def sections(self, events: list[tuple], strings: StringTable) -> list[bytes]:
         open_spans = self.open_async
@@ -157,7 +290,13 @@ class AsyncSpanWriter(ThreadSpanWriter):
             elif open_spans.pop(span_id, None) is not None:
                 end_ticks.append(ticks)
                 end_ids.append(span_id)
-        return self._span_sections(begins, end_ticks, end_ids, strings)
+        self.tick_range = min(map(_ticks, events)), max(map(_ticks, events))
+        columns = _columns(begins)
+        self._note_transient(columns[4])
+        return self._span_sections(columns, end_ticks, end_ids, strings)
+
+    def _open_entries(self) -> list[tuple]:
+        return list(self.open_async.values())
 
 
 def log_writer(properties: dict[str, str]) -> StreamWriter:

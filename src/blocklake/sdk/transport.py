@@ -1,4 +1,5 @@
-"""HTTP to the ingestion API with the standard library: retries with backoff, honours Retry-After.
+"""HTTP to the ingestion API with the standard library: one attempt per call, its failure
+classified so that the uploader knows whether to retry, register again or give the block up.
 
 Every request is idempotent on the server (ids chosen here), so retrying after a timeout can
 never store an event twice.
@@ -6,9 +7,9 @@ never store an event twice.
 
 from __future__ import annotations
 
+import email.utils
 import http.client
 import json
-import random
 import time
 import urllib.error
 import urllib.request
@@ -16,13 +17,41 @@ from dataclasses import dataclass
 
 from blocklake.format.header import CONTENT_TYPE as BLOCK_CONTENT_TYPE
 
+TRANSIENT_STATUS = frozenset({408, 425, 429})
+"""Besides 5xx: the request may succeed later as it is."""
+UNKNOWN_CODES = frozenset({"unknown_process", "unknown_stream"})
+"""404 codes meaning the server lost (or never had) a registration: register again, resend."""
+
 
 class DeliveryError(Exception):
-    """The request did not succeed; ``permanent`` when sending it again cannot help (a 4xx)."""
+    """The request did not succeed.
 
-    def __init__(self, message: str, *, permanent: bool) -> None:
+    ``kind`` is ``"transient"`` (connection error, timeout, 408, 425, 429, 5xx: try again
+    later), ``"unknown"`` (404 ``unknown_process`` / ``unknown_stream``: register again) or
+    ``"permanent"`` (any other 4xx: sending it again cannot help). ``code`` is the server's error
+    code, ``retry_after`` its ``Retry-After`` in seconds, ``limits`` its ``limits`` document.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str,
+        status: int = 0,
+        code: str = "",
+        retry_after: float | None = None,
+        limits: dict | None = None,
+    ) -> None:
         super().__init__(message)
-        self.permanent = permanent
+        self.kind = kind
+        self.status = status
+        self.code = code
+        self.retry_after = retry_after
+        self.limits = limits or {}
+
+    @property
+    def permanent(self) -> bool:
+        return self.kind == "permanent"
 
 
 @dataclass
@@ -30,64 +59,87 @@ class Transport:
     endpoint: str
     api_key: str
     timeout: float = 10.0
-    attempts: int = 5
-    backoff: float = 0.2
-    """First pause between attempts; it doubles each time, with jitter, up to ``max_backoff``."""
-    max_backoff: float = 5.0
 
     def post_json(self, path: str, document: dict) -> dict:
-        return self._post(path, json.dumps(document).encode(), "application/json")
+        """POSTs ``document`` (text made valid UTF-8 first); the answer's JSON object."""
+        return self._post(path, json.dumps(valid_text(document)).encode(), "application/json")
 
     def post_block(self, data: bytes) -> dict:
         return self._post("/v1/blocks", data, BLOCK_CONTENT_TYPE)
 
     def _post(self, path: str, body: bytes, content_type: str) -> dict:
-        url = self.endpoint.rstrip("/") + path
-        pause, attempt = self.backoff, 0
-        while True:
-            attempt += 1
-            request = urllib.request.Request(
-                url,
-                data=body,
-                method="POST",
-                headers={"Content-Type": content_type, "Authorization": f"Bearer {self.api_key}"},
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    return _json_object(response.read(), path)
-            except urllib.error.HTTPError as error:
-                detail = error.read()[:500].decode("utf-8", "replace")
-                failure = f"POST {path}: {error.code} {detail}"
-                if error.code not in RETRYABLE_STATUS and error.code < 500:
-                    raise DeliveryError(failure, permanent=True) from None
-                retry_after = error.headers.get("Retry-After", "")
-                # The server's Retry-After is obeyed as given; jitter is for our own backoff only.
-                wait = float(retry_after) if retry_after.isdigit() else _jittered(pause)
-            except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
-                wait, failure = _jittered(pause), f"POST {path}: {error}"
-            if attempt >= self.attempts:
-                raise DeliveryError(failure, permanent=False)
-            time.sleep(min(wait, MAX_RETRY_AFTER))
-            pause = min(pause * 2, self.max_backoff)
+        request = urllib.request.Request(
+            self.endpoint.rstrip("/") + path,
+            data=body,
+            method="POST",
+            headers={"Content-Type": content_type, "Authorization": f"Bearer {self.api_key}"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return _json_object(response.read())
+        except urllib.error.HTTPError as error:
+            raise _refused(path, error) from None
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
+            raise DeliveryError(f"POST {path}: {error}", kind="transient") from None
 
 
-RETRYABLE_STATUS = frozenset({408, 425, 429})
-"""Besides 5xx: the request may succeed later as it is."""
-MAX_RETRY_AFTER = 60.0
-
-
-def _jittered(pause: float) -> float:
-    return pause * random.uniform(0.5, 1.0)
-
-
-def _json_object(text: bytes, path: str) -> dict:
-    """A success response's settings document; a malformed one is the server's fault, retried."""
-    if not text:
-        return {}
+def _refused(path: str, error: urllib.error.HTTPError) -> DeliveryError:
     try:
-        document = json.loads(text)
+        text = error.read()
+    except (http.client.HTTPException, OSError):
+        text = b""
+    document = _json_object(text)
+    problem = document.get("error")
+    code = problem.get("code", "") if isinstance(problem, dict) else ""
+    status = error.code
+    if status in TRANSIENT_STATUS or status >= 500:
+        kind = "transient"
+    elif status == 404 and code in UNKNOWN_CODES:
+        kind = "unknown"
+    else:
+        kind = "permanent"
+    return DeliveryError(
+        f"POST {path}: {status} {text[:500].decode('utf-8', 'replace')}",
+        kind=kind,
+        status=status,
+        code=str(code),
+        retry_after=retry_after_seconds(error.headers.get("Retry-After")),
+        limits=document.get("limits") if isinstance(document.get("limits"), dict) else None,
+    )
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` as seconds from now: delay-seconds or an HTTP date; None if absent or
+    unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _json_object(text: bytes) -> dict:
+    """An answer's JSON object; anything else (empty, HTML from a proxy) reads as ``{}``: the
+    status already said whether the request succeeded."""
+    try:
+        document = json.loads(text) if text else None
     except ValueError:
-        document = None
-    if not isinstance(document, dict):
-        raise DeliveryError(f"POST {path}: response is not a JSON object", permanent=False)
-    return document
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+def valid_text(value: object) -> object:
+    """``value`` with every string made valid UTF-8 (a lone surrogate, as ``os.fsdecode`` makes
+    from a Latin-1 file name, becomes "?", as in block strings), keys included."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {valid_text(k): valid_text(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [valid_text(v) for v in value]
+    return value
