@@ -33,9 +33,11 @@ metrics = metrics_for(SERVICE)
 tracer = tracer_for(SERVICE)
 
 
-def _registered(created: bool) -> Response:
-    """201 the first time, 200 for a retry: registration is idempotent."""
-    return json_response(201 if created else 200, {"status": "created" if created else "exists"})
+def _registered(created: bool, limits: dict) -> Response:
+    """201 the first time, 200 for a retry: registration is idempotent. ``limits`` tells the
+    SDK how large a block may be before it sends one."""
+    status = "created" if created else "exists"
+    return json_response(201 if created else 200, {"status": status, "limits": limits})
 
 
 def make_resolver(service: IngestService, metrics: MetricsSink = metrics) -> APIGatewayHttpResolver:
@@ -46,12 +48,14 @@ def make_resolver(service: IngestService, metrics: MetricsSink = metrics) -> API
     @app.post("/v1/processes")
     def register_process() -> Response:
         event = app.current_event
-        return _registered(service.register_process(tenant_of(event), json_body(event, limit)))
+        created = service.register_process(tenant_of(event), json_body(event, limit))
+        return _registered(created, limits)
 
     @app.post("/v1/streams")
     def register_stream() -> Response:
         event = app.current_event
-        return _registered(service.register_stream(tenant_of(event), json_body(event, limit)))
+        created = service.register_stream(tenant_of(event), json_body(event, limit))
+        return _registered(created, limits)
 
     @app.post("/v1/blocks")
     def upload_block() -> Response:

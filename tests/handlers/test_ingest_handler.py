@@ -51,13 +51,16 @@ def ingest(settings: Settings, context: object) -> Ingest:
     return Ingest(settings, context)
 
 
-def test_registers_process_and_stream_once(ingest: Ingest) -> None:
+def test_registers_process_and_stream_once(ingest: Ingest, settings: Settings) -> None:
+    limits = {"max_block_bytes": settings.max_block_bytes}  # the SDK sizes its blocks by it
     process = process_document()
-    assert ingest.call("/v1/processes", process) == (201, {"status": "created"})
-    assert ingest.call("/v1/processes", process) == (200, {"status": "exists"})
+    created = {"status": "created", "limits": limits}
+    exists = {"status": "exists", "limits": limits}
+    assert ingest.call("/v1/processes", process) == (201, created)
+    assert ingest.call("/v1/processes", process) == (200, exists)
     stream = stream_document(process["process_id"], "log_entry", "measure")
-    assert ingest.call("/v1/streams", stream) == (201, {"status": "created"})
-    assert ingest.call("/v1/streams", stream) == (200, {"status": "exists"})
+    assert ingest.call("/v1/streams", stream) == (201, created)
+    assert ingest.call("/v1/streams", stream) == (200, exists)
     stored = ingest.metadata.get_stream("acme", stream["stream_id"])
     assert [t.name for t in stored.layout.values()] == ["log_entry", "measure"]
 

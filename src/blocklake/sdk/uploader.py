@@ -282,7 +282,9 @@ class Uploader:
 
     def _register(self, stream: StreamWriter) -> None:
         if not self._process_registered:
-            self.apply(self.transport.post_json("/v1/processes", self.process))
+            answer = self.transport.post_json("/v1/processes", self.process)
+            self._learn(answer.get("limits"))
+            self.apply(answer)
             self._process_registered = True
         if stream.stream_id not in self._streams_registered:
             document = stream.registration(self.process["process_id"])
