@@ -450,12 +450,8 @@ def api_key_command(
 
 @app.command()
 def smoke(
-    endpoint: Annotated[
-        str, typer.Option(envvar="BLOCKLAKE_ENDPOINT", help="API URL (the stack's ApiUrl).")
-    ] = "http://127.0.0.1:8787",
-    api_key: Annotated[
-        str, typer.Option(envvar="BLOCKLAKE_API_KEY", help="An API key of the tenant to test.")
-    ] = DEFAULT_KEY,
+    endpoint: Endpoint = "http://127.0.0.1:8787",
+    api_key: ApiKey = DEFAULT_KEY,
     engine: Annotated[
         list[Engine], typer.Option(help="Engine to check the counts on (repeatable).")
     ] = [Engine.duckdb],  # noqa: B006 (typer reads the default, never mutates it)
