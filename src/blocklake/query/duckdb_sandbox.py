@@ -92,7 +92,10 @@ def error_for(error: duckdb.Error, timed_out: bool, limits: QueryLimits) -> Clie
 
 def _timeout(limits: QueryLimits) -> ClientError:
     return ClientError(
-        504, "query_timeout", f"the query ran longer than {limits.timeout_s:g} s and was stopped"
+        504,
+        "query_timeout",
+        f"the query ran longer than {limits.timeout_s:g} s (BLOCKLAKE_QUERY_TIMEOUT_S) and was "
+        "stopped: narrow the time range, or aggregate more",
     )
 
 
@@ -100,8 +103,9 @@ def _out_of_memory(limits: QueryLimits) -> ClientError:
     return ClientError(
         400,
         "query_memory_limit",
-        f"the query needs more than {limits.memory_mb} MB of memory and {limits.temp_mb} MB "
-        "of spill space: aggregate more, or narrow the time range",
+        f"the query needs more than {limits.memory_mb} MB of memory (BLOCKLAKE_QUERY_MEMORY_MB) "
+        f"and {limits.temp_mb} MB of spill space (BLOCKLAKE_QUERY_TEMP_MB): aggregate more, or "
+        "narrow the time range",
     )
 
 
@@ -157,8 +161,10 @@ def _run_limited(connection: duckdb.DuckDBPyConnection, plan: QueryPlan) -> Quer
             connection.execute(plan.sql)
             raise
         columns = list(zip(relation.columns, [str(t) for t in relation.types], strict=True))
-        relation = _arrow_ready(relation, columns)
-        reader = relation.limit(plan.max_rows + 1).to_arrow_reader(BATCH_ROWS)
+        if any(AS_TEXT.search(sql_type) for _, sql_type in columns):
+            reader = _arrow_ready(relation, columns).to_arrow_reader(BATCH_ROWS)
+        else:  # the user's own text runs, so an error while it runs points into it
+            reader = connection.execute(plan.sql).fetch_record_batch(BATCH_ROWS)
         table, truncated_by = _collect(reader, plan.max_rows, plan.limits.max_result_bytes)
     except duckdb.Error as error:
         raise error_for(error, timed_out.is_set(), plan.limits) from None
@@ -173,8 +179,6 @@ def _arrow_ready(
     """The relation with each column Arrow cannot carry faithfully (``AS_TEXT``) cast to its
     text, so every format gets the value DuckDB prints (and the column keeps its SQL type in
     the answer's description)."""
-    if not any(AS_TEXT.search(sql_type) for _, sql_type in columns):
-        return relation
     projected = []
     for position, (name, sql_type) in enumerate(columns, start=1):
         alias = '"' + name.replace('"', '""') + '"'
