@@ -438,3 +438,39 @@ def test_timestamps_of_the_range_reach_the_views(two_tenants: QueryLake) -> None
         {"sql": "SELECT count(*) FROM log_entries", "begin": T0, "end": T0 + 1}
     )
     assert (status, body["rows"]) == (200, [[0]])
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT " + "abs(" * 480 + "1" + ")" * 480,
+        "SELECT " + "[" * 900 + "1" + "]" * 900,
+    ],
+)
+def test_sql_nested_too_deeply_is_a_400(two_tenants: QueryLake, sql: str) -> None:
+    status, body = two_tenants.query(window(0, 1, sql))
+    assert (status, body["error"]["code"]) == (400, "invalid_sql"), body
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT list(true) AS l FROM range(16000000)",  # 2 MB in Arrow, 80 MB as JSON
+        "SELECT repeat('x', 300000000) AS s",
+        "SELECT list_resize([1], 100000000) AS l",
+        "SELECT " + "[" * 63 + "1" + "]" * 63 + " AS deep",
+        "SELECT {" + "'a': {" * 300 + "'a': 1" + "}" * 301 + " AS deep",
+    ],
+)
+@pytest.mark.parametrize("output", ["json", "csv"])
+def test_huge_or_deep_values_are_cut_or_refused_by_the_query_not_the_service(
+    two_tenants: QueryLake, sql: str, output: str
+) -> None:
+    """Found by the second attack on the sandbox: each was a 500 (the worker died) or expanded
+    into Python objects in the server, outside every limit."""
+    started = time.monotonic()
+    response = two_tenants.response(window(0, 1, sql, format=output))
+    assert response["statusCode"] in (200, 400), response["body"][:300]
+    if response["statusCode"] == 200:
+        assert response["headers"]["X-Blocklake-Truncated"] == "max_result_bytes"
+    assert time.monotonic() - started < 15

@@ -76,12 +76,15 @@ class QueryPlan:
     """``duckdb.connect`` options besides the limits."""
 
 
-def error_for(error: duckdb.Error, timed_out: bool, limits: QueryLimits) -> ClientError:
+def error_for(error: Exception, timed_out: bool, limits: QueryLimits) -> ClientError:
     """Whose fault and which limit: 400 for the query, 504 when it ran out of time, 502 when
-    the lake could not be read."""
+    the lake could not be read. ``error`` is DuckDB's, or DuckDB's passed on by pyarrow while
+    the result streams (an ``OSError`` whose text is DuckDB's)."""
     if timed_out:
         return _timeout(limits)
-    if isinstance(error, duckdb.OutOfMemoryException):
+    if isinstance(error, duckdb.OutOfMemoryException | MemoryError | pa.ArrowMemoryError):
+        return _out_of_memory(limits)
+    if not isinstance(error, duckdb.Error) and "Out of Memory" in str(error):
         return _out_of_memory(limits)
     if isinstance(error, duckdb.HTTPException | duckdb.IOException) and not isinstance(
         error, duckdb.PermissionException
@@ -166,7 +169,7 @@ def _run_limited(connection: duckdb.DuckDBPyConnection, plan: QueryPlan) -> Quer
         else:  # the user's own text runs, so an error while it runs points into it
             reader = connection.execute(plan.sql).fetch_record_batch(BATCH_ROWS)
         table, truncated_by = _collect(reader, plan.max_rows, plan.limits.max_result_bytes)
-    except duckdb.Error as error:
+    except (duckdb.Error, OSError, MemoryError, pa.ArrowException) as error:
         raise error_for(error, timed_out.is_set(), plan.limits) from None
     finally:
         timer.cancel()
@@ -187,22 +190,36 @@ def _arrow_ready(
     return relation.project(", ".join(projected))
 
 
+def _leaves(array: pa.Array) -> int:
+    """Values ``array`` holds, its nested lists', maps' and structs' included: what the answer
+    will spell out one by one."""
+    if isinstance(array, pa.StructArray):
+        return len(array) + sum(_leaves(field) for field in array.flatten())
+    if isinstance(array, pa.MapArray):
+        return len(array) + _leaves(array.keys) + _leaves(array.items)
+    if isinstance(array, pa.ListArray | pa.LargeListArray | pa.FixedSizeListArray):
+        return len(array) + _leaves(array.flatten())
+    return len(array)
+
+
 def _collect(
     reader: pa.RecordBatchReader, max_rows: int, max_bytes: int
 ) -> tuple[pa.Table, str | None]:
-    """Batches until ``max_rows`` rows or ``max_bytes`` bytes (Arrow), whichever comes first;
-    the limit reached, if any."""
+    """Batches until ``max_rows`` rows or ``max_bytes`` bytes, whichever comes first; the limit
+    reached, if any. Bytes are the larger of the Arrow size and two per value held (nested
+    values included): 16 million booleans are 2 MB in Arrow and 80 MB as JSON."""
     batches: list[pa.RecordBatch] = []
     rows = size = 0
     truncated_by = None
     for batch in reader:
         room = max_bytes - size
-        if batch.nbytes > room:  # keep the rows that fit, at the batch's average row size
-            batches.append(batch.slice(0, batch.num_rows * room // batch.nbytes))
+        weight = max(batch.nbytes, 2 * sum(_leaves(column) for column in batch.columns))
+        if weight > room:  # keep the rows that fit, at the batch's average row weight
+            batches.append(batch.slice(0, batch.num_rows * room // weight))
             truncated_by = "max_result_bytes"
             break
         batches.append(batch)
-        size += batch.nbytes
+        size += weight
         rows += batch.num_rows
         if rows > max_rows:
             truncated_by = "max_rows"
@@ -215,13 +232,17 @@ def _answer(plan: QueryPlan) -> bytes:
     JSON and Arrow, not pickle: the parent trusts nothing the process that ran the SQL says."""
     try:
         result = execute(plan)
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, result.table.schema) as writer:
+            writer.write_table(result.table)
     except ClientError as error:
         return _answer_error(error)
-    except MemoryError:
+    except (MemoryError, pa.ArrowMemoryError):
         return _answer_error(_out_of_memory(plan.limits))
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, result.table.schema) as writer:
-        writer.write_table(result.table)
+    except (pa.ArrowException, RecursionError) as error:  # a value Arrow cannot hold or write
+        return _answer_error(
+            ClientError(400, "query_result_unsupported", f"the answer cannot be built: {error}")
+        )
     head = {"columns": result.columns, "truncated_by": result.truncated_by}
     return json.dumps(head).encode() + b"\n" + sink.getvalue().to_pybytes()
 

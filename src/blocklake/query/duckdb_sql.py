@@ -160,7 +160,10 @@ def catalog_names() -> frozenset[str]:
 def _serialized(sql: str) -> dict:
     with _parser_lock:
         text = _parser().execute("SELECT json_serialize_sql($sql)", {"sql": sql}).fetchone()[0]
-    return json.loads(text)
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ClientError(400, "invalid_sql", "the SQL is nested too deeply") from None
 
 
 @cache
@@ -224,8 +227,14 @@ def check_query(sql: str, views: frozenset[str]) -> None:
     statements = parse_tree(sql)["statements"]
     if len(statements) != 1:
         raise ClientError(400, "invalid_sql", f"expected one statement, got {len(statements)}")
-    problems = _problems(statements[0]["node"], views, frozenset(), allowed_functions())
-    for problem, location in problems:
+    try:
+        problem, location = next(
+            _problems(statements[0]["node"], views, frozenset(), allowed_functions()),
+            (None, None),
+        )
+    except RecursionError:
+        raise ClientError(400, "invalid_sql", "the SQL is nested too deeply") from None
+    if problem is not None:
         if isinstance(location, int) and 0 <= location < len(sql):
             problem += "\n\n" + pointer(sql, location)
         raise ClientError(400, "not_allowed", problem)
