@@ -81,6 +81,9 @@ class BlockSummary:
     a bound above it when that bound is well within the budget."""
     map_bytes: int
     """Text bytes of the map entries."""
+    min_event_ticks: int | None = None
+    """Smallest ``ticks`` of any event but span begins (which may be replayed, with older
+    ticks), None if there are none."""
 
 
 def _align8(size: int) -> int:
@@ -215,7 +218,7 @@ def check_payload(
         )
     rows: dict[str, int] = {}
     expanded = maps = 0
-    low = high = None
+    low = high = event_low = None
     # A quick bound first: if every possible reference (4 payload bytes each) to the longest
     # string, with the fixed-width values and the map budget, fits the budget, no column of
     # references needs its exact sum (a third of the check's time on a typical block).
@@ -254,6 +257,8 @@ def check_payload(
             elif complete and field.name == "ticks" and field.type == "i64" and values:
                 low = min(values) if low is None else min(low, min(values))
                 high = max(values) if high is None else max(high, max(values))
+                if event_type.name not in SPAN_TYPES:
+                    event_low = min(values) if event_low is None else min(event_low, min(values))
             if event_type.name in _SPAN_NAMES and values:
                 _check_span_field(field.name, values, what)
         if expanded + maps > budget.max_expanded_bytes:
@@ -267,7 +272,7 @@ def check_payload(
             "uncompressed_size or a count is wrong"
         )
     _check_counts(rows, object_count)
-    return BlockSummary(rows, low, high, expanded + maps, maps)
+    return BlockSummary(rows, low, high, expanded + maps, maps, event_low)
 
 
 def _check_span_field(name: str, values: array, what: str) -> None:
