@@ -11,6 +11,7 @@ and value) is summed before anything is expanded.
 from __future__ import annotations
 
 import codecs
+import itertools
 import operator
 import struct
 import sys
@@ -211,6 +212,7 @@ def check_payload(
     references itself, and conversion needs no range; that halves the time of this check."""
     walker = _Walker(payload)
     lengths = _string_lengths(walker)
+    text = _string_text(walker, lengths)
     section_count, _ = walker.unpack("<II", "section count")
     if section_count > len(layout):
         raise FormatError(
@@ -219,6 +221,7 @@ def check_payload(
     rows: dict[str, int] = {}
     expanded = maps = 0
     low = high = event_low = None
+    maps_to_check: list[tuple[array, array, str]] = []
     # A quick bound first: if every possible reference (4 payload bytes each) to the longest
     # string, with the fixed-width values and the map budget, fits the budget, no column of
     # references needs its exact sum (a third of the check's time on a typical block).
@@ -244,11 +247,15 @@ def check_payload(
                     maps += _refs_bytes(
                         refs, lengths, f"{what} {part}", longest=None, in_range=complete
                     )
+                    if part == "keys":
+                        keys = refs
                 if maps > budget.max_map_bytes:
                     raise FormatError(
                         f"{what}: map entries hold over {budget.max_map_bytes} bytes of text: "
                         "split the block"
                     )
+                if complete:  # after every budget check: see below
+                    maps_to_check.append((keys, offsets, what))
                 continue
             values = walker.array(_ARRAY_CODES[field.type], count, what)
             expanded += FIELD_WIDTHS[field.type] * count
@@ -272,7 +279,35 @@ def check_payload(
             "uncompressed_size or a count is wrong"
         )
     _check_counts(rows, object_count)
+    for keys, offsets, what in maps_to_check:
+        _check_unique_keys(keys, offsets, lengths, text, what)
     return BlockSummary(rows, low, high, expanded + maps, maps, event_low)
+
+
+def _string_text(walker: _Walker, lengths: array) -> memoryview:
+    """The string table's UTF-8 bytes (``_string_lengths`` has just read past them)."""
+    size = sum(lengths)
+    start = 4 + 4 * (len(lengths) + 1)
+    return walker.payload[start : start + size]
+
+
+def _check_unique_keys(
+    keys: array, offsets: array, lengths: array, text: memoryview, what: str
+) -> None:
+    """No map row repeats a key: readers would keep either value. Rows compare references,
+    which is enough once the strings used as keys are known distinct (a writer interns each
+    string once, but a forged table may repeat one)."""
+    used = set(keys)
+    if len(used) > 1:
+        starts = array("q", [0])
+        for length in lengths:
+            starts.append(starts[-1] + length)
+        texts = {bytes(text[starts[ref] : starts[ref + 1]]) for ref in used}
+        if len(texts) != len(used):
+            raise FormatError(f"{what} keys: the string table repeats a key's text")
+    for row, (start, end) in enumerate(itertools.pairwise(offsets)):
+        if end - start > 1 and len(set(keys[start:end])) != end - start:
+            raise FormatError(f"{what} row {row} repeats a key: each key appears once per map")
 
 
 def _check_span_field(name: str, values: array, what: str) -> None:

@@ -1,0 +1,70 @@
+"""Issue 10, items 4-6: what a block holds is refused at ingest (400 naming the field) when
+readers could not agree on it: repeated map keys, unmatched span ends, nonzero reserved bytes."""
+
+from __future__ import annotations
+
+import struct
+import uuid
+import zlib
+
+import pytest
+
+from blocklake.format.encode import StringTable, encode_block, encode_section
+from blocklake.format.schema import event_types
+from tests.handlers.test_ingest_refusals import Ingest, refused
+
+
+class Pairs(list):
+    """A property map that repeats keys, as a forger may write one."""
+
+    def items(self):
+        return self
+
+
+@pytest.fixture
+def ingest(settings, context) -> Ingest:
+    return Ingest(settings, context)
+
+
+def log_block(stream: str, properties: list, *, compress: bool = True) -> bytes:
+    strings = StringTable()
+    n = len(properties)
+    ticks = list(range(10, 10 + n))
+    columns = [ticks, [4] * n, ["t"] * n, ["m"] * n, properties]
+    section = encode_section(event_types()["log_entry"], columns, strings)
+    return encode_block(
+        stream_id=uuid.UUID(stream),
+        sequence=0,
+        begin_ticks=ticks[0],
+        end_ticks=ticks[-1],
+        object_count=n,
+        sections=[section],
+        strings=strings,
+        compress=compress,
+    )
+
+
+def with_crc(block: bytearray) -> bytes:
+    struct.pack_into("<I", block, 80, zlib.crc32(block[88:]))
+    return bytes(block)
+
+
+def test_a_repeated_property_key_is_refused(ingest: Ingest) -> None:
+    stream = ingest.stream(start_ticks=0)
+    block = log_block(stream, [{"a": "1"}, Pairs([("a", "1"), ("a", "2")])])
+    refused(ingest, "/v1/blocks", block, 400, "log_entry.properties", "row 1", "repeats a key")
+
+
+def test_a_key_repeated_through_a_repeated_string_is_refused(ingest: Ingest) -> None:
+    stream = ingest.stream(start_ticks=0)
+    block = bytearray(log_block(stream, [{"a": "1", "b": "2"}], compress=False))
+    # strings: t, m, a, 1, b, 2; make "b" read "a": two refs, one text
+    table = block.index(b"tma1b2")
+    block[table + 4] = ord("a")
+    refused(ingest, "/v1/blocks", with_crc(block), 400, "log_entry.properties", "repeats")
+
+
+def test_distinct_keys_across_rows_are_accepted(ingest: Ingest) -> None:
+    stream = ingest.stream(start_ticks=0)
+    block = log_block(stream, [{"a": "1", "b": "2"}, {"a": "2"}, {}, None])
+    assert ingest.call("/v1/blocks", block)[0] == 201
