@@ -68,3 +68,48 @@ def test_distinct_keys_across_rows_are_accepted(ingest: Ingest) -> None:
     stream = ingest.stream(start_ticks=0)
     block = log_block(stream, [{"a": "1", "b": "2"}, {"a": "2"}, {}, None])
     assert ingest.call("/v1/blocks", block)[0] == 201
+
+
+def span_block(stream: str, begins: list[tuple[int, int]], ends: list[tuple[int, int]]) -> bytes:
+    """Thread span begins and ends, as (ticks, span id)."""
+    types = event_types()
+    strings = StringTable()
+    k = len(begins)
+    sections = []
+    if begins:
+        columns = [[b[0] for b in begins], [b[1] for b in begins], [0] * k, [0] * k]
+        columns += [["s"] * k, ["t"] * k, ["f"] * k, [1] * k]
+        sections.append(encode_section(types["thread_span_begin"], columns, strings))
+    if ends:
+        columns = [[e[0] for e in ends], [e[1] for e in ends]]
+        sections.append(encode_section(types["thread_span_end"], columns, strings))
+    ticks = [t for t, _ in begins + ends]
+    return encode_block(
+        stream_id=uuid.UUID(stream),
+        sequence=0,
+        begin_ticks=min(ticks),
+        end_ticks=max(ticks),
+        object_count=0,
+        sections=sections,
+        strings=strings,
+    )
+
+
+@pytest.mark.parametrize(
+    "begins,ends,words",
+    [
+        ([], [(20, 1)], ["thread_span_end.span_id 1", "no thread_span_begin"]),
+        ([(10, 2)], [(20, 1)], ["thread_span_end.span_id 1", "no thread_span_begin"]),
+        ([(30, 1)], [(20, 1)], ["thread_span_end.ticks 20", "before its begin"]),
+    ],
+    ids=["end alone", "end of another span", "end before begin"],
+)
+def test_unmatched_span_ends_are_refused(ingest: Ingest, begins, ends, words) -> None:
+    stream = ingest.stream("thread_span_begin", "thread_span_end", start_ticks=0)
+    refused(ingest, "/v1/blocks", span_block(stream, begins, ends), 400, *words)
+
+
+def test_open_spans_and_zero_length_spans_are_accepted(ingest: Ingest) -> None:
+    stream = ingest.stream("thread_span_begin", "thread_span_end", start_ticks=0)
+    block = span_block(stream, [(10, 1), (12, 2)], [(12, 2)])
+    assert ingest.call("/v1/blocks", block)[0] == 201

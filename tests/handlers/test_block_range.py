@@ -66,7 +66,7 @@ def stream(ingest: Ingest) -> str:
         (0, HOUR + 1, [0, HOUR + 1], (), "end_ticks"),
         (10, 20, [10], [(12, 21)], "end_ticks"),  # a span end after end_ticks
         (10, 20, [10], [(2, 9)], "begin_ticks"),  # a span end before begin_ticks
-        (10, 20, [10], [(25, 15)], "end_ticks"),  # a span begin after end_ticks
+        (10, 20, [10], [(25, 15)], "before its begin"),  # a span begin after end_ticks
     ],
 )
 def test_events_outside_the_block_are_refused(ingest, stream, begin, end, logs, spans, field):

@@ -222,6 +222,7 @@ def check_payload(
     expanded = maps = 0
     low = high = event_low = None
     maps_to_check: list[tuple[array, array, str]] = []
+    span_columns: dict[tuple[str, str], array] = {}
     # A quick bound first: if every possible reference (4 payload bytes each) to the longest
     # string, with the fixed-width values and the map budget, fits the budget, no column of
     # references needs its exact sum (a third of the check's time on a typical block).
@@ -268,6 +269,8 @@ def check_payload(
                     event_low = min(values) if event_low is None else min(event_low, min(values))
             if event_type.name in _SPAN_NAMES and values:
                 _check_span_field(field.name, values, what)
+                if complete and field.name in ("ticks", "span_id"):
+                    span_columns[(event_type.name, field.name)] = values
         if expanded + maps > budget.max_expanded_bytes:
             raise FormatError(
                 f"{event_type.name}: rows expand to over {budget.max_expanded_bytes} bytes of "
@@ -281,6 +284,8 @@ def check_payload(
     _check_counts(rows, object_count)
     for keys, offsets, what in maps_to_check:
         _check_unique_keys(keys, offsets, lengths, text, what)
+    if span_columns:
+        _check_span_ends(span_columns)
     return BlockSummary(rows, low, high, expanded + maps, maps, event_low)
 
 
@@ -308,6 +313,35 @@ def _check_unique_keys(
     for row, (start, end) in enumerate(itertools.pairwise(offsets)):
         if end - start > 1 and len(set(keys[start:end])) != end - start:
             raise FormatError(f"{what} row {row} repeats a key: each key appears once per map")
+
+
+def _check_span_ends(columns: dict[tuple[str, str], array]) -> None:
+    """Each span end closes a begin of the same block (a block decodes alone: the begins of
+    spans open at its start are replayed), at or after that begin's ticks."""
+    empty = array("q")
+    for begin_type, end_type in SPAN_TYPES.items():
+        end_ids = columns.get((end_type, "span_id"), empty)
+        if not end_ids:
+            continue
+        begin_ticks = dict(
+            zip(
+                columns.get((begin_type, "span_id"), empty),
+                columns.get((begin_type, "ticks"), empty),
+                strict=True,
+            )
+        )
+        end_ticks = columns.get((end_type, "ticks"), array("q", bytes(8 * len(end_ids))))
+        for span_id, ticks in zip(end_ids, end_ticks, strict=True):
+            began = begin_ticks.get(span_id)
+            if began is None:
+                raise FormatError(
+                    f"{end_type}.span_id {span_id} has no {begin_type} in the block (the begins "
+                    "of spans open at the block's start are replayed in it)"
+                )
+            if ticks < began:
+                raise FormatError(
+                    f"{end_type}.ticks {ticks} of span {span_id} is before its begin ({began})"
+                )
 
 
 def _check_span_field(name: str, values: array, what: str) -> None:
