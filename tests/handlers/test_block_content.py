@@ -7,6 +7,7 @@ import struct
 import uuid
 import zlib
 
+import lz4.block
 import pytest
 
 from blocklake.format.encode import StringTable, encode_block, encode_section
@@ -113,3 +114,43 @@ def test_open_spans_and_zero_length_spans_are_accepted(ingest: Ingest) -> None:
     stream = ingest.stream("thread_span_begin", "thread_span_end", start_ticks=0)
     block = span_block(stream, [(10, 1), (12, 2)], [(12, 2)])
     assert ingest.call("/v1/blocks", block)[0] == 201
+
+
+def _table_end(block: bytes) -> int:
+    """Offset in the block of the payload's section_count (after the padded string table)."""
+    (count,) = struct.unpack_from("<I", block, 88)
+    (text,) = struct.unpack_from("<i", block, 88 + 4 + 4 * count)
+    size = 4 + 4 * (count + 1) + text
+    return 88 + size + (-size % 8)
+
+
+@pytest.mark.parametrize("change", [-8, 8, "zero"])
+def test_uncompressed_size_is_the_payload_size_without_compression(ingest, change) -> None:
+    stream = ingest.stream(start_ticks=0)
+    block = bytearray(log_block(stream, [{"a": "1"}], compress=False))
+    size = len(block) - 88
+    assert struct.unpack_from("<I", block, 76) == (size,)
+    struct.pack_into("<I", block, 76, 0 if change == "zero" else size + change)
+    refused(ingest, "/v1/blocks", bytes(block), 400, "uncompressed_size")
+
+
+@pytest.mark.parametrize(
+    "where,fmt,words",
+    [
+        (4, "<I", ["payload field reserved"]),  # after section_count
+        (10, "<H", ["section of type 1", "reserved"]),
+        (8 + 8 + 8 + 1, "B", ["padding after log_entry.level"]),  # after the 1-byte level
+    ],
+    ids=["payload reserved", "section reserved", "pad8"],
+)
+@pytest.mark.parametrize("compress", [False, True])
+def test_reserved_and_padding_bytes_must_be_zero(ingest, where, fmt, words, compress) -> None:
+    stream = ingest.stream(start_ticks=0)
+    plain = bytearray(log_block(stream, [{"a": "1"}], compress=False))
+    struct.pack_into(fmt, plain, _table_end(plain) + where, 1)
+    if compress:
+        body = lz4.block.compress(bytes(plain[88:]), store_size=False)
+        plain[8] = 1
+        struct.pack_into("<II", plain, 72, len(body), len(plain) - 88)
+        plain[88:] = body
+    refused(ingest, "/v1/blocks", with_crc(plain), 400, *words)

@@ -101,6 +101,11 @@ def decompress(data: bytes, header: BlockHeader, budget: Budget = DEFAULT_BUDGET
     if header.compression != COMPRESSION_LZ4:
         if len(body) > limit:
             raise FormatError(f"payload is {len(body)} bytes, over the {limit}-byte limit")
+        if header.uncompressed_size != len(body):
+            raise FormatError(
+                f"uncompressed_size {header.uncompressed_size} is not the size of the "
+                f"uncompressed payload ({len(body)} bytes)"
+            )
         return bytes(body)
     if header.uncompressed_size > limit:
         raise FormatError(
@@ -142,14 +147,21 @@ class _Walker:
         size = values.itemsize * count
         self._need(size, what)
         values.frombytes(self.payload[self.pos : self.pos + size])
-        self.pos = _align8(self.pos + size) if pad else self.pos + size
+        self.pos = self._pad(self.pos + size, what) if pad else self.pos + size
         return values
 
     def bytes(self, size: int, what: str) -> memoryview:
         self._need(size, what)
         data = self.payload[self.pos : self.pos + size]
-        self.pos = _align8(self.pos + size)
+        self.pos = self._pad(self.pos + size, what)
         return data
+
+    def _pad(self, end: int, what: str) -> int:
+        """The next multiple of 8 from ``end``, after checking the padding bytes are zero."""
+        aligned = _align8(end)
+        if any(self.payload[end:aligned]):
+            raise FormatError(f"padding after {what} (offset {end}) is not zero bytes")
+        return aligned
 
     def _need(self, size: int, what: str) -> None:
         if size < 0 or self.pos + size > len(self.payload):
@@ -213,7 +225,9 @@ def check_payload(
     walker = _Walker(payload)
     lengths = _string_lengths(walker)
     text = _string_text(walker, lengths)
-    section_count, _ = walker.unpack("<II", "section count")
+    section_count, reserved = walker.unpack("<II", "section count")
+    if reserved:
+        raise FormatError(f"payload field reserved (after section_count) is {reserved}: expected 0")
     if section_count > len(layout):
         raise FormatError(
             f"section count {section_count} is more than the {len(layout)} types of the layout"
@@ -230,7 +244,11 @@ def check_payload(
     bound = len(payload) + len(payload) // 4 * longest + budget.max_map_bytes
     quick = longest if bound <= budget.max_expanded_bytes else None
     for _ in range(section_count):
-        type_id, _, count = walker.unpack("<HHI", "section header")
+        type_id, reserved, count = walker.unpack("<HHI", "section header")
+        if reserved:
+            raise FormatError(
+                f"section of type {type_id}: field reserved is {reserved}: expected 0"
+            )
         event_type = layout.get(type_id)
         if event_type is None:
             raise FormatError(f"section of event type {type_id}, which the stream's layout lacks")
