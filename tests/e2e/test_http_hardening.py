@@ -69,6 +69,19 @@ def test_chunked_bodies_are_refused(server: LocalServer) -> None:
     assert (status, document["error"]["code"]) == (411, "length_required")
 
 
+def test_a_post_without_content_length_is_refused_and_closed(server: LocalServer) -> None:
+    """Its body must not be read as the next request on the connection (smuggling)."""
+    head = (
+        f"POST /v1/blocks HTTP/1.1\r\nHost: x\r\nx-api-key: {API_KEY}\r\n"
+        "Content-Type: application/octet-stream"
+    )
+    smuggled = f"GET /v1/health HTTP/1.1\r\nHost: x\r\nx-api-key: {API_KEY}\r\n\r\n"
+    received = raw_request(server, head, smuggled.encode())
+    status, document = answer(received)
+    assert (status, document["error"]["code"]) == (411, "length_required")
+    assert received.count(b"HTTP/1.") == 1  # one answer, then the connection is closed
+
+
 def test_a_body_that_never_finishes_times_out(server: LocalServer) -> None:
     started = time.perf_counter()
     status, document = answer(raw_request(server, blocks_head("1000"), b"only part of it"))

@@ -99,14 +99,17 @@ def test_expanded_text_is_bounded_per_block() -> None:
     budget = Budget(max_expanded_bytes=200)
     with pytest.raises(FormatError, match="expand"):
         check_block(wrap(body), ALL, budget)
-    assert check_block(wrap(body), ALL, Budget(max_expanded_bytes=400))[2].expanded_bytes > 300
+    # (the map repeats its key: only the check of each reference, skipped here, refuses that)
+    budget = Budget(max_expanded_bytes=400)
+    assert check_block(wrap(body), ALL, budget, complete=False)[2].expanded_bytes > 300
 
 
 def test_map_text_is_bounded_on_its_own() -> None:
     body = payload(log_section([0, 3], [0, 0, 0], [1, 1, 1]), strings=strings_of("a", "b" * 100))
     with pytest.raises(FormatError, match="map entries"):
         check_block(wrap(body), ALL, Budget(max_map_bytes=200))
-    assert check_block(wrap(body), ALL, Budget(max_map_bytes=400))[2].map_bytes == 303
+    budget = Budget(max_map_bytes=400)
+    assert check_block(wrap(body), ALL, budget, complete=False)[2].map_bytes == 303
 
 
 def test_the_compression_ratio_is_bounded_above_the_floor() -> None:

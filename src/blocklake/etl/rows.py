@@ -14,13 +14,37 @@ from blocklake.stores.models import ProcessInfo
 NANOSECONDS = pa.timestamp("ns", tz="UTC")
 
 
+_EXACT_INT64_FREQUENCY = (2**63 - 1) // 1_000_000_000
+"""Highest tick frequency whose remainder (below it) times 10**9 fits an int64."""
+
+
 def times_ns(ticks: pa.ChunkedArray | pa.Array, process: ProcessInfo) -> pa.Array:
-    """Ticks of the process clock to nanoseconds since the epoch (UTC)."""
-    delta = pc.subtract(ticks, process.start_ticks)
-    if process.tick_frequency != 1_000_000_000:
-        scaled = pc.multiply(pc.cast(delta, pa.float64()), 1e9 / process.tick_frequency)
-        delta = pc.cast(pc.round(scaled), pa.int64())
-    return pc.add(delta, process.start_time_ns)
+    """Ticks of the process clock to nanoseconds since the epoch (UTC), exactly as
+    ``ProcessInfo.time_ns`` (integer arithmetic: whole seconds by floor division, then the
+    remainder scaled), with checked int64 operations: ingest accepted only ticks whose time
+    fits, so nothing overflows, and if something did it would fail rather than wrap."""
+    if isinstance(ticks, pa.ChunkedArray):
+        ticks = ticks.combine_chunks()
+    frequency = process.tick_frequency
+    delta = pc.subtract_checked(ticks, process.start_ticks)
+    if frequency == 1_000_000_000:
+        return pc.add_checked(delta, process.start_time_ns)
+    if frequency > _EXACT_INT64_FREQUENCY:
+        # Clocks above ~9.2 GHz: the scaled remainder needs more than 64 bits; Python's
+        # integers compute it exactly (such clocks are rare, so the loop costs little).
+        return pa.array(
+            [None if tick is None else process.time_ns(tick) for tick in ticks.to_pylist()],
+            pa.int64(),
+        )
+    # Arrow's integer division truncates toward zero: step down where the remainder is negative.
+    seconds = pc.divide_checked(delta, frequency)
+    remainder = pc.subtract_checked(delta, pc.multiply_checked(seconds, frequency))
+    negative = pc.less(remainder, 0)
+    seconds = pc.if_else(negative, pc.subtract(seconds, 1), seconds)
+    remainder = pc.if_else(negative, pc.add(remainder, frequency), remainder)
+    fraction = pc.divide_checked(pc.multiply_checked(remainder, 1_000_000_000), frequency)
+    nanoseconds = pc.add_checked(pc.multiply_checked(seconds, 1_000_000_000), fraction)
+    return pc.add_checked(nanoseconds, process.start_time_ns)
 
 
 def timestamps(nanoseconds: pa.ChunkedArray | pa.Array, unit: pa.DataType) -> pa.Array:

@@ -11,6 +11,7 @@ and value) is summed before anything is expanded.
 from __future__ import annotations
 
 import codecs
+import itertools
 import operator
 import struct
 import sys
@@ -81,6 +82,9 @@ class BlockSummary:
     a bound above it when that bound is well within the budget."""
     map_bytes: int
     """Text bytes of the map entries."""
+    min_event_ticks: int | None = None
+    """Smallest ``ticks`` of any event but span begins (which may be replayed, with older
+    ticks), None if there are none."""
 
 
 def _align8(size: int) -> int:
@@ -97,6 +101,11 @@ def decompress(data: bytes, header: BlockHeader, budget: Budget = DEFAULT_BUDGET
     if header.compression != COMPRESSION_LZ4:
         if len(body) > limit:
             raise FormatError(f"payload is {len(body)} bytes, over the {limit}-byte limit")
+        if header.uncompressed_size != len(body):
+            raise FormatError(
+                f"uncompressed_size {header.uncompressed_size} is not the size of the "
+                f"uncompressed payload ({len(body)} bytes)"
+            )
         return bytes(body)
     if header.uncompressed_size > limit:
         raise FormatError(
@@ -138,14 +147,21 @@ class _Walker:
         size = values.itemsize * count
         self._need(size, what)
         values.frombytes(self.payload[self.pos : self.pos + size])
-        self.pos = _align8(self.pos + size) if pad else self.pos + size
+        self.pos = self._pad(self.pos + size, what) if pad else self.pos + size
         return values
 
     def bytes(self, size: int, what: str) -> memoryview:
         self._need(size, what)
         data = self.payload[self.pos : self.pos + size]
-        self.pos = _align8(self.pos + size)
+        self.pos = self._pad(self.pos + size, what)
         return data
+
+    def _pad(self, end: int, what: str) -> int:
+        """The next multiple of 8 from ``end``, after checking the padding bytes are zero."""
+        aligned = _align8(end)
+        if any(self.payload[end:aligned]):
+            raise FormatError(f"padding after {what} (offset {end}) is not zero bytes")
+        return aligned
 
     def _need(self, size: int, what: str) -> None:
         if size < 0 or self.pos + size > len(self.payload):
@@ -208,14 +224,19 @@ def check_payload(
     references itself, and conversion needs no range; that halves the time of this check."""
     walker = _Walker(payload)
     lengths = _string_lengths(walker)
-    section_count, _ = walker.unpack("<II", "section count")
+    text = _string_text(walker, lengths)
+    section_count, reserved = walker.unpack("<II", "section count")
+    if reserved:
+        raise FormatError(f"payload field reserved (after section_count) is {reserved}: expected 0")
     if section_count > len(layout):
         raise FormatError(
             f"section count {section_count} is more than the {len(layout)} types of the layout"
         )
     rows: dict[str, int] = {}
     expanded = maps = 0
-    low = high = None
+    low = high = event_low = None
+    maps_to_check: list[tuple[array, array, str]] = []
+    span_columns: dict[tuple[str, str], array] = {}
     # A quick bound first: if every possible reference (4 payload bytes each) to the longest
     # string, with the fixed-width values and the map budget, fits the budget, no column of
     # references needs its exact sum (a third of the check's time on a typical block).
@@ -223,7 +244,11 @@ def check_payload(
     bound = len(payload) + len(payload) // 4 * longest + budget.max_map_bytes
     quick = longest if bound <= budget.max_expanded_bytes else None
     for _ in range(section_count):
-        type_id, _, count = walker.unpack("<HHI", "section header")
+        type_id, reserved, count = walker.unpack("<HHI", "section header")
+        if reserved:
+            raise FormatError(
+                f"section of type {type_id}: field reserved is {reserved}: expected 0"
+            )
         event_type = layout.get(type_id)
         if event_type is None:
             raise FormatError(f"section of event type {type_id}, which the stream's layout lacks")
@@ -241,11 +266,15 @@ def check_payload(
                     maps += _refs_bytes(
                         refs, lengths, f"{what} {part}", longest=None, in_range=complete
                     )
+                    if part == "keys":
+                        keys = refs
                 if maps > budget.max_map_bytes:
                     raise FormatError(
                         f"{what}: map entries hold over {budget.max_map_bytes} bytes of text: "
                         "split the block"
                     )
+                if complete:  # after every budget check: see below
+                    maps_to_check.append((keys, offsets, what))
                 continue
             values = walker.array(_ARRAY_CODES[field.type], count, what)
             expanded += FIELD_WIDTHS[field.type] * count
@@ -254,8 +283,12 @@ def check_payload(
             elif complete and field.name == "ticks" and field.type == "i64" and values:
                 low = min(values) if low is None else min(low, min(values))
                 high = max(values) if high is None else max(high, max(values))
+                if event_type.name not in SPAN_TYPES:
+                    event_low = min(values) if event_low is None else min(event_low, min(values))
             if event_type.name in _SPAN_NAMES and values:
                 _check_span_field(field.name, values, what)
+                if complete and field.name in ("ticks", "span_id"):
+                    span_columns[(event_type.name, field.name)] = values
         if expanded + maps > budget.max_expanded_bytes:
             raise FormatError(
                 f"{event_type.name}: rows expand to over {budget.max_expanded_bytes} bytes of "
@@ -267,7 +300,66 @@ def check_payload(
             "uncompressed_size or a count is wrong"
         )
     _check_counts(rows, object_count)
-    return BlockSummary(rows, low, high, expanded + maps, maps)
+    for keys, offsets, what in maps_to_check:
+        _check_unique_keys(keys, offsets, lengths, text, what)
+    if span_columns:
+        _check_span_ends(span_columns)
+    return BlockSummary(rows, low, high, expanded + maps, maps, event_low)
+
+
+def _string_text(walker: _Walker, lengths: array) -> memoryview:
+    """The string table's UTF-8 bytes (``_string_lengths`` has just read past them)."""
+    size = sum(lengths)
+    start = 4 + 4 * (len(lengths) + 1)
+    return walker.payload[start : start + size]
+
+
+def _check_unique_keys(
+    keys: array, offsets: array, lengths: array, text: memoryview, what: str
+) -> None:
+    """No map row repeats a key: readers would keep either value. Rows compare references,
+    which is enough once the strings used as keys are known distinct (a writer interns each
+    string once, but a forged table may repeat one)."""
+    used = set(keys)
+    if len(used) > 1:
+        starts = array("q", [0])
+        for length in lengths:
+            starts.append(starts[-1] + length)
+        texts = {bytes(text[starts[ref] : starts[ref + 1]]) for ref in used}
+        if len(texts) != len(used):
+            raise FormatError(f"{what} keys: the string table repeats a key's text")
+    for row, (start, end) in enumerate(itertools.pairwise(offsets)):
+        if end - start > 1 and len(set(keys[start:end])) != end - start:
+            raise FormatError(f"{what} row {row} repeats a key: each key appears once per map")
+
+
+def _check_span_ends(columns: dict[tuple[str, str], array]) -> None:
+    """Each span end closes a begin of the same block (a block decodes alone: the begins of
+    spans open at its start are replayed), at or after that begin's ticks."""
+    empty = array("q")
+    for begin_type, end_type in SPAN_TYPES.items():
+        end_ids = columns.get((end_type, "span_id"), empty)
+        if not end_ids:
+            continue
+        begin_ticks = dict(
+            zip(
+                columns.get((begin_type, "span_id"), empty),
+                columns.get((begin_type, "ticks"), empty),
+                strict=True,
+            )
+        )
+        end_ticks = columns.get((end_type, "ticks"), array("q", bytes(8 * len(end_ids))))
+        for span_id, ticks in zip(end_ids, end_ticks, strict=True):
+            began = begin_ticks.get(span_id)
+            if began is None:
+                raise FormatError(
+                    f"{end_type}.span_id {span_id} has no {begin_type} in the block (the begins "
+                    "of spans open at the block's start are replayed in it)"
+                )
+            if ticks < began:
+                raise FormatError(
+                    f"{end_type}.ticks {ticks} of span {span_id} is before its begin ({began})"
+                )
 
 
 def _check_span_field(name: str, values: array, what: str) -> None:

@@ -78,16 +78,19 @@ class EventType:
             raise SchemaError(f"event type {name!r}: {len(fields)} fields, at most {MAX_FIELDS}")
         parsed = []
         seen: set[str] = set()  # a set, not a scan of parsed: linear in the number of fields
-        for field in fields:
+        for index, field in enumerate(fields):
             if not isinstance(field, dict) or not isinstance(field.get("name"), str):
-                raise SchemaError(f"event type {name!r}: each field needs a string name")
+                raise SchemaError(
+                    f"event type {name!r}: fields[{index}] must be an object with a string "
+                    "'name' and 'type'"
+                )
             field_name = field["name"]
             if not NAME_PATTERN.match(field_name):
                 raise SchemaError(
                     f"event type {name!r}: field name {field_name[:140]!r} must be 1-128 "
                     "letters, digits or _"
                 )
-            if field.get("type") not in FIELD_TYPES:
+            if not isinstance(field.get("type"), str) or field["type"] not in FIELD_TYPES:
                 raise SchemaError(
                     f"event type {name!r}: field {field_name!r} has type "
                     f"{field.get('type')!r}, expected one of {sorted(FIELD_TYPES)}"

@@ -115,6 +115,7 @@ class IngestService:
         except FormatError as error:
             raise ClientError(400, "invalid_block", str(error)) from None
         _check_times(header, summary, process)
+        _check_range(header, summary, process)
         return self._block_info(tenant, header, stream, process)
 
     @staticmethod
@@ -135,6 +136,38 @@ class IngestService:
             object_count=header.object_count,
             payload_size=header.payload_size,
             object_key=raw_key(tenant, begin_ns, stream.stream_id, block_id),
+        )
+
+
+MAX_BLOCK_SPAN_NS = 3600 * 1_000_000_000
+"""Longest time from a block's ``begin_ticks`` to its ``end_ticks``: a block lands in the hour
+partition of its begin, and queries look one hour back for the rows running past it (the SDK
+cuts a block every second)."""
+
+
+def _check_range(header: BlockHeader, summary: BlockSummary, process: ProcessInfo) -> None:
+    """Every event lies within the header's ``begin_ticks``..``end_ticks``, span begins
+    excepted below it (the begins of spans open at the block's start are replayed with their
+    original ticks), and that range covers at most ``MAX_BLOCK_SPAN_NS``."""
+    if summary.max_ticks is not None and summary.max_ticks > header.end_ticks:
+        raise validate.invalid(
+            "end_ticks",
+            f"{header.end_ticks} is before an event of the block (ticks {summary.max_ticks}): "
+            "events must lie within begin_ticks..end_ticks",
+        )
+    if summary.min_event_ticks is not None and summary.min_event_ticks < header.begin_ticks:
+        raise validate.invalid(
+            "begin_ticks",
+            f"{header.begin_ticks} is after an event of the block (ticks "
+            f"{summary.min_event_ticks}): events must lie within begin_ticks..end_ticks (only "
+            "replayed span begins may be older)",
+        )
+    span = process.time_ns(header.end_ticks) - process.time_ns(header.begin_ticks)
+    if span > MAX_BLOCK_SPAN_NS:
+        raise validate.invalid(
+            "end_ticks",
+            f"the block covers {span} ns from begin_ticks to end_ticks, over one hour "
+            f"({MAX_BLOCK_SPAN_NS} ns): cut it into shorter blocks",
         )
 
 

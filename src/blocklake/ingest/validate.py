@@ -92,7 +92,9 @@ def uuid_text(document: dict, name: str, *, optional: bool = False) -> str | Non
 
 
 def string_map(document: dict, name: str) -> dict[str, str]:
-    value = document.get(name) or {}
+    value = document.get(name)
+    if value is None:  # missing or null: no entries
+        value = {}
     if not isinstance(value, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):

@@ -102,6 +102,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
             return json_answer(
                 400, "invalid_content_length", "Content-Length is given with different values"
             )
+        if not values and self.command not in ("GET", "HEAD"):
+            # Without a length the body's end is unknown: reading none would parse the body
+            # as the next request on the connection (request smuggling), so refuse and close.
+            return json_answer(
+                411, "length_required", f"{self.command} needs a Content-Length header"
+            )
         text = values[0].strip() if values else "0"
         if not text.isdigit() or not text.isascii() or len(text) > 18:
             return json_answer(

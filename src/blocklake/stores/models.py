@@ -20,11 +20,11 @@ class ProcessInfo:
     properties: dict[str, str] = field(default_factory=dict)
 
     def time_ns(self, ticks: int) -> int:
-        """Wall time of a tick of this process's clock."""
+        """Wall time of a tick of this process's clock, exactly (schemas/transit-v1.md):
+        ``start_time_ns + floor((ticks - start_ticks) * 10**9 / tick_frequency)``; the ETL
+        computes the same (``etl.rows.times_ns``)."""
         delta = ticks - self.start_ticks
-        if self.tick_frequency == 1_000_000_000:
-            return self.start_time_ns + delta
-        return self.start_time_ns + round(delta * 1e9 / self.tick_frequency)
+        return self.start_time_ns + delta * 1_000_000_000 // self.tick_frequency
 
 
 @dataclass(frozen=True, slots=True)
