@@ -254,7 +254,8 @@ class AthenaEngine:
             return ClientError(
                 504,
                 "query_timeout",
-                f"the query ran longer than {self.limits.timeout_s:g} s and was cancelled",
+                f"the query ran longer than {self.limits.timeout_s:g} s "
+                "(BLOCKLAKE_QUERY_TIMEOUT_S) and was cancelled",
             )
         reason = str(error)
         if SCAN_LIMIT_REASON in reason:
