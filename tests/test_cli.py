@@ -427,3 +427,15 @@ def test_a_client_hanging_up_is_no_traceback_on_the_server_console() -> None:
     handler.close_connection = False
     handler._respond(HttpResponse(200, {"Content-Type": "text/csv"}, b"x" * 100))
     assert handler.close_connection is True
+
+
+def test_processes_keeps_nanosecond_bounds_exact(
+    served: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli.time, "time_ns", lambda: T0 + 1)  # the process started at T0
+    result = runner.invoke(app, ["processes", *served, "--last", "1h", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.output)["rows"]) == 1
+    monkeypatch.setattr(cli.time, "time_ns", lambda: T0)
+    result = runner.invoke(app, ["processes", *served, "--last", "1h", "--format", "json"])
+    assert json.loads(result.output)["rows"] == []

@@ -623,14 +623,11 @@ def processes(
     output: Output = None,
 ) -> None:
     """Processes that started in the range, newest first, with their properties."""
+    from blocklake.query.views import timestamp_literal  # both bounds exact, as the views'
+
     window = time_range(last, begin, end)
-    start, stop = (
-        datetime.fromtimestamp(t / 1e9, UTC).isoformat(timespec="microseconds") for t in window
-    )
-    conditions = [
-        f"start_time >= {_quoted(start)}::TIMESTAMPTZ",
-        f"start_time < {_quoted(stop)}::TIMESTAMPTZ",
-    ]
+    start, stop = (timestamp_literal(t) for t in window)
+    conditions = [f"start_time >= {start}", f"start_time < {stop}"]
     if exe:
         conditions.append(f"contains(exe, {_quoted(exe)})")
     sql = (
