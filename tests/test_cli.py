@@ -18,6 +18,7 @@ from blocklake import cli, sdk
 from blocklake.cli import app
 from blocklake.config import Settings
 from blocklake.server.http import LocalServer
+from tests.helpers import http_event, log_block, process_document, stream_document
 from tests.query.conftest import HOUR, T0, QueryLake
 
 runner = CliRunner()
@@ -201,7 +202,19 @@ def test_serve_on_a_busy_port_is_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert f"port {port} on 127.0.0.1 is in use" in result.output
     assert len(result.output.strip().splitlines()) == 1
-    assert (tmp_path / "from-env" / "metadata.db").exists()  # BLOCKLAKE_DATA_DIR was honoured
+    assert not (tmp_path / "from-env").exists()  # the port is checked before the lake is made
+
+
+def test_serve_honours_blocklake_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def stop(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.time, "sleep", stop)
+    result = runner.invoke(
+        app, ["serve", "--port", "0"], env={"BLOCKLAKE_DATA_DIR": str(tmp_path / "from-env")}
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "from-env" / "metadata.db").exists()
 
 
 def test_times_outside_the_range_are_not_counted() -> None:
@@ -216,3 +229,213 @@ def test_query_dry_run_and_an_engine_the_server_lacks(served: list[str]) -> None
     result = runner.invoke(app, ["query", SQL, *served, *RANGE, "--engine", "athena"])
     assert result.exit_code == 1
     assert "athena is not configured on this server" in result.output
+
+
+# What a new user found (issue 14's follow-up).
+@pytest.fixture
+def served_lake(settings: Settings, context: object):
+    """``served`` and the lake behind it, to record more while a command runs."""
+    with LocalServer(settings, port=0) as server:
+        lake = QueryLake(settings, context, server.lake)
+        lake.record("acme", [1, 2])
+        yield ["--endpoint", server.url, "--api-key", "key-acme"], lake
+
+
+def _burst(lake: QueryLake, count: int, at_h: float = 3) -> list[str]:
+    """``count`` entries one nanosecond apart (most in one microsecond), in one block."""
+    process = process_document(start_time_ns=T0, start_ticks=0)
+    stream = stream_document(process["process_id"])
+    for path, document in (("/v1/processes", process), ("/v1/streams", stream)):
+        assert (
+            lake.ingest(http_event(path, document, tenant="acme"), lake.context)["statusCode"]
+            == 201
+        )
+    messages = [f"burst {i:03d}" for i in range(count)]
+    block = log_block(stream["stream_id"], messages, first_tick=int(at_h * HOUR))
+    event = http_event("/v1/blocks", block, tenant="acme")
+    assert lake.ingest(event, lake.context)["statusCode"] == 201
+    lake.lake.wait_converted()
+    return messages
+
+
+@pytest.mark.parametrize(("count", "limit", "page"), [(500, 100, 64), (30, 1, 1000), (7, 3, 2)])
+def test_logs_follow_prints_every_new_entry_of_a_burst(
+    served_lake: tuple[list[str], QueryLake],
+    monkeypatch: pytest.MonkeyPatch,
+    count: int,
+    limit: int,
+    page: int,
+) -> None:
+    served, lake = served_lake
+    polls: list[int] = []
+    burst: list[str] = []
+
+    def sleep(seconds: float) -> None:
+        polls.append(1)
+        if len(polls) == 1:
+            burst.extend(_burst(lake, count))
+        else:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "follow_sleep", sleep)
+    monkeypatch.setattr(cli, "FOLLOW_PAGE", page)
+    args = ["logs", "--follow", *served, "--begin", "2026-11-20T08:00:00Z", "--limit", str(limit)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    printed = [line.split(" test ")[1].rsplit(" ", 1)[0] for line in result.output.splitlines()]
+    first = ["at 1h", "at 2h"][-limit:]
+    assert printed == [*first, *burst]
+
+
+def test_logs_follow_after_a_first_screen_inside_one_instant(
+    served_lake: tuple[list[str], QueryLake], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served, lake = served_lake
+    before = _burst(lake, 5, at_h=2.5)  # 5 entries within one microsecond
+    polls: list[int] = []
+
+    def sleep(seconds: float) -> None:
+        polls.append(1)
+        if len(polls) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "follow_sleep", sleep)
+    args = ["logs", "--follow", *served, "--begin", "2026-11-20T08:00:00Z", "--limit", "2"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    for message in before[-2:]:
+        assert result.output.count(message) == 1
+    assert "burst 000" not in result.output and "at 2h" not in result.output
+
+
+def test_control_characters_are_escaped_in_human_output_only(
+    served_lake: tuple[list[str], QueryLake],
+) -> None:
+    served, lake = served_lake
+    hostile = "\x1b[2J\x1b[31mred\n2026-11-20T09:00:00+00:00 ERROR fake"
+    lake.record("acme", [3], prefix=hostile)
+    sql = "SELECT message FROM log_entries WHERE message LIKE '%red%'"
+    for args in (["logs", *served, *RANGE], ["query", sql, *served, *RANGE]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert "\x1b" not in result.output and "\\x1b[2J\\x1b[31mred\\n2026" in result.output
+        assert "\nfake" not in result.output and "ERROR fake" in result.output
+    result = runner.invoke(app, ["query", sql, *served, *RANGE, "--format", "json"])
+    assert json.loads(result.output)["rows"] == [[f"{hostile} 3h"]]
+    result = runner.invoke(app, ["query", sql, *served, *RANGE, "--format", "csv"])
+    assert list(csv.reader(io.StringIO(result.output)))[1] == [f"{hostile} 3h"]
+
+
+def test_visible_escapes_controls_and_bidi_overrides() -> None:
+    assert cli.visible("a\tb\r\x00\x7f\x9b\u202eZ ok é") == "a\\tb\\r\\x00\\x7f\\x9b\\u202eZ ok é"
+
+
+def test_the_table_prints_nan_and_infinities_apart_from_null(served: list[str]) -> None:
+    sql = (
+        "SELECT 'nan'::DOUBLE AS a, 'inf'::DOUBLE AS b, '-inf'::FLOAT AS c, NULL::DOUBLE AS d, "
+        "0.5 AS e"
+    )
+    result = runner.invoke(app, ["query", sql, *served, *RANGE])
+    assert result.exit_code == 0, result.output
+    (row,) = [line for line in result.output.splitlines() if "nan" in line]
+    assert [cell.strip() for cell in row.split("│")[1:-1]] == ["nan", "inf", "-inf", "", "0.5"]
+
+
+def test_the_table_prints_every_type(served: list[str]) -> None:
+    sql = (
+        "SELECT '\\xAA'::BLOB AS b, 'infinity'::DATE AS d, INTERVAL 3 DAYS AS i, "
+        "MAP {'k': 'v'} AS m, 18446744073709551615::UBIGINT AS u"
+    )
+    result = runner.invoke(app, ["query", sql, *served, *RANGE])
+    assert result.exit_code == 0, result.output
+    for text in ("\\xAA", "infinity", "3 days", '{"k": "v"}', "18446744073709551615"):
+        assert text in result.output
+
+
+def test_dry_run_writes_its_plan_to_output_or_refuses_a_format(
+    served: list[str], tmp_path: Path
+) -> None:
+    target = tmp_path / "plan.json"
+    args = ["query", SQL, *served, *RANGE, "--dry-run"]
+    result = runner.invoke(app, [*args, "--output", str(target)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(target.read_text())["dry_run"] is True and result.output == ""
+    result = runner.invoke(app, [*args, "--format", "json"])
+    assert json.loads(result.output)["dry_run"] is True
+    for output_format in ("csv", "parquet"):
+        result = runner.invoke(app, [*args, "--format", output_format, "-o", str(target)])
+        assert result.exit_code == 1
+        assert "--dry-run answers JSON" in result.output
+        assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("where", ["missing/answer.csv", "."])
+def test_a_bad_output_path_is_refused_before_querying(tmp_path: Path, where: str) -> None:
+    port = _free_port()  # nobody listens: the refusal comes before any request
+    target = tmp_path / where
+    result = runner.invoke(
+        app,
+        ["query", "SELECT 1", "--endpoint", f"http://127.0.0.1:{port}", "-o", str(target)],
+    )
+    assert result.exit_code == 1
+    assert "--output" in result.output and "cannot reach" not in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_sql_starting_with_a_comment_goes_after_a_double_dash(served: list[str]) -> None:
+    args = ["query", *served, *RANGE, "--format", "json", "--", "-- why\nSELECT 42 AS n"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["rows"] == [[42]]
+    help_text = runner.invoke(app, ["query", "--help"]).output
+    assert "comment" in help_text
+
+
+@pytest.mark.parametrize("last", ["-5m", "0m", "0s"])
+def test_a_last_not_positive_is_refused_naming_it(last: str) -> None:
+    result = runner.invoke(app, ["query", "SELECT 1", f"--last={last}"])
+    assert result.exit_code == 2
+    assert "--last" in result.output and "longer than zero" in result.output
+
+
+@pytest.mark.parametrize("level", ["WARNING", "warn", "CRITICAL", "fatal"])
+def test_logs_accepts_python_s_level_names(served: list[str], level: str) -> None:
+    result = runner.invoke(app, ["logs", *served, *RANGE, "--level", level])
+    assert result.exit_code == 0, result.output
+
+
+def test_help_shows_no_type_after_flags() -> None:
+    for args in (["--help"], ["query", "--help"], ["logs", "--help"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0 and "<bool>" not in result.output
+
+
+def test_a_client_hanging_up_is_no_traceback_on_the_server_console() -> None:
+    from blocklake.server.http import _RequestHandler
+    from blocklake.server.lake import HttpResponse
+
+    class HungUp(io.BytesIO):
+        def write(self, data: object) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    handler = _RequestHandler.__new__(_RequestHandler)
+    handler.wfile = HungUp()
+    handler.request_version = "HTTP/1.1"
+    handler.requestline = "POST /v1/query HTTP/1.1"
+    handler.command = "POST"
+    handler.client_address = ("127.0.0.1", 1)
+    handler.close_connection = False
+    handler._respond(HttpResponse(200, {"Content-Type": "text/csv"}, b"x" * 100))
+    assert handler.close_connection is True
+
+
+def test_processes_keeps_nanosecond_bounds_exact(
+    served: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli.time, "time_ns", lambda: T0 + 1)  # the process started at T0
+    result = runner.invoke(app, ["processes", *served, "--last", "1h", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.output)["rows"]) == 1
+    monkeypatch.setattr(cli.time, "time_ns", lambda: T0)
+    result = runner.invoke(app, ["processes", *served, "--last", "1h", "--format", "json"])
+    assert json.loads(result.output)["rows"] == []

@@ -7,9 +7,13 @@ The environment variables it reads are listed in ``blocklake.config``.
 
 from __future__ import annotations
 
+import datetime as dt
 import errno
 import json
+import math
 import os
+import re
+import socket
 import sys
 import tempfile
 import time
@@ -19,7 +23,9 @@ from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Annotated
 
+import pyarrow as pa
 import typer
+import typer.core
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -27,6 +33,16 @@ from rich.table import Table
 from blocklake.client import Client, QueryError, connect
 from blocklake.config import Settings
 from blocklake.format.schema import log_levels
+
+_display_type_rich = typer.core.TyperOption.display_type_rich
+
+
+def _flag_type(self: typer.core.TyperOption, ctx: typer.Context) -> str | None:
+    """No ``<bool>`` after a flag (--help, --version, --dry-run) in the help: it takes none."""
+    return None if self.is_flag else _display_type_rich(self, ctx)
+
+
+typer.core.TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign]
 
 app = typer.Typer(
     add_completion=False,
@@ -38,6 +54,12 @@ errors = Console(stderr=True)
 DEFAULT_KEY = "blocklake-local"
 FOLLOW_INTERVAL_S = 2.0
 """Seconds between two polls of ``blocklake logs --follow``."""
+FOLLOW_PAGE = 1000
+"""Entries asked for at a time when ``blocklake logs --follow`` pages through new entries."""
+LEVEL_ALIASES = {"WARNING": "WARN", "CRITICAL": "FATAL"}
+"""Python's logging names of the levels the lake names otherwise."""
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 class Format(StrEnum):
@@ -80,9 +102,23 @@ Output = Annotated[
 ]
 
 
+def visible(text: str) -> str:
+    """``text`` safe for a terminal: control characters (escape sequences, newlines faking a
+    line, bidirectional overrides) written as escapes (``\\x1b``, ``\\n``, ``\\u202e``), so
+    recorded data cannot move the cursor, clear the screen or forge a line."""
+
+    def escaped(match: re.Match[str]) -> str:
+        char = match.group()
+        if char in _NAMED:
+            return _NAMED[char]
+        return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+
+    return _CONTROL.sub(escaped, text)
+
+
 def fail(message: str) -> typer.Exit:
     """Prints ``message`` as one line on stderr; raise what it returns (exit status 1)."""
-    errors.print(f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    errors.print(f"[red]error:[/] {escape(visible(message))}", highlight=False, soft_wrap=True)
     return typer.Exit(1)
 
 
@@ -110,32 +146,86 @@ def post_query(endpoint: str, api_key: str, document: dict) -> dict:
     return json.loads(answer.body)
 
 
+NUMERIC = ("BIGINT", "INTEGER", "DOUBLE", "DECIMAL", "FLOAT", "HUGEINT", "SMALLINT", "TINYINT")
+
+
+def cell(value: object) -> str:
+    """A value as the table format prints it: NULL blank, NaN and infinities as ``nan``,
+    ``inf``, ``-inf``, times in ISO 8601, blobs as ``\\xAA`` escapes, nested values as JSON;
+    control characters escaped (``visible``)."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        text = value.isoformat()
+    elif isinstance(value, bytes):
+        text = "".join(chr(b) if 32 <= b < 127 and b != 92 else f"\\x{b:02X}" for b in value)
+    elif isinstance(value, pa.MonthDayNano):
+        text = f"{value.months} months {value.days} days {value.nanoseconds} ns"
+    elif isinstance(value, dict | list | tuple):
+        text = json.dumps(value, default=str, ensure_ascii=False)
+    else:
+        text = str(value)
+    return visible(text)
+
+
 def result_table(title: str, result: dict) -> Table:
-    table = Table(title=title, title_justify="left", title_style="bold")
+    """The rows of a JSON answer (or ``arrow_result``'s) as a table, control characters of
+    names and values escaped."""
+    table = Table(title=visible(title), title_justify="left", title_style="bold")
     for column in result["columns"]:
-        numeric = column["type"].split("(")[0] in (
-            "BIGINT",
-            "INTEGER",
-            "DOUBLE",
-            "DECIMAL",
-            "FLOAT",
-            "HUGEINT",
-        )
-        table.add_column(column["name"], justify="right" if numeric else "left")
+        numeric = column["type"].split("(")[0] in NUMERIC
+        table.add_column(escape(visible(column["name"])), justify="right" if numeric else "left")
     for row in result["rows"]:
-        table.add_row(*("" if value is None else escape(str(value)) for value in row))
+        table.add_row(*(escape(cell(value)) for value in row))
     return table
 
 
+def _sql_type(data_type: pa.DataType) -> str:
+    if pa.types.is_floating(data_type):
+        return "DOUBLE"
+    if pa.types.is_integer(data_type):
+        return "BIGINT"
+    if pa.types.is_decimal(data_type):
+        return "DECIMAL"
+    return str(data_type)
+
+
+def arrow_result(body: bytes) -> dict:
+    """An Arrow answer in the shape of the JSON one (``columns``, ``rows``, ``row_count``), its
+    values as Python has them: NaN and infinities stay floats, where JSON makes them null."""
+    from blocklake.query.service import _column_values  # values Python cannot hold, as text
+
+    table = pa.ipc.open_stream(body).read_all()
+    columns = [_column_values(column) for column in table.columns]
+    return {
+        "columns": [{"name": f.name, "type": _sql_type(f.type)} for f in table.schema],
+        "rows": [list(row) for row in zip(*columns, strict=True)],
+        "row_count": table.num_rows,
+    }
+
+
 def parse_duration(text: str) -> int:
-    """Nanoseconds of ``15m``, ``2h``, ``7d``, ``30s``; ``typer.BadParameter`` otherwise."""
+    """Nanoseconds of ``15m``, ``2h``, ``7d``, ``30s``; ``typer.BadParameter`` naming --last
+    otherwise, and for a duration that is not positive."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     try:
-        return int(float(text[:-1]) * units[text[-1]] * 1_000_000_000)
+        span = int(float(text[:-1]) * units[text[-1]] * 1_000_000_000)
     except (KeyError, ValueError, IndexError):
         raise typer.BadParameter(
-            f"{text!r}: expected a number and a unit, like 15m, 2h or 7d"
+            f"{text!r}: expected a number and a unit, like 15m, 2h or 7d", param_hint="--last"
         ) from None
+    if not span > 0:
+        raise typer.BadParameter(
+            f"{text!r}: expected a duration longer than zero, like 15m, 2h or 7d",
+            param_hint="--last",
+        )
+    return span
 
 
 def parse_instant(text: str, option: str) -> int:
@@ -154,7 +244,24 @@ def time_range(last: str, begin: str | None, end: str | None) -> tuple[int, int]
     """[begin, end) in nanoseconds: ``--begin`` or ``--last`` before ``--end`` (or now)."""
     end_ns = parse_instant(end, "--end") if end else time.time_ns()
     span = parse_duration(last)
-    return (parse_instant(begin, "--begin") if begin else end_ns - span), end_ns
+    begin_ns = parse_instant(begin, "--begin") if begin else end_ns - span
+    if begin_ns >= end_ns:
+        raise typer.BadParameter("the range is empty: --begin must be before --end")
+    return begin_ns, end_ns
+
+
+def check_output(output: Path | None) -> None:
+    """Refuses (one line, before any query runs) an ``--output`` that cannot be written: a
+    directory, a missing or read-only directory, a read-only file."""
+    if output is None:
+        return
+    parent = output.parent if str(output.parent) else Path(".")
+    if output.is_dir():
+        raise fail(f"--output {output}: is a directory; give a file name")
+    if not parent.is_dir():
+        raise fail(f"--output {output}: the directory {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (output.exists() and not os.access(output, os.W_OK)):
+        raise fail(f"--output {output}: not writable")
 
 
 def _ask(
@@ -168,11 +275,13 @@ def _ask(
     engine: Engine | None = None,
     max_rows: int | None = None,
 ) -> None:
-    """Runs ``sql`` and writes the answer in ``output_format`` to ``output`` or stdout."""
+    """Runs ``sql`` and writes the answer in ``output_format`` to ``output`` or stdout. The
+    table format asks for Arrow, which keeps NaN and infinities that JSON cannot."""
     binary = output_format in (Format.arrow, Format.parquet)
     if binary and output is None and sys.stdout.isatty():
         raise fail(f"{output_format} is binary: give --output FILE, or redirect stdout")
-    wire = "json" if output_format is Format.table else output_format.value
+    check_output(output)
+    wire = "arrow" if output_format is Format.table else output_format.value
     try:
         answer = client.request(
             sql,
@@ -184,19 +293,45 @@ def _ask(
     except QueryError as error:
         raise fail(error.message) from None
     if output_format is Format.table:
-        result = json.loads(answer.body)
+        result = arrow_result(answer.body)
         heading = f"{title + ': ' if title else ''}{result['row_count']} rows"
         if output is None:
             console.print(result_table(heading, result))
         else:
-            with output.open("w") as file:
+            with _written(output), output.open("w") as file:
                 Console(file=file, width=200).print(result_table(heading, result))
     elif output is None:
         typer.echo(answer.body, nl=False)
     else:
-        output.write_bytes(answer.body)
+        with _written(output):
+            output.write_bytes(answer.body)
     if answer.truncated_by:
         errors.print(f"note: the answer was cut by the {answer.truncated_by} limit")
+
+
+class _written:
+    """Turns a failure to write ``--output`` into one line (a disk filling up, say)."""
+
+    def __init__(self, output: Path) -> None:
+        self.output = output
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type | None, error: BaseException | None, trace: object) -> None:
+        if isinstance(error, OSError):
+            raise fail(f"--output {self.output}: {error.strerror or error}") from None
+
+
+def _check_port(host: str, port: int) -> None:
+    """``OSError`` (EADDRINUSE) when ``port`` is taken: checked before the data directory and
+    its metadata are created, so a busy port leaves nothing behind."""
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
+        probe.bind((host, port))
 
 
 @app.command()
@@ -218,6 +353,7 @@ def serve(
     if data_dir is not None:
         environment["BLOCKLAKE_DATA_DIR"] = str(data_dir)
     try:
+        _check_port(host, port)
         settings = Settings.from_env(environment)
         server = LocalServer(settings, host, port).start()
     except ValueError as error:  # a malformed BLOCKLAKE_* variable
@@ -240,7 +376,14 @@ def serve(
 
 @app.command()
 def query(
-    sql: Annotated[str, typer.Argument(help="One SQL query (DuckDB dialect) over the views.")],
+    sql: Annotated[
+        str,
+        typer.Argument(
+            help="One SQL query (DuckDB dialect) over the views. SQL starting with a dash (a "
+            "'-- comment') goes after '--': blocklake query [OPTIONS] -- '-- why\\nSELECT 1'.",
+            show_default=False,
+        ),
+    ],
     endpoint: Endpoint = "http://127.0.0.1:8787",
     api_key: ApiKey = DEFAULT_KEY,
     last: Last = "24h",
@@ -262,11 +405,19 @@ def query(
     client = connect(endpoint, api_key)
     window = time_range(last, begin, end)
     if dry_run:
+        if output_format not in (Format.table, Format.json):
+            raise fail(f"--dry-run answers JSON: --format {output_format} cannot hold it")
+        check_output(output)
         try:
             plan = client.dry_run(sql, *window, engine=engine.value if engine else None)
         except QueryError as error:
             raise fail(error.message) from None
-        print(json.dumps(plan, indent=2))
+        text = json.dumps(plan, indent=2) + "\n"
+        if output is None:
+            typer.echo(text, nl=False)
+        else:
+            with _written(output):
+                output.write_text(text)
         return
     _ask(client, sql, window, output_format, output, engine=engine, max_rows=max_rows)
 
@@ -277,17 +428,25 @@ def _quoted(text: str) -> str:
 
 def _levels_from(level: str) -> list[str]:
     names = list(log_levels().values())  # most severe first
-    if level.upper() not in names:
-        raise typer.BadParameter(f"{level!r}: expected one of {', '.join(names)}")
-    return names[: names.index(level.upper()) + 1]
+    name = LEVEL_ALIASES.get(level.upper(), level.upper())
+    if name not in names:
+        aliases = ", ".join(f"{alias} ({name})" for alias, name in LEVEL_ALIASES.items())
+        raise typer.BadParameter(
+            f"{level!r}: expected one of {', '.join(names)}, or {aliases}", param_hint="--level"
+        )
+    return names[: names.index(name) + 1]
 
 
-def logs_sql(
-    level: str | None, text: str | None, process: str | None, after: str | None, limit: int
-) -> str:
-    """The newest ``limit`` log entries at ``level`` or more severe, containing ``text``
-    (case-insensitive), of processes whose id starts with ``process``, later than ``after``
-    (ISO 8601), newest first."""
+LOG_COLUMNS = ("time", "level", "target", "message", "process_id")
+
+
+def _log_order(direction: str) -> str:
+    """Every column, so that entries of one instant have one order, and DESC is ASC reversed."""
+    nulls = "NULLS FIRST" if direction == "ASC" else "NULLS LAST"
+    return ", ".join(f"{column} {direction} {nulls}" for column in LOG_COLUMNS)
+
+
+def _log_filters(level: str | None, text: str | None, process: str | None) -> list[str]:
     conditions = []
     if level:
         conditions.append(f"level IN ({', '.join(map(_quoted, _levels_from(level)))})")
@@ -295,20 +454,49 @@ def logs_sql(
         conditions.append(f"contains(lower(message), lower({_quoted(text)}))")
     if process:
         conditions.append(f"starts_with(process_id, {_quoted(process)})")
-    if after:
-        conditions.append(f"time > {_quoted(after)}::TIMESTAMPTZ")
-    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    return conditions
+
+
+def _where(conditions: list[str]) -> str:
+    return f" WHERE {' AND '.join(conditions)}" if conditions else ""
+
+
+def logs_sql(level: str | None, text: str | None, process: str | None, limit: int) -> str:
+    """The newest ``limit`` log entries at ``level`` or more severe, containing ``text``
+    (case-insensitive), of processes whose id starts with ``process``, newest first."""
     return (
-        "SELECT time, level, target, message, process_id FROM log_entries"
-        f"{where} ORDER BY time DESC LIMIT {limit}"
+        f"SELECT {', '.join(LOG_COLUMNS)} FROM log_entries"
+        f"{_where(_log_filters(level, text, process))} ORDER BY {_log_order('DESC')} LIMIT {limit}"
+    )
+
+
+def logs_page_sql(
+    level: str | None,
+    text: str | None,
+    process: str | None,
+    since: str | None,
+    skip: int,
+    limit: int,
+) -> str:
+    """``limit`` entries oldest first, from ``since`` (ISO 8601, or the range's start) on,
+    past the first ``skip`` entries of that instant (those already printed)."""
+    conditions = _log_filters(level, text, process)
+    if since:
+        conditions.append(f"time >= {_quoted(since)}::TIMESTAMPTZ")
+    return (
+        f"SELECT {', '.join(LOG_COLUMNS)} FROM log_entries{_where(conditions)} "
+        f"ORDER BY {_log_order('ASC')} LIMIT {limit} OFFSET {skip}"
     )
 
 
 def _print_logs(rows: list[list]) -> None:
-    for moment, level, target, message, process_id in reversed(rows):
+    """Entries oldest first, one line each: control characters of the recorded text escaped
+    (``visible``), so a message cannot clear the screen or fake another line."""
+    for moment, level, target, message, process_id in rows:
         console.print(
-            f"{moment} {level:<5} [dim]{escape(target or '')}[/] {escape(message or '')} "
-            f"[dim]{process_id[:8]}[/]",
+            f"{escape(visible(str(moment)))} {escape(visible(str(level))):<5} "
+            f"[dim]{escape(visible(target or ''))}[/] {escape(visible(message or ''))} "
+            f"[dim]{escape(visible((process_id or '')[:8]))}[/]",
             highlight=False,
             soft_wrap=True,
         )
@@ -325,7 +513,14 @@ def logs(
     process: Annotated[
         str | None, typer.Option(help="Only processes whose id starts with this.")
     ] = None,
-    limit: Annotated[int, typer.Option(help="The newest N entries.", min=1)] = 100,
+    limit: Annotated[
+        int,
+        typer.Option(
+            help="The newest N entries (with --follow, the first screen: every later entry "
+            "is printed).",
+            min=1,
+        ),
+    ] = 100,
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new entries until Ctrl-C.")
     ] = False,
@@ -338,20 +533,41 @@ def logs(
     """Print log entries, oldest first, filtered by level, text and process."""
     client = connect(endpoint, api_key)
     window = time_range(last, begin, end)
-    after: str | None = None
+    if level:
+        _levels_from(level)
+
+    def rows_of(sql: str) -> list[list]:
+        try:
+            return json.loads(client.request(sql, *window).body)["rows"]
+        except QueryError as error:
+            raise fail(error.message) from None
+
     try:
+        rows = rows_of(logs_sql(level, text, process, limit))[::-1]
+        _print_logs(rows)
+        if not follow:
+            return
+        # Where the next poll starts: the newest instant printed, and how many entries of it
+        # were (all of them: the first screen printed the last ones of the instant in order).
+        since, skip = (rows[-1][0], 0) if rows else (None, 0)
+        if rows:
+            skip = sum(1 for row in rows if row[0] == since)
+            if skip == len(rows):  # the screen may have held only part of that instant
+                at = f"time = {_quoted(since)}::TIMESTAMPTZ"
+                count = [*_log_filters(level, text, process), at]
+                skip = rows_of(f"SELECT count(*) FROM log_entries{_where(count)}")[0][0]
         while True:
-            sql = logs_sql(level, text, process, after, limit)
-            try:
-                rows = json.loads(client.request(sql, *window).body)["rows"]
-            except QueryError as error:
-                raise fail(error.message) from None
-            _print_logs(rows)
-            if not follow:
-                return
-            after = rows[0][0] if rows else after
             follow_sleep(FOLLOW_INTERVAL_S)
             window = (window[0], time.time_ns() + 1)
+            while True:  # every new entry, a page at a time
+                page = rows_of(logs_page_sql(level, text, process, since, skip, FOLLOW_PAGE))
+                _print_logs(page)
+                if page:
+                    newest = page[-1][0]
+                    same = sum(1 for row in page if row[0] == newest)
+                    since, skip = (since, skip + len(page)) if newest == since else (newest, same)
+                if len(page) < FOLLOW_PAGE:
+                    break
     except KeyboardInterrupt:
         return
 
@@ -407,14 +623,11 @@ def processes(
     output: Output = None,
 ) -> None:
     """Processes that started in the range, newest first, with their properties."""
+    from blocklake.query.views import timestamp_literal  # both bounds exact, as the views'
+
     window = time_range(last, begin, end)
-    start, stop = (
-        datetime.fromtimestamp(t / 1e9, UTC).isoformat(timespec="microseconds") for t in window
-    )
-    conditions = [
-        f"start_time >= {_quoted(start)}::TIMESTAMPTZ",
-        f"start_time < {_quoted(stop)}::TIMESTAMPTZ",
-    ]
+    start, stop = (timestamp_literal(t) for t in window)
+    conditions = [f"start_time >= {start}", f"start_time < {stop}"]
     if exe:
         conditions.append(f"contains(exe, {_quoted(exe)})")
     sql = (

@@ -17,6 +17,7 @@ import json
 import time
 import urllib.error
 import urllib.request
+import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -27,6 +28,10 @@ DEFAULT_SPAN = timedelta(hours=24)
 TRUNCATED_HEADER = "X-Blocklake-Truncated"
 
 Time = str | int | datetime
+
+
+class TruncatedWarning(UserWarning):
+    """``Client.query`` answered fewer rows than the query has: a limit cut them."""
 
 
 class QueryError(Exception):
@@ -136,11 +141,26 @@ class Client:
         *,
         engine: str | None = None,
         max_rows: int | None = None,
+        on_truncated: str = "warn",
     ) -> pa.Table:
-        """The answer as an Arrow table; when rows were cut its schema metadata holds
-        ``blocklake.truncated_by``. ``QueryError`` when the query is refused or fails."""
+        """The answer as an Arrow table; ``QueryError`` when the query is refused or fails.
+        When a limit cut rows (its schema metadata holds ``blocklake.truncated_by``),
+        ``on_truncated`` says what happens: ``"warn"`` (a ``TruncatedWarning``), ``"raise"``
+        (``QueryError`` with code ``truncated``) or ``"ignore"``."""
+        if on_truncated not in ("warn", "raise", "ignore"):
+            raise ValueError(f"on_truncated={on_truncated!r}: expected warn, raise or ignore")
         answer = self.request(sql, begin, end, format="arrow", engine=engine, max_rows=max_rows)
-        return pa.ipc.open_stream(answer.body).read_all()
+        table = pa.ipc.open_stream(answer.body).read_all()
+        if answer.truncated_by and on_truncated != "ignore":
+            message = (
+                f"the answer holds its first {table.num_rows} rows only: the "
+                f"{answer.truncated_by} limit cut the rest (aggregate more, narrow the range, "
+                "or ask for fewer columns)"
+            )
+            if on_truncated == "raise":
+                raise QueryError(200, "truncated", message)
+            warnings.warn(message, TruncatedWarning, stacklevel=2)
+        return table
 
     def dry_run(
         self, sql: str, begin: Time | None = None, end: Time | None = None, **options: object

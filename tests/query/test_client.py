@@ -33,12 +33,28 @@ def test_query_returns_an_arrow_table_for_any_time_form(lake_url: str) -> None:
         assert (time_type.unit, time_type.tz) == ("us", "Etc/UTC")
 
 
-def test_cut_answers_say_so_in_the_schema(lake_url: str) -> None:
-    table = client.connect(lake_url, "key-acme").query(
-        "SELECT * FROM range(30)", begin=T0, end=T0 + 1, max_rows=4
-    )
+def test_cut_answers_say_so_in_the_schema_and_warn(lake_url: str) -> None:
+    with pytest.warns(client.TruncatedWarning, match="max_rows limit cut the rest"):
+        table = client.connect(lake_url, "key-acme").query(
+            "SELECT * FROM range(30)", begin=T0, end=T0 + 1, max_rows=4
+        )
     assert table.num_rows == 4
     assert table.schema.metadata[b"blocklake.truncated_by"] == b"max_rows"
+
+
+def test_cut_answers_can_raise_or_pass_silently(lake_url: str) -> None:
+    import warnings
+
+    lake = client.connect(lake_url, "key-acme")
+    sql = "SELECT * FROM range(30)"
+    with pytest.raises(client.QueryError) as cut:
+        lake.query(sql, begin=T0, end=T0 + 1, max_rows=4, on_truncated="raise")
+    assert cut.value.code == "truncated" and "first 4 rows" in cut.value.message
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        quiet = lake.query(sql, begin=T0, end=T0 + 1, max_rows=4, on_truncated="ignore")
+        assert quiet.num_rows == 4
+        assert lake.query(sql, begin=T0, end=T0 + 1).num_rows == 30  # whole: no warning
 
 
 def test_errors_carry_status_code_and_message(lake_url: str) -> None:

@@ -12,6 +12,10 @@ from blocklake.errors import ClientError
 RETRY_AFTER_S = 1
 
 
+def _queries(count: int) -> str:
+    return "1 query is" if count == 1 else f"{count} queries are"
+
+
 class TenantSlots:
     """At most ``limit`` queries per tenant at a time; one more is refused with 429 at once
     rather than queued (a queue would hold the caller's connection and the gateway's 30 s)."""
@@ -28,7 +32,8 @@ class TenantSlots:
                 raise ClientError(
                     429,
                     "too_many_queries",
-                    f"{self.limit} queries of this tenant are running: retry when one ends",
+                    f"{_queries(self.limit)} of this tenant already running, as many as one "
+                    "tenant may run at once (BLOCKLAKE_QUERY_CONCURRENCY): retry when one ends",
                     {"Retry-After": str(RETRY_AFTER_S)},
                 )
             self._running[tenant] += 1

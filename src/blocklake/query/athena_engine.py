@@ -254,7 +254,8 @@ class AthenaEngine:
             return ClientError(
                 504,
                 "query_timeout",
-                f"the query ran longer than {self.limits.timeout_s:g} s and was cancelled",
+                f"the query ran longer than {self.limits.timeout_s:g} s "
+                "(BLOCKLAKE_QUERY_TIMEOUT_S) and was cancelled",
             )
         reason = str(error)
         if SCAN_LIMIT_REASON in reason:
@@ -262,7 +263,8 @@ class AthenaEngine:
                 400,
                 "athena_scan_limit",
                 f"the query scanned more than the workgroup's cap of {self.scan_cap_bytes} "
-                "bytes per query and was cancelled: narrow the time range or the columns",
+                "bytes per query (the stack's athena_bytes_scanned_per_query setting) and was "
+                "cancelled: narrow the time range or the columns",
             )
         query_id = getattr(cursor, "query_id", None)
         if query_id is None:  # never started: Athena refused the request itself

@@ -56,28 +56,41 @@ class Scan:
         return sum(t.rows for t in self.tables.values())
 
 
+def scan_refusals(scan: Scan, limits: QueryLimits) -> list[str]:
+    """Why the query may not read what it would, one message per limit it goes past, each
+    naming the limit, its value and its setting; empty when within the limits."""
+    refusals = []
+    if scan.files > limits.max_scan_files:
+        refusals.append(
+            f"the query would read {scan.files} files; one query may read "
+            f"{limits.max_scan_files} (BLOCKLAKE_QUERY_MAX_SCAN_FILES): narrow the time range"
+        )
+    if scan.bytes > limits.max_scan_bytes:
+        refusals.append(
+            f"the query would read {scan.bytes} bytes; one query may read "
+            f"{limits.max_scan_bytes} (BLOCKLAKE_QUERY_MAX_SCAN_BYTES): narrow the time range"
+        )
+    return refusals
+
+
 def check_scan(scan: Scan, limits: QueryLimits) -> None:
     """``ClientError`` 400 ``query_scan_limit`` naming the limit and its value when the query
     would read more files or bytes than one query may."""
-    if scan.files > limits.max_scan_files:
-        raise ClientError(
-            400,
-            "query_scan_limit",
-            f"the query would read {scan.files} files; one query may read "
-            f"{limits.max_scan_files} (BLOCKLAKE_QUERY_MAX_SCAN_FILES): narrow the time range",
-        )
-    if scan.bytes > limits.max_scan_bytes:
-        raise ClientError(
-            400,
-            "query_scan_limit",
-            f"the query would read {scan.bytes} bytes; one query may read "
-            f"{limits.max_scan_bytes} (BLOCKLAKE_QUERY_MAX_SCAN_BYTES): narrow the time range",
-        )
+    refusals = scan_refusals(scan, limits)
+    if refusals:
+        raise ClientError(400, "query_scan_limit", refusals[0])
+
+
+def _usd(amount: float) -> float:
+    """Dollars to six significant digits: ``5.24288e-05``, not ``5.2428799999999995e-05``."""
+    return float(f"{amount:.6g}")
 
 
 def dry_run(scan: Scan, engine: str, limits: QueryLimits) -> dict:
     """The dry run's answer: what the query would read, per view and in all, and what it would
-    cost on each engine (USD, seconds), with the per-query limits it would meet."""
+    cost on each engine (USD, seconds), whether it is within the per-query limits and, when
+    not, ``limits_exceeded``: which, each as its refusal would say."""
+    refusals = scan_refusals(scan, limits)
     billed = max(scan.bytes, ATHENA_MIN_BYTES)
     seconds = LAMBDA_BASE_S + scan.rows / DUCKDB_ROWS_PER_S
     return {
@@ -97,14 +110,14 @@ def dry_run(scan: Scan, engine: str, limits: QueryLimits) -> dict:
         "bytes": scan.bytes,
         "rows": scan.rows,
         "estimate": {
-            "athena_usd": billed / 1e12 * ATHENA_USD_PER_TB,
+            "athena_usd": _usd(billed / 1e12 * ATHENA_USD_PER_TB),
             "athena_bytes_billed": billed,
             "lambda_seconds": round(seconds, 3),
-            "lambda_usd": seconds * LAMBDA_MEMORY_GB * LAMBDA_USD_PER_GB_S,
+            "lambda_usd": _usd(seconds * LAMBDA_MEMORY_GB * LAMBDA_USD_PER_GB_S),
             # Every table is converted as its blocks arrive (just-in-time conversion is not
             # built), so a query never waits for conversions.
             "conversions": 0,
         },
-        "within_limits": scan.files <= limits.max_scan_files
-        and scan.bytes <= limits.max_scan_bytes,
+        "within_limits": not refusals,
+        "limits_exceeded": refusals,
     }

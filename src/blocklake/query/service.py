@@ -17,6 +17,7 @@ import decimal
 import io
 import json
 import math
+import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
@@ -30,6 +31,7 @@ from blocklake.query.budget import DailyBudget
 from blocklake.query.duckdb_engine import DuckDbEngine
 from blocklake.query.engine import QueryEngine, QueryRequest, QueryResult, parse_time
 from blocklake.query.plan import Scan, check_scan, dry_run
+from blocklake.query.views import views
 
 FORMATS = {
     "json": "application/json",
@@ -44,6 +46,8 @@ SLICE_ROWS = 1024
 TRUNCATED_HEADER = "X-Blocklake-Truncated"
 TRUNCATED_METADATA = b"blocklake.truncated_by"
 """Schema metadata key of Arrow and Parquet answers that were cut."""
+FIELDS = ("sql", "begin", "end", "format", "max_rows", "engine", "dry_run")
+"""Every field a query document may have; any other is refused, not ignored."""
 MAX_JSON_INTEGER = 2**53 - 1
 """Largest integer every JSON parser reads exactly; larger ones are written as strings."""
 
@@ -52,7 +56,16 @@ def request_from(
     document: dict, tenant: str, max_rows: int, engines: Collection[str] = ("duckdb",)
 ) -> tuple[QueryRequest, str]:
     """The query a request document asks for, and its output format; ``ClientError`` 400
-    naming the field for anything malformed, or an engine not in ``engines``."""
+    naming the field for anything malformed or unknown, or an engine not in ``engines``."""
+    unknown = sorted(str(name) for name in document if name not in FIELDS)
+    if unknown:
+        raise ClientError(
+            400,
+            "invalid_field",
+            f"unknown field {unknown[0]!r}"
+            + (f" (and {', '.join(map(repr, unknown[1:]))})" if unknown[1:] else "")
+            + f": the fields are {', '.join(FIELDS)}",
+        )
     sql = document.get("sql")
     if not isinstance(sql, str) or not sql.strip():
         raise ClientError(400, "invalid_field", "field 'sql': expected a non-empty string")
@@ -77,7 +90,11 @@ def request_from(
         raise ClientError(400, "invalid_field", f"field 'format': expected one of {list(FORMATS)}")
     limit = document.get("max_rows", max_rows)
     if not isinstance(limit, int) or isinstance(limit, bool) or not 0 < limit <= max_rows:
-        raise ClientError(400, "invalid_field", f"field 'max_rows': expected 1..{max_rows}")
+        raise ClientError(
+            400,
+            "invalid_field",
+            f"field 'max_rows': expected 1..{max_rows} (BLOCKLAKE_QUERY_MAX_ROWS)",
+        )
     engine = document.get("engine", "duckdb")
     if engine not in ENGINES:
         raise ClientError(400, "invalid_field", f"field 'engine': expected one of {ENGINES}")
@@ -246,6 +263,44 @@ def _marked(schema: pa.Schema, truncated_by: str | None) -> pa.Schema:
     return schema.with_metadata({**(schema.metadata or {}), TRUNCATED_METADATA: truncated_by})
 
 
+def _holds(data_type: pa.DataType, test: Callable[[pa.DataType], bool]) -> bool:
+    """Whether ``data_type`` or a type nested in it passes ``test``."""
+    if test(data_type):
+        return True
+    return any(
+        _holds(data_type.field(i).type, test) for i in range(getattr(data_type, "num_fields", 0))
+    )
+
+
+def _not_parquet(data_type: pa.DataType) -> bool:
+    return pa.types.is_interval(data_type) or pa.types.is_union(data_type)
+
+
+INTERVAL_PARTS = pa.struct(
+    [("months", pa.int32()), ("days", pa.int32()), ("nanoseconds", pa.int64())]
+)
+"""An INTERVAL in Parquet, which has no type for it: its three parts, as JSON gives them (months
+and days are not a fixed number of nanoseconds)."""
+
+
+def _parquet_ready(table: pa.Table) -> pa.Table:
+    """Columns Parquet cannot hold as they are: intervals as ``INTERVAL_PARTS``; unions, and
+    intervals within lists, maps or structs, as JSON text (as CSV writes them)."""
+    for index, field in enumerate(table.schema):
+        if not _holds(field.type, _not_parquet):
+            continue
+        values = _column_values(table.column(index))
+        if pa.types.is_interval(field.type):
+            column = pa.array([_plain(v) for v in values], INTERVAL_PARTS)
+        else:
+            column = pa.array(
+                [None if v is None else json.dumps(_plain(v), default=_json_value) for v in values],
+                pa.string(),
+            )
+        table = table.set_column(index, field.name, column)
+    return table
+
+
 def _parquet_bytes(table: pa.Table, truncated_by: str | None) -> bytes:
     sink = io.BytesIO()
     pa_parquet.write_table(
@@ -257,7 +312,7 @@ def _parquet_bytes(table: pa.Table, truncated_by: str | None) -> bytes:
 def _parquet(result: QueryResult, max_bytes: int) -> tuple[bytes, str | None]:
     """A Parquet file is written whole: when it is too long, fewer rows are written, in
     proportion to the size, until it fits."""
-    table, truncated_by = result.table, result.truncated_by
+    table, truncated_by = _parquet_ready(result.table), result.truncated_by
     body = _parquet_bytes(table, truncated_by)
     while len(body) > max_bytes and table.num_rows:
         truncated_by = "max_result_bytes"
@@ -281,9 +336,18 @@ def render(result: QueryResult, output: str, max_bytes: int) -> tuple[str | byte
     return body, headers
 
 
+def _is_binary(data_type: pa.DataType) -> bool:
+    return (
+        pa.types.is_binary(data_type)
+        or pa.types.is_large_binary(data_type)
+        or pa.types.is_fixed_size_binary(data_type)
+    )
+
+
 def _csv_ready(table: pa.Table) -> pa.Table:
     """Columns CSV cannot hold as they are, as text: nested values (maps, lists, structs) and
-    intervals as JSON, dates and times Python cannot hold as ``_column_values`` gives them."""
+    intervals as JSON, blobs in base64 (as JSON writes them), dates and times Python cannot
+    hold as ``_column_values`` gives them."""
     for index, field in enumerate(table.schema):
         column = table.column(index)
         if pa.types.is_nested(field.type) or pa.types.is_interval(field.type):
@@ -291,6 +355,8 @@ def _csv_ready(table: pa.Table) -> pa.Table:
                 None if value is None else json.dumps(_plain(value), default=_json_value)
                 for value in _column_values(column)
             ]
+        elif _is_binary(field.type):
+            text = [None if v is None else _json_value(v) for v in column.to_pylist()]
         elif pa.types.is_temporal(field.type) and _has_out_of_range(column):
             text = [None if v is None else _json_value(v) for v in _column_values(column)]
         else:
@@ -305,6 +371,43 @@ def _has_out_of_range(column: pa.ChunkedArray) -> bool:
     except (OverflowError, ValueError):
         return True
     return False
+
+
+_SUMMARIZE = re.compile(r"^\s*SUMMARIZE\s+(?:TABLE\s+)?\"?(\w+)\"?\s*;?\s*$", re.IGNORECASE)
+
+
+def _explained(error: ClientError, sql: str, limits: QueryLimits) -> ClientError:
+    """``error`` with the limit's setting named (a timeout, memory), or a hint where DuckDB's
+    message leaves the cause out (``STDDEV_SAMP is out of range`` of an infinite value)."""
+    message = error.message
+    if error.code == "query_timeout":
+        message = (
+            f"the query ran longer than {limits.timeout_s:g} s (BLOCKLAKE_QUERY_TIMEOUT_S) and "
+            "was stopped: narrow the time range, or aggregate more"
+        )
+    elif error.code == "query_memory_limit":
+        message = (
+            f"the query needs more than {limits.memory_mb} MB of memory "
+            f"(BLOCKLAKE_QUERY_MEMORY_MB) and {limits.temp_mb} MB of spill space "
+            "(BLOCKLAKE_QUERY_TEMP_MB): aggregate more, or narrow the time range"
+        )
+    elif error.code == "query_failed" and re.search(r"STDDEV_\w+ is out of range", message):
+        summarized = _SUMMARIZE.match(sql)
+        view = views().get(summarized.group(1).lower()) if summarized else None
+        doubles = [c.name for c in view.table.columns if c.type == "float64"] if view else []
+        where = f"a DOUBLE column of {view.name} ({', '.join(doubles)})" if doubles else "a column"
+        example = (
+            f"SUMMARIZE SELECT * FROM {view.name} WHERE isfinite({doubles[0]})"
+            if view and doubles
+            else "SUMMARIZE SELECT * FROM <view> WHERE isfinite(<column>)"
+        )
+        message += (
+            f" (hint: {where} holds inf or -inf beside finite values, and the standard "
+            f"deviation of those is out of range: leave them out, as in {example})"
+        )
+    else:
+        return error
+    return ClientError(error.status, error.code, message, error.headers)
 
 
 @dataclass
@@ -332,18 +435,27 @@ class QueryService:
         engines = ["duckdb", "athena"] if self.athena is not None else ["duckdb"]
         request, output = request_from(document, tenant, self.limits.max_rows, engines)
         if request.dry_run:
-            plan = dry_run(self.duckdb.scan(request), request.engine, self.limits)
+            scan = self.duckdb.scan(request)
+            plan = dry_run(scan, request.engine, self.limits)
             if self.budget is not None:
                 usage = self.budget.used(tenant)
                 plan["today"] = {"queries": usage.queries, "scanned_bytes": usage.scanned_bytes}
+                try:
+                    self.budget.check(tenant, scan.bytes)
+                except ClientError as refusal:
+                    plan["within_limits"] = False
+                    plan["limits_exceeded"] = [*plan["limits_exceeded"], refusal.message]
             return json.dumps(plan), {"Content-Type": FORMATS["json"]}, 0
-        if request.engine == "athena" and self.athena is not None:
-            scan = self.duckdb.scan(request)
-            check_scan(scan, self.limits)
-            self._admit(tenant)(scan)
-            result = self.athena.run(request)
-        else:  # DuckDB counts its files as it makes its views, and admits before running
-            result = self.duckdb.run(request, self._admit(tenant))
+        try:
+            if request.engine == "athena" and self.athena is not None:
+                scan = self.duckdb.scan(request)
+                check_scan(scan, self.limits)
+                self._admit(tenant)(scan)
+                result = self.athena.run(request)
+            else:  # DuckDB counts its files as it makes its views, and admits before running
+                result = self.duckdb.run(request, self._admit(tenant))
+        except ClientError as error:
+            raise _explained(error, request.sql, self.limits) from None
         if self.budget is not None:
             self.budget.record(tenant, result.scanned_bytes)
         body, headers = render(result, output, self.limits.max_result_bytes)

@@ -28,11 +28,15 @@ DUCKDB_TYPES = {
 
 
 def timestamp_literal(time_ns: int, zoned: bool = True) -> str:
-    """A UTC instant as a DuckDB literal, to the microsecond (what the lake holds): a
-    ``TIMESTAMPTZ``, or (``zoned`` false) a ``TIMESTAMP`` of UTC wall time, for engines whose
-    tables declare the lake's timestamps without a zone (Glue's ``timestamp``)."""
-    moment = datetime.fromtimestamp(time_ns // 1_000_000_000, UTC)
-    micros = (time_ns % 1_000_000_000) // 1000
+    """A UTC instant as a DuckDB literal, to the microsecond (what the lake holds), rounded up
+    to the next microsecond: a row at ``t`` µs is at or after the literal exactly when
+    ``t * 1000 >= time_ns``, so ``[begin, end)`` in nanoseconds keeps exactly the rows it
+    should at both ends. A ``TIMESTAMPTZ``, or (``zoned`` false) a ``TIMESTAMP`` of UTC wall
+    time, for engines whose tables declare the lake's timestamps without a zone (Glue's
+    ``timestamp``)."""
+    time_us = -(-time_ns // 1000)  # the ceiling
+    moment = datetime.fromtimestamp(time_us // 1_000_000, UTC)
+    micros = time_us % 1_000_000
     text = f"{moment:%Y-%m-%d %H:%M:%S}.{micros:06d}"
     return f"TIMESTAMPTZ '{text}+00'" if zoned else f"TIMESTAMP '{text}'"
 
