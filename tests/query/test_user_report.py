@@ -10,6 +10,7 @@ import pytest
 from blocklake.config import QueryLimits, Settings
 from blocklake.errors import ClientError
 from blocklake.query.admission import TenantSlots
+from blocklake.query.duckdb_sandbox import _out_of_memory
 from blocklake.query.plan import Scan, TableScan, dry_run
 from blocklake.query.service import FIELDS, _explained
 from blocklake.query.views import timestamp_literal, views
@@ -83,8 +84,7 @@ def test_a_timeout_names_its_setting(settings: Settings, context: object) -> Non
 
 
 def test_the_memory_limit_names_its_settings() -> None:
-    limits = QueryLimits(memory_mb=64, temp_mb=16)
-    error = _explained(ClientError(400, "query_memory_limit", "too much"), "SELECT 1", limits)
+    error = _out_of_memory(QueryLimits(memory_mb=64, temp_mb=16))
     assert "64 MB of memory (BLOCKLAKE_QUERY_MEMORY_MB)" in error.message
     assert "16 MB of spill space (BLOCKLAKE_QUERY_TEMP_MB)" in error.message
 
@@ -133,7 +133,7 @@ def test_summarize_with_an_infinite_value_gives_a_hint(lake: QueryLake) -> None:
 
 def test_summarize_of_a_view_names_its_double_columns() -> None:
     error = ClientError(400, "query_failed", "Out of Range Error: STDDEV_SAMP is out of range!")
-    message = _explained(error, "SUMMARIZE measures", QueryLimits()).message
+    message = _explained(error, "SUMMARIZE measures").message
     doubles = [c.name for c in views()["measures"].table.columns if c.type == "float64"]
     assert doubles and f"a DOUBLE column of measures ({', '.join(doubles)})" in message
     assert f"SUMMARIZE SELECT * FROM measures WHERE isfinite({doubles[0]})" in message

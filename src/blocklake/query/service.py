@@ -376,22 +376,11 @@ def _has_out_of_range(column: pa.ChunkedArray) -> bool:
 _SUMMARIZE = re.compile(r"^\s*SUMMARIZE\s+(?:TABLE\s+)?\"?(\w+)\"?\s*;?\s*$", re.IGNORECASE)
 
 
-def _explained(error: ClientError, sql: str, limits: QueryLimits) -> ClientError:
-    """``error`` with the limit's setting named (a timeout, memory), or a hint where DuckDB's
-    message leaves the cause out (``STDDEV_SAMP is out of range`` of an infinite value)."""
+def _explained(error: ClientError, sql: str) -> ClientError:
+    """``error`` with a hint where DuckDB's message leaves the cause out (``STDDEV_SAMP is out
+    of range`` of an infinite value). (The limits' own errors name their settings already.)"""
     message = error.message
-    if error.code == "query_timeout":
-        message = (
-            f"the query ran longer than {limits.timeout_s:g} s (BLOCKLAKE_QUERY_TIMEOUT_S) and "
-            "was stopped: narrow the time range, or aggregate more"
-        )
-    elif error.code == "query_memory_limit":
-        message = (
-            f"the query needs more than {limits.memory_mb} MB of memory "
-            f"(BLOCKLAKE_QUERY_MEMORY_MB) and {limits.temp_mb} MB of spill space "
-            "(BLOCKLAKE_QUERY_TEMP_MB): aggregate more, or narrow the time range"
-        )
-    elif error.code == "query_failed" and re.search(r"STDDEV_\w+ is out of range", message):
+    if error.code == "query_failed" and re.search(r"STDDEV_\w+ is out of range", message):
         summarized = _SUMMARIZE.match(sql)
         view = views().get(summarized.group(1).lower()) if summarized else None
         doubles = [c.name for c in view.table.columns if c.type == "float64"] if view else []
@@ -455,7 +444,7 @@ class QueryService:
             else:  # DuckDB counts its files as it makes its views, and admits before running
                 result = self.duckdb.run(request, self._admit(tenant))
         except ClientError as error:
-            raise _explained(error, request.sql, self.limits) from None
+            raise _explained(error, request.sql) from None
         if self.budget is not None:
             self.budget.record(tenant, result.scanned_bytes)
         body, headers = render(result, output, self.limits.max_result_bytes)
