@@ -272,7 +272,7 @@ def test_span_names_past_the_bound_are_recorded_and_memory_stays_flat(server) ->
 
 def test_long_span_names_are_cut_visibly() -> None:
     scope = SpanScope("n" * 10_000, target=None)  # type: ignore[arg-type]
-    assert scope.name == "n" * 512 + "...[truncated 10000 chars]"
+    assert scope.name == "n" * 512 + "...[truncated 9488 bytes]"  # the marker of log text
     assert scope.target == "None"
 
 

@@ -341,8 +341,10 @@ _next_transient_id = itertools.count(TRANSIENT_IDS).__next__
 def _text(value: object) -> str:
     """A name as the wire carries it: a string (others converted), long ones cut visibly."""
     text = value if type(value) is str else str(value)
-    if len(text) > MAX_NAME_CHARS:
-        text = f"{text[:MAX_NAME_CHARS]}...[truncated {len(text)} chars]"
+    if len(text) > MAX_NAME_CHARS:  # the marker of repair.truncated: the UTF-8 bytes cut
+        kept = text[:MAX_NAME_CHARS]
+        cut = len(text.encode("utf-8", "replace")) - len(kept.encode("utf-8", "replace"))
+        text = f"{kept}...[truncated {cut} bytes]"
     return text
 
 

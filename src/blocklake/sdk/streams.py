@@ -1,9 +1,11 @@
 """Turns drained events into blocks, one stream at a time (runs on the flusher thread).
 
 Blocks are cut so that each is at most ``limit`` bytes, compressed and uncompressed (the server
-states its limit). Span streams keep the spans still open across blocks, so that each block
-replays them ahead of its own events and decodes alone (schemas/transit-v1.md, "Spans across
-blocks").
+states its limit), and so that each passes the server's budget for one block
+(``blocklake.format.check``): a payload over 1 MiB at most 64 times its compressed size and at
+most 32 MiB, and the text its rows expand to within the text budgets. Span streams keep the
+spans still open across blocks, so that each block replays them ahead of its own events and
+decodes alone (schemas/transit-v1.md, "Spans across blocks").
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ import uuid
 from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
 
+import lz4.block
+
+from blocklake.format.check import DEFAULT_BUDGET, check_payload
 from blocklake.format.encode import StringTable, encode_block, encode_section
-from blocklake.format.header import HEADER_SIZE, parse_header
+from blocklake.format.header import HEADER_SIZE, BlockHeader, FormatError, parse_header
 from blocklake.format.schema import EventType, event_types, layout_to_json
 from blocklake.sdk import recording
 from blocklake.sdk.recording import SpanScope, forget_scope
@@ -60,6 +65,11 @@ class StreamWriter:
     def event_types(self) -> list[EventType]:
         known = event_types()
         return [known[name] for name in self.event_names]
+
+    @property
+    def layout(self) -> dict[int, EventType]:
+        """The stream's layout as the server reads it (type id to event type)."""
+        return {event_type.id: event_type for event_type in self.event_types}
 
     def registration(self, process_id: str) -> dict:
         return {
@@ -110,11 +120,16 @@ class StreamWriter:
                 if len(chunk) > 1:  # too large: halve until it fits
                     self.bytes_per_event = 2 * limit / len(chunk)
                     continue
-                block = self._encode([truncate_event(chunk[0], limit // 8, repairs)], limit)
+                # Text cut below the ratio floor: the block passes whatever it compresses to.
+                cut = min(limit // 8, MAX_RECORD_TEXT_BYTES)
+                while block is None and cut >= 64:
+                    block = self._encode([truncate_event(chunk[0], cut)], limit)
+                    cut //= 8
                 if block is None:
                     repairs.drop()
                     start += 1
                     continue
+                repairs.truncated += 1
             self.bytes_per_event = block.raw_size / len(chunk)
             blocks.append(block)
             start += len(chunk)
@@ -139,8 +154,11 @@ class StreamWriter:
         except BaseException:
             self._restore(saved)
             raise
-        raw_size = HEADER_SIZE + parse_header(data).uncompressed_size
-        if limit is not None and max(len(data), raw_size) > limit:
+        header = parse_header(data)
+        raw_size = HEADER_SIZE + header.uncompressed_size
+        if limit is not None and (
+            max(len(data), raw_size) > limit or not _within_budget(data, header, strings, self)
+        ):
             self._restore(saved)
             return None
         self.sequence += 1
@@ -297,6 +315,34 @@ class AsyncSpanWriter(ThreadSpanWriter):
 
     def _open_entries(self) -> list[tuple]:
         return list(self.open_async.values())
+
+
+MAX_RECORD_TEXT_BYTES = 256 * 1024
+"""A record too large for a block alone keeps at most this many bytes of each text: below the
+server's 1 MiB floor for the decompression ratio, whatever the text compresses to."""
+
+
+def _within_budget(
+    data: bytes, header: BlockHeader, strings: StringTable, writer: StreamWriter
+) -> bool:
+    """Whether the server's budget for one block takes it: the decompression ratio always (one
+    comparison), the expanded text only when the block holds a string long enough for its quick
+    bound to fail (rare: then the payload is checked as the server checks it)."""
+    budget = DEFAULT_BUDGET
+    compressed = len(data) - header.header_size
+    if header.uncompressed_size > budget.payload_limit(compressed):
+        return False
+    index = strings.index
+    longest = 4 * max(map(len, index), default=0)  # UTF-8 bytes at most
+    size = header.uncompressed_size
+    if size + size // 4 * longest + budget.max_map_bytes <= budget.max_expanded_bytes:
+        return True
+    payload = lz4.block.decompress(memoryview(data)[header.header_size :], uncompressed_size=size)
+    try:
+        check_payload(payload, writer.layout, header.object_count, budget, complete=False)
+    except FormatError:
+        return False
+    return True
 
 
 def log_writer(properties: dict[str, str]) -> StreamWriter:
