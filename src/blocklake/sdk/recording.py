@@ -257,9 +257,15 @@ def reset_after_fork() -> None:
 
 
 def log(level: int, message: str, target: str = "", properties: dict | None = None) -> None:
+    """``level``: 1 (FATAL) to 6 (TRACE), as the constants ``FATAL`` ... ``TRACE``, or one of
+    the ``logging`` module's (10 DEBUG to 50 CRITICAL), converted."""
     try:
         if level > _max_level:
-            return
+            if level < 10:
+                return
+            level = _from_logging(level)  # off the fast path: a logging level, 10 and up
+            if level > _max_level:
+                return
     except TypeError:  # a level that is not a number: dropped alone, counted
         bad_values.add()
         return
@@ -267,6 +273,26 @@ def log(level: int, message: str, target: str = "", properties: dict | None = No
         logs.append((now(), level, target, message, properties))
     else:
         _overflow(logs, (now(), level, target, message, properties))
+
+
+def _from_logging(levelno: int) -> int:
+    """A ``logging`` level number (10 and up) as the SDK's level."""
+    for threshold, code in ((50, FATAL), (40, ERROR), (30, WARN), (20, INFO)):
+        if levelno >= threshold:
+            return code
+    return DEBUG
+
+
+def level_name(level: object) -> str | None:
+    """``level`` as a name of ``LEVEL_CODES``: a name (any case; ``WARNING`` and ``CRITICAL``
+    too), an SDK level (1-6) or a ``logging`` level (10-50); None if it is none of these."""
+    if isinstance(level, str):
+        name = {"WARNING": "WARN", "CRITICAL": "FATAL"}.get(level.upper(), level.upper())
+        return name if name in LEVEL_CODES else None
+    if type(level) is not int:
+        return None
+    code = level if 1 <= level <= 6 else _from_logging(level) if level >= 10 else None
+    return None if code is None else next(n for n, c in LEVEL_CODES.items() if c == code)
 
 
 def fatal(message: str, target: str = "", properties: dict | None = None) -> None:

@@ -22,7 +22,7 @@ from blocklake.format.check import DEFAULT_BUDGET, check_payload
 from blocklake.format.encode import StringTable, encode_block, encode_section
 from blocklake.format.header import HEADER_SIZE, BlockHeader, FormatError, parse_header
 from blocklake.format.schema import EventType, event_types, layout_to_json
-from blocklake.sdk import recording
+from blocklake.sdk import recording, registration
 from blocklake.sdk.recording import SpanScope, forget_scope
 from blocklake.sdk.repair import Repairs, repair_events, truncate_event
 
@@ -76,7 +76,7 @@ class StreamWriter:
             "stream_id": str(self.stream_id),
             "process_id": process_id,
             "tags": list(self.tags),
-            "properties": self.properties,
+            "properties": registration.properties(self.properties),  # a thread's name, say
             "layout": layout_to_json(self.event_types),
         }
 
