@@ -483,3 +483,37 @@ def test_highly_compressible_records_pass_the_servers_budget(settings) -> None:
         no_loss(stats)
         assert stats["truncated"] >= 3
         sdk.shutdown()
+
+
+def test_events_after_shutdown_are_counted_and_warned_once(
+    server: FakeServer, caplog: object
+) -> None:
+    """Recorded 101, acknowledged 1: the 100 recorded after ``shutdown()`` (logs, metrics,
+    thread and async spans) are dropped as ``after_shutdown``, with one warning; the counters
+    add up. ``init`` again records and sends as before."""
+    sdk.init(server.url, "key", flush_interval=60)
+    sdk.info("before")
+    sdk.shutdown()
+    for i in range(70):
+        sdk.info(f"after {i}")
+    for i in range(10):
+        sdk.metric("m", i)
+    for _ in range(5):
+        with sdk.span("s"):  # a begin and an end each
+            pass
+    for _ in range(5):
+        with sdk.async_span("a"):
+            pass
+    stats = adds_up()
+    assert stats["acknowledged"] == 1 and stats["pending"] == 0, stats
+    # 70 + 10 + 10 thread span events + 5 async begins (an async end is never recorded once
+    # its begin was not kept), as under a full buffer
+    assert stats["dropped"]["after_shutdown"] == 95, stats
+    text = caplog.text  # type: ignore[attr-defined]
+    assert text.count("recorded after shutdown()") == 1
+    sdk.init(server.url, "key", flush_interval=60)
+    sdk.info("again")
+    assert sdk.flush(timeout=10) is True
+    stats = adds_up()
+    assert stats["acknowledged"] == 1 and stats["dropped"]["after_shutdown"] == 0
+    assert [r["message"] for r in server.rows("log_entry")] == ["before", "again"]

@@ -214,6 +214,7 @@ def _level_name(level: object) -> str:
 
 
 def _start(parent: str | None) -> Flusher:
+    recording.reopen()
     recording.configure(
         flush_at=_settings["flush_at"],
         memory_budget=_settings["max_memory"],
@@ -251,7 +252,7 @@ def stats() -> dict:
 
         {"recorded", "acknowledged", "pending",
          "dropped": {"buffer_full", "bad_value", "refused", "queue_full",
-                     "retries_exhausted", "abandoned_at_exit"},
+                     "retries_exhausted", "abandoned_at_exit", "after_shutdown"},
          "coerced", "truncated", "blocks_sent", "bytes_sent", "retries",
          "registrations_repeated", "own_metrics"}
 
@@ -263,6 +264,8 @@ def stats() -> dict:
     flusher = _flusher
     buffered = flusher.buffered() if flusher else sum(map(len, _all_buffers()))
     in_flight = flusher.uploader.in_flight() if flusher else 0
+    if flusher is None and recording._closed:  # nothing will send what the buffers hold
+        return _counters.snapshot(0, 0, recording.after_shutdown.pending + buffered)
     return _counters.snapshot(buffered, in_flight)
 
 
@@ -273,11 +276,14 @@ def _all_buffers() -> list[recording.Buffer]:
 def shutdown(timeout: float = 10.0) -> int:
     """Sends what is pending and stops the background threads; returns the number of events
     it had to abandon (not acknowledged within ``timeout`` seconds), also logged and counted
-    as ``dropped["abandoned_at_exit"]``. Runs at interpreter exit."""
+    as ``dropped["abandoned_at_exit"]``. Runs at interpreter exit. Events recorded after it
+    (until ``init`` again) are dropped, counted as ``dropped["after_shutdown"]``, with one
+    warning."""
     global _flusher, _stopping
     if _flusher is None:
         return 0
     flusher, _flusher = _flusher, None
+    recording.close()  # what is recorded from now on is counted as dropped after_shutdown
     _stopping = True
     try:
         abandoned = flusher.stop(timeout)

@@ -17,6 +17,7 @@ import contextvars
 import functools
 import inspect
 import itertools
+import logging
 import sys
 import threading
 import time
@@ -150,8 +151,43 @@ def set_overflow_bytes(value: int) -> None:
     _overflow_bytes = value
 
 
+_closed = False
+"""Set by ``shutdown``: no flusher will send what is recorded now. ``_flush_at`` is 0 meanwhile,
+so every event takes the slow path (the fast path checks nothing more), which counts it."""
+after_shutdown = DropCounter()
+"""Events recorded after ``shutdown`` (until ``init`` again): counted, never sent."""
+_warned_closed = False
+
+
+def close() -> None:
+    """``shutdown``: from now on every event is dropped and counted as ``after_shutdown``."""
+    global _closed, _flush_at
+    _closed, _flush_at = True, 0
+
+
+def reopen() -> None:
+    """``init``: events are recorded again (``configure`` sets ``_flush_at`` anew)."""
+    global _closed, _warned_closed, after_shutdown
+    _closed = _warned_closed = False
+    after_shutdown = DropCounter()
+
+
+def _closed_drop() -> None:
+    global _warned_closed
+    after_shutdown.add()
+    if not _warned_closed:
+        _warned_closed = True
+        logging.getLogger("blocklake.sdk").warning(
+            "blocklake: an event was recorded after shutdown(): it and any later ones are "
+            "dropped, counted in stats()['dropped']['after_shutdown']"
+        )
+
+
 def _count_drop(buffer: Buffer) -> None:
-    buffer.drops.add()
+    if _closed:
+        _closed_drop()
+    else:
+        buffer.drops.add()
 
 
 def _wake() -> None:
@@ -171,7 +207,7 @@ def _room(buffer: Buffer) -> bool:
 def _overflow(buffer: Buffer, event: tuple) -> bool:
     """The slow path: wake the flusher, and keep the event only if there is room left."""
     _wake()
-    if _room(buffer):
+    if not _closed and _room(buffer):
         buffer.append(event)
         return True
     _count_drop(buffer)
@@ -214,7 +250,7 @@ def _span_begin_overflow(
         buffer.depth += 1
         _count_drop(buffer.buffer)
         return buffer
-    if _room(buffer):
+    if not _closed and _room(buffer):
         buffer.append(event)
         return buffer
     _local.spans = dropped = _DroppedSubtree(buffer)
