@@ -87,3 +87,13 @@ def test_levels_by_name_number_or_logging(level: object, name: str | None) -> No
     from blocklake.sdk import recording
 
     assert recording.level_name(level) == name
+
+
+def test_log_takes_sdk_and_logging_levels() -> None:
+    from blocklake.sdk import recording
+
+    sdk.log(3, "warn")
+    sdk.log(logging.WARNING, "logging's warning")
+    sdk.log(logging.DEBUG, "below INFO: not recorded")
+    sdk.log(5, "below INFO: not recorded")
+    assert [(e[1], e[3]) for e in recording.logs] == [(3, "warn"), (3, "logging's warning")]

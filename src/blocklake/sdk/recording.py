@@ -246,6 +246,7 @@ def _span_begin_overflow(
 ) -> Buffer | _DroppedSubtree:
     """The slow path of a begin; returns where this span's end must go."""
     _wake()
+    _check_event_loop()
     if isinstance(buffer, _DroppedSubtree):
         buffer.depth += 1
         _count_drop(buffer.buffer)
@@ -471,7 +472,32 @@ def forget_scope(scope_id: int) -> None:
         SpanScope.registry.pop(scope_id, None)
 
 
+_warned_loop = False
+
+LOOP_WARNING = (
+    "blocklake: 'with sdk.span' (or @sdk.instrument) in a thread running an asyncio event loop: "
+    "thread spans are right only if no 'await' happens inside them; concurrent tasks awaiting "
+    "inside one (directly or through a helper context manager) interleave on this thread's "
+    "spans and get wrong parents and durations: use 'async with sdk.async_span(...)' or "
+    "@sdk.instrument_async there"
+)
+
+
+def _check_event_loop() -> None:
+    """Off the fast path (a thread's first span, and each span begin past ``_flush_at``): warns
+    once if this thread runs an asyncio event loop. The fast path checks only that the caller
+    is not itself a coroutine (a ``TypeError``): a helper context manager hides the coroutine."""
+    global _warned_loop
+    asyncio = sys.modules.get("asyncio")
+    if _warned_loop or asyncio is None:
+        return
+    if asyncio.events._get_running_loop() is not None:
+        _warned_loop = True
+        logging.getLogger("blocklake.sdk").warning(LOOP_WARNING)
+
+
 def _new_thread_buffer() -> Buffer:
+    _check_event_loop()
     buffer = Buffer(threading.current_thread())
     _local.spans = buffer
     with _thread_buffers_lock:
@@ -528,7 +554,10 @@ def _instrument(function: F, scope: SpanScope) -> F:
     """The decorator's wrapper: the two appends inline, no context-manager calls."""
     begin, end = scope.id, scope.end_id
     if inspect.iscoroutinefunction(function):
-        raise TypeError(f"{function.__qualname__} is a coroutine function: use @async_span")
+        raise TypeError(
+            f"{function.__qualname__} is a coroutine function: use @sdk.instrument_async "
+            "(an async span per call; @sdk.instrument makes thread spans)"
+        )
 
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
