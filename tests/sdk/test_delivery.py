@@ -469,7 +469,8 @@ def test_highly_compressible_records_pass_the_servers_budget(settings) -> None:
     repetitive records split, the same long text many times kept within the text budgets."""
     settings = dataclasses.replace(settings, max_block_bytes=4 * 1024 * 1024)  # the default
     with LocalServer(settings, port=0) as server:
-        sdk.init(server.url, next(iter(KEYS)), flush_interval=60)
+        # room for 3,000 events referencing one 100 KB text (estimated as if each had its own)
+        sdk.init(server.url, next(iter(KEYS)), flush_interval=60, max_memory=1 << 30)
         cases = [600_000, 1_100_000, 2 << 20, 4 << 20, (4 << 20) + 100_000]
         for size in cases:
             sdk.info("a" * size, target=f"rep {size}")
@@ -477,7 +478,14 @@ def test_highly_compressible_records_pass_the_servers_budget(settings) -> None:
         sdk.info(os.urandom(1 << 20).hex(), target="rand")
         for _ in range(3_000):  # 3,000 x 100 KB of one text: 300 MB once expanded
             sdk.info("b" * 100_000, target="many")
+        assert sdk.flush(timeout=60) is True, sdk.stats()
         sdk.info("c" * 10_000, properties={f"k{i}": "v" * 10_000 for i in range(200)})
+        trace = {"trace": "x" * 10_000}  # 3,000 times: 30 MB of map text, over its 16 MiB
+        for _ in range(3_000):
+            sdk.info("with a trace", properties=trace)
+        assert sdk.flush(timeout=60) is True, sdk.stats()
+        for _ in range(3_000):  # not ASCII: the server's own check decides
+            sdk.info("é" * 50_000, target="many")
         assert sdk.flush(timeout=60) is True, sdk.stats()
         stats = adds_up()
         no_loss(stats)

@@ -11,6 +11,7 @@ decodes alone (schemas/transit-v1.md, "Spans across blocks").
 from __future__ import annotations
 
 import copy
+import functools
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -65,6 +66,42 @@ class StreamWriter:
     def event_types(self) -> list[EventType]:
         known = event_types()
         return [known[name] for name in self.event_names]
+
+    @functools.cached_property
+    def text_fields(self) -> int:
+        """String references a row holds at most (the widest event type's text fields)."""
+        return max(sum(f.type == "str" for f in t.fields) for t in self.event_types)
+
+    @functools.cached_property
+    def _map_field(self) -> int | None:
+        """Where a single-type stream's events keep their map (logs' properties), if any."""
+        if len(self.event_names) != 1:
+            return None
+        kinds = [f.type for f in self.event_types[0].fields]
+        return kinds.index("map") if "map" in kinds else None
+
+    @functools.cached_property
+    def single_type(self) -> bool:
+        return len(self.event_names) == 1
+
+    def text_bytes(self, events: list[tuple]) -> tuple[int, int]:
+        """Characters of ``events``' text fields and of their map entries (bytes, for ASCII)."""
+        fields = self.event_types[0].fields
+        text = sum(
+            sum(map(len, map(itemgetter(i), events)))
+            for i, field in enumerate(fields)
+            if field.type == "str"
+        )
+        maps = 0
+        if self._map_field is not None:
+            for mapping in filter(None, map(itemgetter(self._map_field), events)):
+                maps += sum(map(len, mapping)) + sum(map(len, mapping.values()))
+        return text, maps
+
+    def map_entries(self, events: list[tuple]) -> int:
+        """Map entries ``events`` hold (C-level: a length per event that has a map)."""
+        index = self._map_field
+        return 0 if index is None else sum(map(len, filter(None, map(itemgetter(index), events))))
 
     @property
     def layout(self) -> dict[int, EventType]:
@@ -157,7 +194,8 @@ class StreamWriter:
         header = parse_header(data)
         raw_size = HEADER_SIZE + header.uncompressed_size
         if limit is not None and (
-            max(len(data), raw_size) > limit or not _within_budget(data, header, strings, self)
+            max(len(data), raw_size) > limit
+            or not _within_budget(data, header, strings, self, events, self._replayed(saved))
         ):
             self._restore(saved)
             return None
@@ -171,6 +209,10 @@ class StreamWriter:
 
     def _restore(self, state: object) -> None:
         pass
+
+    def _replayed(self, state: object) -> int:
+        """Rows a block replays besides its events (span begins still open), from ``_state``."""
+        return 0
 
     def _committed(self) -> None:
         """The attempt became a block."""
@@ -192,6 +234,9 @@ class ThreadSpanWriter(StreamWriter):
 
     def _restore(self, state: object) -> None:
         self.open_spans, self.last_span_id = state  # type: ignore[misc]
+
+    def _replayed(self, state: object) -> int:
+        return len(state[0])  # type: ignore[index]
 
     def _committed(self) -> None:
         for scope_id in self.closed_scopes:
@@ -293,6 +338,9 @@ class AsyncSpanWriter(ThreadSpanWriter):
     def _restore(self, state: object) -> None:
         self.open_async = state  # type: ignore[assignment]
 
+    def _replayed(self, state: object) -> int:
+        return len(state)  # type: ignore[arg-type]
+
     def sections(self, events: list[tuple], strings: StringTable) -> list[bytes]:
         open_spans = self.open_async
         begins = list(open_spans.values())
@@ -323,20 +371,37 @@ server's 1 MiB floor for the decompression ratio, whatever the text compresses t
 
 
 def _within_budget(
-    data: bytes, header: BlockHeader, strings: StringTable, writer: StreamWriter
+    data: bytes,
+    header: BlockHeader,
+    strings: StringTable,
+    writer: StreamWriter,
+    events: list[tuple],
+    replayed: int,
 ) -> bool:
     """Whether the server's budget for one block takes it: the decompression ratio always (one
-    comparison), the expanded text only when the block holds a string long enough for its quick
-    bound to fail (rare: then the payload is checked as the server checks it)."""
+    comparison); the text the rows expand to by a bound (every string reference, of each row's
+    text fields and map entries, as long as the longest string), and only when that bound fails
+    (a long string in a large block) by the server's own check of the payload."""
     budget = DEFAULT_BUDGET
     compressed = len(data) - header.header_size
-    if header.uncompressed_size > budget.payload_limit(compressed):
+    size = header.uncompressed_size
+    if size > budget.payload_limit(compressed):
         return False
     index = strings.index
-    longest = 4 * max(map(len, index), default=0)  # UTF-8 bytes at most
-    size = header.uncompressed_size
-    if size + size // 4 * longest + budget.max_map_bytes <= budget.max_expanded_bytes:
-        return True
+    longest = max(map(len, index), default=0)
+    entries = writer.map_entries(events)
+    rows = len(events) + replayed
+    for scale in (4, 1):  # UTF-8 bytes at most 4 a character; 1 if ASCII (checked only if needed)
+        maps = 2 * entries * longest * scale
+        text = size + rows * writer.text_fields * longest * scale
+        if maps <= budget.max_map_bytes and text + maps <= budget.max_expanded_bytes:
+            return True
+        ascii = all(map(str.isascii, index))
+        if not ascii:
+            break
+    if ascii and writer.single_type and not replayed:  # logs, metrics: sum the texts themselves
+        text, maps = writer.text_bytes(events)
+        return maps <= budget.max_map_bytes and size + text + maps <= budget.max_expanded_bytes
     payload = lz4.block.decompress(memoryview(data)[header.header_size :], uncompressed_size=size)
     try:
         check_payload(payload, writer.layout, header.object_count, budget, complete=False)
