@@ -387,18 +387,12 @@ def _within_budget(
     size = header.uncompressed_size
     if size > budget.payload_limit(compressed):
         return False
-    index = strings.index
-    longest = max(map(len, index), default=0)
-    entries = writer.map_entries(events)
-    rows = len(events) + replayed
-    for scale in (4, 1):  # UTF-8 bytes at most 4 a character; 1 if ASCII (checked only if needed)
-        maps = 2 * entries * longest * scale
-        text = size + rows * writer.text_fields * longest * scale
-        if maps <= budget.max_map_bytes and text + maps <= budget.max_expanded_bytes:
-            return True
-        ascii = all(map(str.isascii, index))
-        if not ascii:
-            break
+    longest = strings.longest  # UTF-8 bytes, measured as the block was encoded
+    maps = 2 * writer.map_entries(events) * longest
+    text = size + (len(events) + replayed) * writer.text_fields * longest
+    if maps <= budget.max_map_bytes and text + maps <= budget.max_expanded_bytes:
+        return True
+    ascii = all(map(str.isascii, strings.index))  # then the texts' lengths are their bytes
     if ascii and writer.single_type and not replayed:  # logs, metrics: sum the texts themselves
         text, maps = writer.text_bytes(events)
         return maps <= budget.max_map_bytes and size + text + maps <= budget.max_expanded_bytes
