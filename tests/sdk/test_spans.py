@@ -362,3 +362,17 @@ def test_instrument_on_a_coroutine_function_names_instrument_async() -> None:
         return 1
 
     assert asyncio.run(works()) == 1
+
+
+def test_async_span_used_as_a_decorator_names_instrument_async() -> None:
+    with pytest.raises(TypeError, match=r"@sdk\.instrument_async"):
+
+        @sdk.async_span  # type: ignore[arg-type]
+        async def bare() -> None:
+            pass
+
+    with pytest.raises(TypeError, match=r"@sdk\.instrument_async"):
+
+        @sdk.async_span("named")
+        async def named() -> None:
+            pass

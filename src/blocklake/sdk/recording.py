@@ -623,6 +623,9 @@ class AsyncSpan:
             forget_scope(self.scope.id)
         _current_async.reset(self.token)
 
+    def __call__(self, *args: object, **kwargs: object) -> Any:
+        raise TypeError(_NOT_A_DECORATOR)
+
     async def __aenter__(self) -> AsyncSpan:
         return self.__enter__()
 
@@ -630,10 +633,19 @@ class AsyncSpan:
         self.__exit__(exc_type, exc, traceback)
 
 
+_NOT_A_DECORATOR = (
+    "sdk.async_span is a context manager ('async with sdk.async_span(\"name\"):'), not a "
+    "decorator: decorate a coroutine function with @sdk.instrument_async (or "
+    '@sdk.instrument_async(name="name"))'
+)
+
+
 def async_span(name: str, target: str | None = None) -> AsyncSpan:
     """``async with async_span("name"):`` (or ``with``): a new span each time it is entered."""
     scope = _async_scopes.get(name)
     if scope is None:
+        if callable(name):  # @sdk.async_span on a function (first use of a name: off the fast path)
+            raise TypeError(_NOT_A_DECORATOR)
         caller = sys._getframe(1)
         module = target if target is not None else caller.f_globals.get("__name__", "")
         scope = _named_scope(_async_scopes, name, module, caller)
