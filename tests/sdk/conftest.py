@@ -32,6 +32,7 @@ def reset_sdk() -> None:
         max_span_names=4096,
     )
     recording.set_overflow_bytes(0)
+    recording.reopen()
     recording.wake_flusher.clear()
     sdk._counters = Counters()
 

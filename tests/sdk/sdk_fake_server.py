@@ -31,6 +31,9 @@ Response = tuple[int, dict[str, str], bytes]
 HANG_UP = 0
 """A response status that closes the connection without answering (the request was read and
 recorded: as if the answer was lost on the way back)."""
+CUT = -1
+"""A response status that closes the connection without answering, the request not stored (as
+a proxy that cuts the connection before forwarding it)."""
 
 
 @dataclass
@@ -54,7 +57,7 @@ class FakeServer:
                 request = Request(self.path, dict(self.headers.items()), self.rfile.read(length))
                 status, headers, body = owner._answer(request)
                 request.status = status
-                if status == HANG_UP:
+                if status in (HANG_UP, CUT):
                     self.close_connection = True
                     return
                 self.send_response(status)

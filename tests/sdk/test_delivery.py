@@ -5,13 +5,14 @@ a server that lost its metadata), with every counter adding up:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
 import time
 import uuid
 
-from sdk_fake_server import HANG_UP, FakeServer, Request, Response
+from sdk_fake_server import CUT, HANG_UP, FakeServer, Request, Response
 
 from blocklake import sdk
 from blocklake.format.header import parse_header
@@ -147,7 +148,9 @@ def test_a_single_oversized_record_is_truncated_visibly(server: FakeServer) -> N
     assert stats["truncated"] == 1 and stats["acknowledged"] == 2
     huge, small = server.rows("log_entry")
     assert huge["message"].startswith("é" * 1000)
-    assert huge["message"].endswith("...[truncated 6000000 bytes]")
+    kept, marker = huge["message"].split("...[truncated ")
+    assert marker.endswith(" bytes]")  # the bytes cut: kept and cut make the original
+    assert len(kept.encode()) + int(marker.removesuffix(" bytes]")) == 6_000_000
     assert small["message"] == "small"
     assert max(len(block) for block in server.blocks()) <= 1024 * 1024
 
@@ -384,10 +387,16 @@ def test_a_server_that_refuses_large_bodies_unread_is_survived(settings) -> None
 
 
 def test_uploads_cut_for_their_size_are_told_from_a_server_away(server: FakeServer) -> None:
-    """A server that closes the connection on a large body, unread, while it answers small
-    requests: after two cuts the block counts as refused and later blocks are made smaller."""
+    """A server that states a 200,000-byte limit and closes the connection on a larger body,
+    unread, while it answers small requests: the blocks made before the SDK learnt the limit
+    count as refused after a few cuts, and later blocks are made smaller."""
+    stated = (200, {}, json.dumps({"limits": {"max_block_bytes": 200_000}}).encode())
     server.respond = lambda request: (
-        (HANG_UP, {}, b"") if request.path == "/v1/blocks" and len(request.body) > 200_000 else None
+        (HANG_UP, {}, b"")
+        if request.path == "/v1/blocks" and len(request.body) > 200_000
+        else stated
+        if request.path == "/v1/processes"
+        else None
     )
     sdk.init(server.url, "key", flush_interval=60)
     sdk._flusher.uploader.backoff = 0.01
@@ -402,3 +411,117 @@ def test_uploads_cut_for_their_size_are_told_from_a_server_away(server: FakeServ
     assert stats["acknowledged"] + stats["dropped"]["refused"] == 25_000 + stats["own_metrics"]
     taken = [r for r in server.requests if r.path == "/v1/blocks" and 200 <= r.status < 300]
     assert taken and all(len(r.body) <= 200_000 for r in taken)
+
+
+def test_a_brief_connection_cut_loses_no_block_of_a_size_the_server_takes(
+    server: FakeServer,
+) -> None:
+    """A proxy cuts every upload for ~1.5 s, before forwarding it or after (the server stored
+    the block, its answer lost), while registrations pass: a normal 140 KB block is retried,
+    not taken as refused for its size, and each event arrives once (a resend of a stored block
+    is a duplicate the server drops)."""
+    cut_until = time.monotonic() + 1.5
+    turns = iter(range(1_000_000))
+
+    def respond(request: Request) -> Response | None:
+        if request.path == "/v1/blocks" and time.monotonic() < cut_until:
+            return (CUT if next(turns) % 2 else HANG_UP), {}, b""
+        return None
+
+    server.respond = respond
+    sdk.init(server.url, "key", flush_interval=60)
+    sdk._flusher.uploader.backoff = 0.05
+    for i in range(8_250):  # hex text compresses little: a block of ~140 KB
+        sdk.info(f"{i} {uuid.uuid4().hex}{uuid.uuid4().hex}")
+    assert sdk.flush(timeout=30) is True
+    stats = adds_up()
+    no_loss(stats)
+    assert stats["retries"] >= 2
+    assert sdk._flusher.uploader.max_block_bytes == 1024 * 1024  # no size was guessed
+    sizes = [len(r.body) for r in server.requests if r.path == "/v1/blocks"]
+    assert max(sizes) > 100_000
+    messages = [row["message"] for row in server.rows("log_entry")]
+    assert len(messages) == len(set(messages)) == 8_250
+
+
+def test_a_retry_after_longer_than_retry_for_is_cut_to_the_time_left(
+    server: FakeServer, caplog: object
+) -> None:
+    """``Retry-After: 120`` for a block with 1 s of ``retry_for`` left: the SDK waits about
+    that second, not two minutes, gives the block up and says how long it really tried."""
+    server.respond = lambda request: (
+        (503, {"Retry-After": "120"}, b"{}") if request.path == "/v1/blocks" else None
+    )
+    sdk.init(server.url, "key", flush_interval=60, retry_for=1.0)
+    sdk.info("one")
+    started = time.monotonic()
+    assert sdk.flush(timeout=20) is False
+    assert time.monotonic() - started < 5
+    stats = adds_up()
+    assert stats["dropped"]["retries_exhausted"] == 1 and stats["pending"] == 0
+    assert "gave up a block after retrying it for 1." in caplog.text  # type: ignore[attr-defined]
+
+
+def test_highly_compressible_records_pass_the_servers_budget(settings) -> None:
+    """A single log of 0.6-4.1 MiB of one letter compresses over 64 times: the real server
+    refuses a payload over 1 MiB at more than 64 times its compressed size. Every block the
+    SDK sends passes the server's checks: a record too large is truncated visibly, a buffer of
+    repetitive records split, the same long text many times kept within the text budgets."""
+    settings = dataclasses.replace(settings, max_block_bytes=4 * 1024 * 1024)  # the default
+    with LocalServer(settings, port=0) as server:
+        # room for 3,000 events referencing one 100 KB text (estimated as if each had its own)
+        sdk.init(server.url, next(iter(KEYS)), flush_interval=60, max_memory=1 << 30)
+        cases = [600_000, 1_100_000, 2 << 20, 4 << 20, (4 << 20) + 100_000]
+        for size in cases:
+            sdk.info("a" * size, target=f"rep {size}")
+            assert sdk.flush(timeout=30) is True, (size, sdk.stats())
+        sdk.info(os.urandom(1 << 20).hex(), target="rand")
+        for _ in range(3_000):  # 3,000 x 100 KB of one text: 300 MB once expanded
+            sdk.info("b" * 100_000, target="many")
+        assert sdk.flush(timeout=60) is True, sdk.stats()
+        sdk.info("c" * 10_000, properties={f"k{i}": "v" * 10_000 for i in range(200)})
+        trace = {"trace": "x" * 10_000}  # 3,000 times: 30 MB of map text, over its 16 MiB
+        for _ in range(3_000):
+            sdk.info("with a trace", properties=trace)
+        assert sdk.flush(timeout=60) is True, sdk.stats()
+        for _ in range(3_000):  # not ASCII: the server's own check decides
+            sdk.info("é" * 50_000, target="many")
+        assert sdk.flush(timeout=60) is True, sdk.stats()
+        stats = adds_up()
+        no_loss(stats)
+        assert stats["truncated"] >= 3
+        sdk.shutdown()
+
+
+def test_events_after_shutdown_are_counted_and_warned_once(
+    server: FakeServer, caplog: object
+) -> None:
+    """Recorded 101, acknowledged 1: the 100 recorded after ``shutdown()`` (logs, metrics,
+    thread and async spans) are dropped as ``after_shutdown``, with one warning; the counters
+    add up. ``init`` again records and sends as before."""
+    sdk.init(server.url, "key", flush_interval=60)
+    sdk.info("before")
+    sdk.shutdown()
+    for i in range(70):
+        sdk.info(f"after {i}")
+    for i in range(10):
+        sdk.metric("m", i)
+    for _ in range(5):
+        with sdk.span("s"):  # a begin and an end each
+            pass
+    for _ in range(5):
+        with sdk.async_span("a"):
+            pass
+    stats = adds_up()
+    assert stats["acknowledged"] == 1 and stats["pending"] == 0, stats
+    # 70 + 10 + 10 thread span events + 5 async begins (an async end is never recorded once
+    # its begin was not kept), as under a full buffer
+    assert stats["dropped"]["after_shutdown"] == 95, stats
+    text = caplog.text  # type: ignore[attr-defined]
+    assert text.count("recorded after shutdown()") == 1
+    sdk.init(server.url, "key", flush_interval=60)
+    sdk.info("again")
+    assert sdk.flush(timeout=10) is True
+    stats = adds_up()
+    assert stats["acknowledged"] == 1 and stats["dropped"]["after_shutdown"] == 0
+    assert [r["message"] for r in server.rows("log_entry")] == ["before", "again"]

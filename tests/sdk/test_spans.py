@@ -4,7 +4,10 @@ block replays the begins still open, and a span becomes one row, in the block of
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
+
+import pytest
 
 from blocklake import sdk
 from blocklake.format.arrow import decode_block
@@ -272,7 +275,7 @@ def test_span_names_past_the_bound_are_recorded_and_memory_stays_flat(server) ->
 
 def test_long_span_names_are_cut_visibly() -> None:
     scope = SpanScope("n" * 10_000, target=None)  # type: ignore[arg-type]
-    assert scope.name == "n" * 512 + "...[truncated 10000 chars]"
+    assert scope.name == "n" * 512 + "...[truncated 9488 bytes]"  # the marker of log text
     assert scope.target == "None"
 
 
@@ -316,3 +319,60 @@ def test_async_spans_in_concurrent_tasks_get_their_own_parents_and_durations(ser
                 parent["ticks"] <= begin["ticks"]
                 and ends[span_id]["ticks"] <= ends[parent["span_id"]]["ticks"]
             )
+
+
+def test_with_span_behind_a_helper_in_concurrent_tasks_warns_once(caplog) -> None:
+    """``with sdk.span`` behind a helper context manager hides the coroutine from the check at
+    entry: a thread running an event loop is noticed off the fast path (its first span), with
+    one warning pointing to ``async_span``."""
+    recording._warned_loop = False
+
+    @contextlib.contextmanager
+    def timed(name: str):
+        with sdk.span(name):
+            yield
+
+    async def via_helper(i: int) -> None:
+        with timed("cm"):
+            await asyncio.sleep(0.01 * (i + 1))
+
+    async def two() -> None:
+        await asyncio.gather(via_helper(0), via_helper(1))
+
+    def in_a_thread() -> None:  # a thread of its own: its first span is inside the loop
+        asyncio.run(two())
+        asyncio.run(two())
+
+    thread = threading.Thread(target=in_a_thread)
+    thread.start()
+    thread.join()
+    assert caplog.text.count("thread running an asyncio event loop") == 1
+    assert "sdk.async_span" in caplog.text
+
+
+def test_instrument_on_a_coroutine_function_names_instrument_async() -> None:
+    with pytest.raises(TypeError, match=r"@sdk\.instrument_async"):
+
+        @sdk.instrument
+        async def handler() -> None:
+            pass
+
+    @sdk.instrument_async
+    async def works() -> int:
+        return 1
+
+    assert asyncio.run(works()) == 1
+
+
+def test_async_span_used_as_a_decorator_names_instrument_async() -> None:
+    with pytest.raises(TypeError, match=r"@sdk\.instrument_async"):
+
+        @sdk.async_span  # type: ignore[arg-type]
+        async def bare() -> None:
+            pass
+
+    with pytest.raises(TypeError, match=r"@sdk\.instrument_async"):
+
+        @sdk.async_span("named")
+        async def named() -> None:
+            pass

@@ -36,10 +36,13 @@ def _pad8(size: int) -> bytes:
 class StringTable:
     """Interns the strings of one block; a reference is the string's index in the table."""
 
-    __slots__ = ("index",)
+    __slots__ = ("index", "longest")
 
     def __init__(self) -> None:
         self.index: dict[str, int] = {}
+        self.longest = 0
+        """UTF-8 bytes of the longest string, once ``encode`` has run (the SDK bounds a block's
+        expanded text by it)."""
 
     def refs(self, values: Sequence[str]) -> array:
         index = self.index
@@ -52,6 +55,7 @@ class StringTable:
     def encode(self) -> bytes:
         # A lone surrogate (from os.fsdecode, say) is not UTF-8: replace it, keep the event.
         encoded = [s.encode("utf-8", "replace") for s in self.index]
+        self.longest = max(map(len, encoded), default=0)
         offsets = array("i", [0])
         total = 0
         for item in encoded:

@@ -28,7 +28,7 @@ import sys
 import time
 import uuid
 
-from blocklake.sdk import recording
+from blocklake.sdk import recording, registration
 from blocklake.sdk.flusher import DROPPED_METRIC, Flusher
 from blocklake.sdk.logging_handler import LoggingHandler
 from blocklake.sdk.recording import (
@@ -96,11 +96,14 @@ def _process_document(properties: dict[str, str], exe: str | None, parent: str |
     except (KeyError, OSError):
         username = ""
     start_time_ns, start_ticks = time.time_ns(), now()
+    text = registration.text
     return {
         "process_id": str(uuid.uuid4()),
-        "exe": exe or os.path.abspath(sys.argv[0] if sys.argv and sys.argv[0] else sys.executable),
-        "username": username,
-        "computer": socket.gethostname(),
+        "exe": text(
+            exe or os.path.abspath(sys.argv[0] if sys.argv and sys.argv[0] else sys.executable)
+        ),
+        "username": text(username),
+        "computer": text(socket.gethostname()),
         "start_time_ns": start_time_ns,
         "start_ticks": start_ticks,
         "tick_frequency": TICK_FREQUENCY,
@@ -108,7 +111,7 @@ def _process_document(properties: dict[str, str], exe: str | None, parent: str |
         "properties": {
             "pid": str(os.getpid()),
             "python": sys.version.split()[0],
-            **{str(k): str(v) for k, v in properties.items()},
+            **properties,  # already within the server's limits, the two above included
         },
     }
 
@@ -117,9 +120,9 @@ def init(
     endpoint: str,
     api_key: str,
     *,
-    exe: str | None = None,
+    exe: str | os.PathLike | None = None,
     properties: dict[str, str] | None = None,
-    level: str = "INFO",
+    level: str | int = "INFO",
     flush_interval: float = 1.0,
     flush_at: int = 8192,
     max_memory: int = recording.DEFAULT_MEMORY_BYTES,
@@ -137,25 +140,31 @@ def init(
     recorded before ``init`` are kept (within the budget) and sent by it. Child processes of
     ``multiprocessing`` (fork, spawn, forkserver) send their events too: ``init`` leaves its
     settings, API key included, in the ``BLOCKLAKE_SDK_CHILD`` environment variable for them.
+
+    ``exe`` (default: the script's absolute path) and ``properties`` (a mapping of text) are
+    registered with the process; ``level`` is the most verbose log level recorded: a name
+    (``"INFO"``, ``"warning"``), 1-6, or a ``logging`` level. ``init`` never raises for a value:
+    text is coerced with ``str`` (bytes and paths as file names), properties that are not a
+    mapping become pairs or one ``properties`` entry, and everything is cut to the server's
+    limits (256 properties, 4096-byte values, 256-byte keys) with a visible marker; an option
+    that is not a positive number takes its default. Each such repair is logged as a warning.
     """
     global _flusher, _counters
     if _flusher is not None:
         shutdown()
-    if level.upper() not in recording.LEVEL_CODES:
-        raise ValueError(f"level must be one of {list(recording.LEVEL_CODES)}, got {level!r}")
     _settings.clear()
     _settings.update(
-        endpoint=endpoint,
-        api_key=api_key,
-        exe=exe,
-        properties={str(k): str(v) for k, v in (properties or {}).items()},
-        level=level.upper(),
-        flush_interval=flush_interval,
-        flush_at=flush_at,
-        max_memory=max_memory,
-        retry_for=retry_for,
-        timeout=timeout,
-        max_span_names=max_span_names,
+        endpoint=registration.text(endpoint),
+        api_key=registration.text(api_key),
+        exe=registration.text(exe) if exe is not None else None,
+        properties=_properties(properties),
+        level=_level_name(level),
+        flush_interval=_positive("flush_interval", flush_interval, 1.0),
+        flush_at=int(_positive("flush_at", flush_at, 8192)),
+        max_memory=int(_positive("max_memory", max_memory, recording.DEFAULT_MEMORY_BYTES)),
+        retry_for=_positive("retry_for", retry_for, 300.0, zero=True),
+        timeout=_positive("timeout", timeout, 10.0),
+        max_span_names=int(_positive("max_span_names", max_span_names, 4096)),
     )
     _counters = Counters()  # a new process: its own counts
     _flusher = _start(parent=None)
@@ -165,7 +174,47 @@ def init(
     return _flusher.process["process_id"]
 
 
+def _properties(properties: object) -> dict[str, str]:
+    """Within the server's limits, with room for the SDK's own two (``pid``, ``python``)."""
+    result = registration.properties(properties, reserved=2)
+    plain = isinstance(properties, dict | type(None)) and all(
+        type(k) is str and type(v) is str and result.get(k) == v
+        for k, v in (properties or {}).items()
+    )
+    if not plain:
+        _log.warning(
+            "blocklake: init's properties were converted to at most %d text entries "
+            "within the server's limits",
+            registration.MAX_ENTRIES,
+        )
+    return result
+
+
+def _positive(name: str, value: object, default: float, *, zero: bool = False) -> float:
+    """A number option as a positive float (or 0 if ``zero``); anything else is its default,
+    with a warning."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        number = float("nan")
+    if not (number >= 0 if zero else number > 0) or number == float("inf"):
+        _log.warning("blocklake: init's %s %r is not a positive number: %s", name, value, default)
+        return default
+    return number
+
+
+def _level_name(level: object) -> str:
+    """``level`` as a name: a name (any case), an SDK level number (1-6) or one of the
+    ``logging`` module's (10-50); anything else is INFO, with a warning."""
+    name = recording.level_name(level)
+    if name is None:
+        _log.warning("blocklake: init's level %r is not a level: INFO", level)
+        return "INFO"
+    return name
+
+
 def _start(parent: str | None) -> Flusher:
+    recording.reopen()
     recording.configure(
         flush_at=_settings["flush_at"],
         memory_budget=_settings["max_memory"],
@@ -203,7 +252,7 @@ def stats() -> dict:
 
         {"recorded", "acknowledged", "pending",
          "dropped": {"buffer_full", "bad_value", "refused", "queue_full",
-                     "retries_exhausted", "abandoned_at_exit"},
+                     "retries_exhausted", "abandoned_at_exit", "after_shutdown"},
          "coerced", "truncated", "blocks_sent", "bytes_sent", "retries",
          "registrations_repeated", "own_metrics"}
 
@@ -215,6 +264,8 @@ def stats() -> dict:
     flusher = _flusher
     buffered = flusher.buffered() if flusher else sum(map(len, _all_buffers()))
     in_flight = flusher.uploader.in_flight() if flusher else 0
+    if flusher is None and recording._closed:  # nothing will send what the buffers hold
+        return _counters.snapshot(0, 0, recording.after_shutdown.pending + buffered)
     return _counters.snapshot(buffered, in_flight)
 
 
@@ -225,11 +276,14 @@ def _all_buffers() -> list[recording.Buffer]:
 def shutdown(timeout: float = 10.0) -> int:
     """Sends what is pending and stops the background threads; returns the number of events
     it had to abandon (not acknowledged within ``timeout`` seconds), also logged and counted
-    as ``dropped["abandoned_at_exit"]``. Runs at interpreter exit."""
+    as ``dropped["abandoned_at_exit"]``. Runs at interpreter exit. Events recorded after it
+    (until ``init`` again) are dropped, counted as ``dropped["after_shutdown"]``, with one
+    warning."""
     global _flusher, _stopping
     if _flusher is None:
         return 0
     flusher, _flusher = _flusher, None
+    recording.close()  # what is recorded from now on is counted as dropped after_shutdown
     _stopping = True
     try:
         abandoned = flusher.stop(timeout)

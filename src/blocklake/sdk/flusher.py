@@ -149,7 +149,10 @@ class Flusher:
     def _report_drops(self) -> None:
         dropped = self.counters.dropped_total
         if dropped > self._dropped_reported:
-            recording.metric(DROPPED_METRIC, float(dropped - self._dropped_reported), "events")
+            # appended past the record path's checks: one event, sent even during shutdown
+            recording.measures.append(
+                (recording.now(), DROPPED_METRIC, "events", float(dropped - self._dropped_reported))
+            )
             self._dropped_reported = dropped
             with self.counters.lock:
                 self.counters.own_metrics += 1

@@ -17,6 +17,7 @@ import contextvars
 import functools
 import inspect
 import itertools
+import logging
 import sys
 import threading
 import time
@@ -150,8 +151,43 @@ def set_overflow_bytes(value: int) -> None:
     _overflow_bytes = value
 
 
+_closed = False
+"""Set by ``shutdown``: no flusher will send what is recorded now. ``_flush_at`` is 0 meanwhile,
+so every event takes the slow path (the fast path checks nothing more), which counts it."""
+after_shutdown = DropCounter()
+"""Events recorded after ``shutdown`` (until ``init`` again): counted, never sent."""
+_warned_closed = False
+
+
+def close() -> None:
+    """``shutdown``: from now on every event is dropped and counted as ``after_shutdown``."""
+    global _closed, _flush_at
+    _closed, _flush_at = True, 0
+
+
+def reopen() -> None:
+    """``init``: events are recorded again (``configure`` sets ``_flush_at`` anew)."""
+    global _closed, _warned_closed, after_shutdown
+    _closed = _warned_closed = False
+    after_shutdown = DropCounter()
+
+
+def _closed_drop() -> None:
+    global _warned_closed
+    after_shutdown.add()
+    if not _warned_closed:
+        _warned_closed = True
+        logging.getLogger("blocklake.sdk").warning(
+            "blocklake: an event was recorded after shutdown(): it and any later ones are "
+            "dropped, counted in stats()['dropped']['after_shutdown']"
+        )
+
+
 def _count_drop(buffer: Buffer) -> None:
-    buffer.drops.add()
+    if _closed:
+        _closed_drop()
+    else:
+        buffer.drops.add()
 
 
 def _wake() -> None:
@@ -171,7 +207,7 @@ def _room(buffer: Buffer) -> bool:
 def _overflow(buffer: Buffer, event: tuple) -> bool:
     """The slow path: wake the flusher, and keep the event only if there is room left."""
     _wake()
-    if _room(buffer):
+    if not _closed and _room(buffer):
         buffer.append(event)
         return True
     _count_drop(buffer)
@@ -210,11 +246,12 @@ def _span_begin_overflow(
 ) -> Buffer | _DroppedSubtree:
     """The slow path of a begin; returns where this span's end must go."""
     _wake()
+    _check_event_loop()
     if isinstance(buffer, _DroppedSubtree):
         buffer.depth += 1
         _count_drop(buffer.buffer)
         return buffer
-    if _room(buffer):
+    if not _closed and _room(buffer):
         buffer.append(event)
         return buffer
     _local.spans = dropped = _DroppedSubtree(buffer)
@@ -257,9 +294,15 @@ def reset_after_fork() -> None:
 
 
 def log(level: int, message: str, target: str = "", properties: dict | None = None) -> None:
+    """``level``: 1 (FATAL) to 6 (TRACE), as the constants ``FATAL`` ... ``TRACE``, or one of
+    the ``logging`` module's (10 DEBUG to 50 CRITICAL), converted."""
     try:
         if level > _max_level:
-            return
+            if level < 10:
+                return
+            level = _from_logging(level)  # off the fast path: a logging level, 10 and up
+            if level > _max_level:
+                return
     except TypeError:  # a level that is not a number: dropped alone, counted
         bad_values.add()
         return
@@ -267,6 +310,26 @@ def log(level: int, message: str, target: str = "", properties: dict | None = No
         logs.append((now(), level, target, message, properties))
     else:
         _overflow(logs, (now(), level, target, message, properties))
+
+
+def _from_logging(levelno: int) -> int:
+    """A ``logging`` level number (10 and up) as the SDK's level."""
+    for threshold, code in ((50, FATAL), (40, ERROR), (30, WARN), (20, INFO)):
+        if levelno >= threshold:
+            return code
+    return DEBUG
+
+
+def level_name(level: object) -> str | None:
+    """``level`` as a name of ``LEVEL_CODES``: a name (any case; ``WARNING`` and ``CRITICAL``
+    too), an SDK level (1-6) or a ``logging`` level (10-50); None if it is none of these."""
+    if isinstance(level, str):
+        name = {"WARNING": "WARN", "CRITICAL": "FATAL"}.get(level.upper(), level.upper())
+        return name if name in LEVEL_CODES else None
+    if type(level) is not int:
+        return None
+    code = level if 1 <= level <= 6 else _from_logging(level) if level >= 10 else None
+    return None if code is None else next(n for n, c in LEVEL_CODES.items() if c == code)
 
 
 def fatal(message: str, target: str = "", properties: dict | None = None) -> None:
@@ -341,8 +404,10 @@ _next_transient_id = itertools.count(TRANSIENT_IDS).__next__
 def _text(value: object) -> str:
     """A name as the wire carries it: a string (others converted), long ones cut visibly."""
     text = value if type(value) is str else str(value)
-    if len(text) > MAX_NAME_CHARS:
-        text = f"{text[:MAX_NAME_CHARS]}...[truncated {len(text)} chars]"
+    if len(text) > MAX_NAME_CHARS:  # the marker of repair.truncated: the UTF-8 bytes cut
+        kept = text[:MAX_NAME_CHARS]
+        cut = len(text.encode("utf-8", "replace")) - len(kept.encode("utf-8", "replace"))
+        text = f"{kept}...[truncated {cut} bytes]"
     return text
 
 
@@ -407,7 +472,32 @@ def forget_scope(scope_id: int) -> None:
         SpanScope.registry.pop(scope_id, None)
 
 
+_warned_loop = False
+
+LOOP_WARNING = (
+    "blocklake: 'with sdk.span' (or @sdk.instrument) in a thread running an asyncio event loop: "
+    "thread spans are right only if no 'await' happens inside them; concurrent tasks awaiting "
+    "inside one (directly or through a helper context manager) interleave on this thread's "
+    "spans and get wrong parents and durations: use 'async with sdk.async_span(...)' or "
+    "@sdk.instrument_async there"
+)
+
+
+def _check_event_loop() -> None:
+    """Off the fast path (a thread's first span, and each span begin past ``_flush_at``): warns
+    once if this thread runs an asyncio event loop. The fast path checks only that the caller
+    is not itself a coroutine (a ``TypeError``): a helper context manager hides the coroutine."""
+    global _warned_loop
+    asyncio = sys.modules.get("asyncio")
+    if _warned_loop or asyncio is None:
+        return
+    if asyncio.events._get_running_loop() is not None:
+        _warned_loop = True
+        logging.getLogger("blocklake.sdk").warning(LOOP_WARNING)
+
+
 def _new_thread_buffer() -> Buffer:
+    _check_event_loop()
     buffer = Buffer(threading.current_thread())
     _local.spans = buffer
     with _thread_buffers_lock:
@@ -464,7 +554,10 @@ def _instrument(function: F, scope: SpanScope) -> F:
     """The decorator's wrapper: the two appends inline, no context-manager calls."""
     begin, end = scope.id, scope.end_id
     if inspect.iscoroutinefunction(function):
-        raise TypeError(f"{function.__qualname__} is a coroutine function: use @async_span")
+        raise TypeError(
+            f"{function.__qualname__} is a coroutine function: use @sdk.instrument_async "
+            "(an async span per call; @sdk.instrument makes thread spans)"
+        )
 
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -530,6 +623,9 @@ class AsyncSpan:
             forget_scope(self.scope.id)
         _current_async.reset(self.token)
 
+    def __call__(self, *args: object, **kwargs: object) -> Any:
+        raise TypeError(_NOT_A_DECORATOR)
+
     async def __aenter__(self) -> AsyncSpan:
         return self.__enter__()
 
@@ -537,10 +633,19 @@ class AsyncSpan:
         self.__exit__(exc_type, exc, traceback)
 
 
+_NOT_A_DECORATOR = (
+    "sdk.async_span is a context manager ('async with sdk.async_span(\"name\"):'), not a "
+    "decorator: decorate a coroutine function with @sdk.instrument_async (or "
+    '@sdk.instrument_async(name="name"))'
+)
+
+
 def async_span(name: str, target: str | None = None) -> AsyncSpan:
     """``async with async_span("name"):`` (or ``with``): a new span each time it is entered."""
     scope = _async_scopes.get(name)
     if scope is None:
+        if callable(name):  # @sdk.async_span on a function (first use of a name: off the fast path)
+            raise TypeError(_NOT_A_DECORATOR)
         caller = sys._getframe(1)
         module = target if target is not None else caller.f_globals.get("__name__", "")
         scope = _named_scope(_async_scopes, name, module, caller)

@@ -120,9 +120,8 @@ def repair_events(event_type: EventType, events: list[tuple], repairs: Repairs) 
     return kept
 
 
-def truncate_event(event: tuple, max_bytes: int, repairs: Repairs) -> tuple:
+def truncate_event(event: tuple, max_bytes: int) -> tuple:
     """The event with each text longer than ``max_bytes`` (UTF-8) cut, marked as cut."""
-    repairs.truncated += 1
     return tuple(
         {_cut(k, max_bytes): _cut(v, max_bytes) for k, v in value.items()}
         if isinstance(value, dict)
@@ -138,4 +137,10 @@ def _cut(value: object, max_bytes: int) -> object:
     if len(data) <= max_bytes:
         return value
     kept = data[:max_bytes].decode("utf-8", "ignore")
-    return f"{kept}...[truncated {len(data)} bytes]"
+    return truncated(kept, len(data) - len(kept.encode("utf-8")))
+
+
+def truncated(kept: str, cut_bytes: int) -> str:
+    """Text cut visibly: what is kept, then how many bytes (UTF-8) were cut. The same marker
+    for log text and span names."""
+    return f"{kept}...[truncated {cut_bytes} bytes]"

@@ -13,11 +13,13 @@ DROP_REASONS = (
     "queue_full",
     "retries_exhausted",
     "abandoned_at_exit",
+    "after_shutdown",
 )
 """Why events were given up: the memory budget was full when they were recorded; a value could
 not be converted; the server refused their block (a 4xx); blocks waiting for upload took the
 whole budget (oldest given up); retries went on longer than ``retry_for``; the process exited
-(``shutdown``) before the server took them."""
+(``shutdown``) before the server took them; they were recorded after ``shutdown`` (nothing
+sends them; until ``init`` again)."""
 
 
 @dataclass
@@ -46,13 +48,15 @@ class Counters:
     def dropped_total(self) -> int:
         return sum(self.dropped.values())
 
-    def snapshot(self, buffered: int, in_flight: int) -> dict:
+    def snapshot(self, buffered: int, in_flight: int, after_shutdown: int = 0) -> dict:
         """The counters as a plain dict; ``buffered`` events wait in the record buffers and
-        ``in_flight`` in blocks not yet acknowledged nor given up."""
+        ``in_flight`` in blocks not yet acknowledged nor given up; ``after_shutdown`` events
+        were recorded after ``shutdown`` (so were ``buffered`` ones then: nothing sends them)."""
         with self.lock:
             dropped = dict(self.dropped)
+            dropped["after_shutdown"] += after_shutdown
             return {
-                "recorded": self.drained + dropped["buffer_full"] + buffered,
+                "recorded": self.drained + dropped["buffer_full"] + buffered + after_shutdown,
                 "acknowledged": self.acknowledged,
                 "pending": buffered + in_flight,
                 "dropped": dropped,

@@ -1,23 +1,29 @@
 """Turns drained events into blocks, one stream at a time (runs on the flusher thread).
 
 Blocks are cut so that each is at most ``limit`` bytes, compressed and uncompressed (the server
-states its limit). Span streams keep the spans still open across blocks, so that each block
-replays them ahead of its own events and decodes alone (schemas/transit-v1.md, "Spans across
-blocks").
+states its limit), and so that each passes the server's budget for one block
+(``blocklake.format.check``): a payload over 1 MiB at most 64 times its compressed size and at
+most 32 MiB, and the text its rows expand to within the text budgets. Span streams keep the
+spans still open across blocks, so that each block replays them ahead of its own events and
+decodes alone (schemas/transit-v1.md, "Spans across blocks").
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import time
 import uuid
 from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
 
+import lz4.block
+
+from blocklake.format.check import DEFAULT_BUDGET, check_payload
 from blocklake.format.encode import StringTable, encode_block, encode_section
-from blocklake.format.header import HEADER_SIZE, parse_header
+from blocklake.format.header import HEADER_SIZE, BlockHeader, FormatError, parse_header
 from blocklake.format.schema import EventType, event_types, layout_to_json
-from blocklake.sdk import recording
+from blocklake.sdk import recording, registration
 from blocklake.sdk.recording import SpanScope, forget_scope
 from blocklake.sdk.repair import Repairs, repair_events, truncate_event
 
@@ -61,12 +67,53 @@ class StreamWriter:
         known = event_types()
         return [known[name] for name in self.event_names]
 
+    @functools.cached_property
+    def text_fields(self) -> int:
+        """String references a row holds at most (the widest event type's text fields)."""
+        return max(sum(f.type == "str" for f in t.fields) for t in self.event_types)
+
+    @functools.cached_property
+    def _map_field(self) -> int | None:
+        """Where a single-type stream's events keep their map (logs' properties), if any."""
+        if len(self.event_names) != 1:
+            return None
+        kinds = [f.type for f in self.event_types[0].fields]
+        return kinds.index("map") if "map" in kinds else None
+
+    @functools.cached_property
+    def single_type(self) -> bool:
+        return len(self.event_names) == 1
+
+    def text_bytes(self, events: list[tuple]) -> tuple[int, int]:
+        """Characters of ``events``' text fields and of their map entries (bytes, for ASCII)."""
+        fields = self.event_types[0].fields
+        text = sum(
+            sum(map(len, map(itemgetter(i), events)))
+            for i, field in enumerate(fields)
+            if field.type == "str"
+        )
+        maps = 0
+        if self._map_field is not None:
+            for mapping in filter(None, map(itemgetter(self._map_field), events)):
+                maps += sum(map(len, mapping)) + sum(map(len, mapping.values()))
+        return text, maps
+
+    def map_entries(self, events: list[tuple]) -> int:
+        """Map entries ``events`` hold (C-level: a length per event that has a map)."""
+        index = self._map_field
+        return 0 if index is None else sum(map(len, filter(None, map(itemgetter(index), events))))
+
+    @property
+    def layout(self) -> dict[int, EventType]:
+        """The stream's layout as the server reads it (type id to event type)."""
+        return {event_type.id: event_type for event_type in self.event_types}
+
     def registration(self, process_id: str) -> dict:
         return {
             "stream_id": str(self.stream_id),
             "process_id": process_id,
             "tags": list(self.tags),
-            "properties": self.properties,
+            "properties": registration.properties(self.properties),  # a thread's name, say
             "layout": layout_to_json(self.event_types),
         }
 
@@ -110,11 +157,16 @@ class StreamWriter:
                 if len(chunk) > 1:  # too large: halve until it fits
                     self.bytes_per_event = 2 * limit / len(chunk)
                     continue
-                block = self._encode([truncate_event(chunk[0], limit // 8, repairs)], limit)
+                # Text cut below the ratio floor: the block passes whatever it compresses to.
+                cut = min(limit // 8, MAX_RECORD_TEXT_BYTES)
+                while block is None and cut >= 64:
+                    block = self._encode([truncate_event(chunk[0], cut)], limit)
+                    cut //= 8
                 if block is None:
                     repairs.drop()
                     start += 1
                     continue
+                repairs.truncated += 1
             self.bytes_per_event = block.raw_size / len(chunk)
             blocks.append(block)
             start += len(chunk)
@@ -139,8 +191,12 @@ class StreamWriter:
         except BaseException:
             self._restore(saved)
             raise
-        raw_size = HEADER_SIZE + parse_header(data).uncompressed_size
-        if limit is not None and max(len(data), raw_size) > limit:
+        header = parse_header(data)
+        raw_size = HEADER_SIZE + header.uncompressed_size
+        if limit is not None and (
+            max(len(data), raw_size) > limit
+            or not _within_budget(data, header, strings, self, events, self._replayed(saved))
+        ):
             self._restore(saved)
             return None
         self.sequence += 1
@@ -153,6 +209,10 @@ class StreamWriter:
 
     def _restore(self, state: object) -> None:
         pass
+
+    def _replayed(self, state: object) -> int:
+        """Rows a block replays besides its events (span begins still open), from ``_state``."""
+        return 0
 
     def _committed(self) -> None:
         """The attempt became a block."""
@@ -174,6 +234,9 @@ class ThreadSpanWriter(StreamWriter):
 
     def _restore(self, state: object) -> None:
         self.open_spans, self.last_span_id = state  # type: ignore[misc]
+
+    def _replayed(self, state: object) -> int:
+        return len(state[0])  # type: ignore[index]
 
     def _committed(self) -> None:
         for scope_id in self.closed_scopes:
@@ -275,6 +338,9 @@ class AsyncSpanWriter(ThreadSpanWriter):
     def _restore(self, state: object) -> None:
         self.open_async = state  # type: ignore[assignment]
 
+    def _replayed(self, state: object) -> int:
+        return len(state)  # type: ignore[arg-type]
+
     def sections(self, events: list[tuple], strings: StringTable) -> list[bytes]:
         open_spans = self.open_async
         begins = list(open_spans.values())
@@ -297,6 +363,45 @@ class AsyncSpanWriter(ThreadSpanWriter):
 
     def _open_entries(self) -> list[tuple]:
         return list(self.open_async.values())
+
+
+MAX_RECORD_TEXT_BYTES = 256 * 1024
+"""A record too large for a block alone keeps at most this many bytes of each text: below the
+server's 1 MiB floor for the decompression ratio, whatever the text compresses to."""
+
+
+def _within_budget(
+    data: bytes,
+    header: BlockHeader,
+    strings: StringTable,
+    writer: StreamWriter,
+    events: list[tuple],
+    replayed: int,
+) -> bool:
+    """Whether the server's budget for one block takes it: the decompression ratio always (one
+    comparison); the text the rows expand to by a bound (every string reference, of each row's
+    text fields and map entries, as long as the longest string), and only when that bound fails
+    (a long string in a large block) by the server's own check of the payload."""
+    budget = DEFAULT_BUDGET
+    compressed = len(data) - header.header_size
+    size = header.uncompressed_size
+    if size > budget.payload_limit(compressed):
+        return False
+    longest = strings.longest  # UTF-8 bytes, measured as the block was encoded
+    maps = 2 * writer.map_entries(events) * longest
+    text = size + (len(events) + replayed) * writer.text_fields * longest
+    if maps <= budget.max_map_bytes and text + maps <= budget.max_expanded_bytes:
+        return True
+    ascii = all(map(str.isascii, strings.index))  # then the texts' lengths are their bytes
+    if ascii and writer.single_type and not replayed:  # logs, metrics: sum the texts themselves
+        text, maps = writer.text_bytes(events)
+        return maps <= budget.max_map_bytes and size + text + maps <= budget.max_expanded_bytes
+    payload = lz4.block.decompress(memoryview(data)[header.header_size :], uncompressed_size=size)
+    try:
+        check_payload(payload, writer.layout, header.object_count, budget, complete=False)
+    except FormatError:
+        return False
+    return True
 
 
 def log_writer(properties: dict[str, str]) -> StreamWriter:

@@ -37,10 +37,13 @@ ROTATE_AFTER = 3
 """500 answers to a block after which it goes to the back of the queue, so that a block the
 server fails on (a bug on that block only) holds up no other. Other transient failures (the
 server away or overloaded: connection errors, 429, 503) keep the order."""
-MAX_CUTS = 2
-"""Uploads of one large block cut while the server answers small requests, after which the
-block is taken as refused for its size (some servers close the connection on a body over their
-limit without reading it: the client sees a broken pipe, never the 413)."""
+MAX_CUTS = 3
+"""Uploads of one block larger than the server's limit cut while the server answers small
+requests, after which the block is taken as refused for its size (some servers close the
+connection on a body over their limit without reading it: the client sees a broken pipe, never
+the 413). A block at or below the limit (stated by the server, else ``DEFAULT_MAX_BLOCK_BYTES``)
+is never taken so: a cut is then a connection error like any other, retried within
+``retry_for`` (a resend of a block the server stored is answered ``duplicate``)."""
 MAX_STREAMS_REMEMBERED = 4096
 """Stream registrations remembered; an older stream's next block registers it again."""
 
@@ -69,6 +72,8 @@ class Uploader:
         """The next pause after a transient failure, whichever block failed (None: the first,
         ``backoff``)."""
         self.max_block_bytes = DEFAULT_MAX_BLOCK_BYTES
+        self.stated_limit: int | None = None
+        """``limits.max_block_bytes`` as the server last stated it (None: never stated)."""
         self.queue: deque[Block] = deque()
         self.current: Block | None = None
         """The block being sent, out of ``queue``."""
@@ -237,9 +242,12 @@ class Uploader:
                     )
                     self._resolve(block, "refused")
                     return "done"
-                if time.monotonic() - block.created > self.retry_for:
+                age = time.monotonic() - block.created
+                if age > self.retry_for:
                     _log.error(
-                        "blocklake: gave up a block after %.0f s, %d events lost: %s",
+                        "blocklake: gave up a block after retrying it for %.1f s (retry_for "
+                        "%.0f s), %d events lost: %s",
+                        age,
                         self.retry_for,
                         block.object_count,
                         error,
@@ -253,8 +261,18 @@ class Uploader:
                 pause = self._pause or self.backoff
                 wait = error.retry_after if error.retry_after is not None else _jittered(pause)
                 self._pause = min(pause * 2, self.max_backoff)
-                if not self._sleep(min(wait, MAX_RETRY_AFTER)):
+                # Never wait past the block's retry_for: a longer Retry-After would only delay
+                # the verdict (and hold up every later block) without a chance to send it.
+                left = self.retry_for - (time.monotonic() - block.created)
+                wait = max(0.0, min(wait, MAX_RETRY_AFTER, left + 0.001))
+                started = time.monotonic()
+                if not self._sleep(wait):
                     return "deadline"
+                _log.debug(
+                    "blocklake: retrying a block after waiting %.2f s (%s)",
+                    time.monotonic() - started,
+                    error,
+                )
                 failures += 1 if error.status == 500 else 0
                 if failures >= ROTATE_AFTER and self.queue:
                     return "rotate"
@@ -307,8 +325,8 @@ class Uploader:
     def _cut_for_its_size(self, block: Block, error: DeliveryError) -> bool:
         """Whether the connection was cut (no answer) while sending a large block although the
         server answers a small request: a server may refuse a body over its limit unread."""
-        if error.status or len(block.data) <= MIN_BLOCK_BYTES:
-            return False
+        if error.status or len(block.data) <= max(self.size_limit(), MIN_BLOCK_BYTES):
+            return False  # a block the server takes by its size: the cut is the network's
         try:
             self.apply(self.transport.post_json("/v1/processes", self.process))  # idempotent
         except DeliveryError:
@@ -319,10 +337,16 @@ class Uploader:
         """Later blocks smaller than this refused one, when the server did not say its limit."""
         self.max_block_bytes = max(MIN_BLOCK_BYTES, min(self.max_block_bytes, len(block.data) // 2))
 
+    def size_limit(self) -> int:
+        """The largest block the server takes by its size, as far as it told us: its stated
+        limit, else the default (which every server we know takes)."""
+        return self.stated_limit if self.stated_limit is not None else DEFAULT_MAX_BLOCK_BYTES
+
     def _learn(self, limits: object) -> None:
         if isinstance(limits, dict):
             size = limits.get("max_block_bytes")
             if isinstance(size, int) and not isinstance(size, bool) and size > 0:
+                self.stated_limit = size
                 self.max_block_bytes = max(size, MIN_BLOCK_BYTES)
 
 
