@@ -189,3 +189,20 @@ def test_what_the_standard_library_refuses_is_json_too(
     got, document = answer(received)
     assert got == status
     assert document["error"]["code"] in (f"http_{status}", "not_found")
+
+
+@pytest.mark.parametrize("name", ["Authorization: Bearer", "x-api-key:"])
+def test_a_repeated_key_header_is_refused(server: LocalServer, name: str) -> None:
+    """Found by the second attack on the sandbox: the last of two keys won."""
+    head = (
+        f"POST /v1/query HTTP/1.1\r\nHost: x\r\n{name} {API_KEY}\r\n{name} key-globex\r\n"
+        "Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close"
+    )
+    status, document = answer(raw_request(server, head, b"{}"))
+    assert (status, document["error"]["code"]) == (400, "invalid_header")
+
+
+def test_other_methods_are_named_as_sent(server: LocalServer) -> None:
+    head = "DELETE /v1/query HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close"
+    status, document = answer(raw_request(server, head))
+    assert status == 404 and "DELETE /v1/query" in document["error"]["message"]

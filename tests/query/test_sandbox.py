@@ -474,3 +474,20 @@ def test_huge_or_deep_values_are_cut_or_refused_by_the_query_not_the_service(
     if response["statusCode"] == 200:
         assert response["headers"]["X-Blocklake-Truncated"] == "max_result_bytes"
     assert time.monotonic() - started < 15
+
+
+@pytest.mark.parametrize("output", ["json", "csv", "arrow", "parquet"])
+@pytest.mark.parametrize(
+    "sql", ["SELECT map([[1, 2]], [3]) AS m", "SELECT map([{'a': 1}], [3]) AS m"]
+)
+def test_maps_keyed_by_lists_or_structs_answer(
+    two_tenants: QueryLake, sql: str, output: str
+) -> None:
+    response = two_tenants.response(window(0, 1, sql, format=output))
+    assert response["statusCode"] == 200, response["body"][:300]
+
+
+@pytest.mark.parametrize("value", [["json"], {}, 1, None])
+def test_a_format_of_the_wrong_type_is_a_400(two_tenants: QueryLake, value: object) -> None:
+    status, body = two_tenants.query(window(0, 1, "SELECT 1", format=value))
+    assert status == 400 and "format" in body["error"]["message"]

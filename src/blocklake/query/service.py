@@ -86,7 +86,7 @@ def request_from(
     if begin >= end:
         raise ClientError(400, "invalid_field", "field 'begin' must be before 'end'")
     output = document.get("format", "json")
-    if output not in FORMATS:
+    if not isinstance(output, str) or output not in FORMATS:
         raise ClientError(400, "invalid_field", f"field 'format': expected one of {list(FORMATS)}")
     limit = document.get("max_rows", max_rows)
     if not isinstance(limit, int) or isinstance(limit, bool) or not 0 < limit <= max_rows:
@@ -151,9 +151,12 @@ def _key(key: object) -> str:
 
 def _column_values(column: pa.ChunkedArray) -> list[object]:
     """Python values of ``column``; values Python cannot hold (DuckDB's ``infinity`` dates and
-    timestamps, years past 9999) become text: ``"infinity"``, ``"-infinity"``, or Arrow's."""
+    timestamps, years past 9999) become text: ``"infinity"``, ``"-infinity"``, or Arrow's. Maps
+    are dicts, or lists of ``[key, value]`` pairs when their keys are lists or structs."""
     try:
         return column.to_pylist(maps_as_pydicts="lossy")
+    except TypeError:  # map keys Python cannot hash: the pairs as they are
+        return column.to_pylist()
     except (OverflowError, ValueError, pa.ArrowException):
         values: list[object] = []
         for chunk in column.chunks:

@@ -158,6 +158,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def _handle(self, method: str) -> None:
         self._header_deadline.cancel()  # the headers are in; the body has a deadline of its own
         path, _, query = self.path.partition("?")
+        for name in ("Authorization", "X-Api-Key"):
+            if len(self.headers.get_all(name) or []) > 1:  # which one would a proxy believe?
+                answer = json_answer(400, "invalid_header", f"header {name!r} is repeated")
+                self._refuse(answer, None)
+                return
         length = self._content_length()
         if isinstance(length, HttpResponse):
             known = length.status == 413  # a valid length: the body's extent is known
@@ -193,7 +198,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self._handle("GET")
 
     def do_PUT(self) -> None:  # no route takes it: answered 404 naming the method and path
-        self._handle("PUT")
+        self._handle(self.command)
 
     do_DELETE = do_PATCH = do_OPTIONS = do_PUT
 
