@@ -27,7 +27,8 @@ def incompressible(size: int) -> str:
     return "".join(random.Random(size).choices(string.ascii_letters, k=size))
 
 
-def _block(stream_id: str, sections: list[bytes], strings: StringTable, count: int) -> bytes:
+def block(stream_id: str, sections: list[bytes], strings: StringTable, count: int) -> bytes:
+    """A block of ``sections`` with ``count`` objects, ticks 2,000 onwards."""
     return encode_block(
         stream_id=uuid.UUID(stream_id),
         sequence=0,
@@ -59,7 +60,7 @@ def span_bomb(stream_id: str, count: int = 4_000) -> bytes:
     """``count`` begins and ``count`` ends sharing one span id: ``count**2`` rows if paired
     naively (16 million for 4,000, 2.3 GB), in about a kilobyte."""
     strings = StringTable()
-    return _block(stream_id, _span_sections(strings, [7] * count, [7] * count), strings, count)
+    return block(stream_id, _span_sections(strings, [7] * count, [7] * count), strings, count)
 
 
 def long_string_spans(stream_id: str, spans: int = 200, name: str = "x" * MIB) -> bytes:
@@ -68,7 +69,7 @@ def long_string_spans(stream_id: str, spans: int = 200, name: str = "x" * MIB) -
     strings = StringTable()
     ids = list(range(1, spans + 1))
     sections = _span_sections(strings, ids, ids, name=name)
-    return _block(stream_id, sections, strings, 2 * spans)
+    return block(stream_id, sections, strings, 2 * spans)
 
 
 def map_bomb(stream_id: str, entries: int = 1_000, value: str = "v" * MIB) -> bytes:
@@ -80,7 +81,7 @@ def map_bomb(stream_id: str, entries: int = 1_000, value: str = "v" * MIB) -> by
         [[2_000], [4], ["t"], ["m"], [{f"k{i}": value for i in range(entries)}]],
         strings,
     )
-    return _block(stream_id, [section], strings, 1)
+    return block(stream_id, [section], strings, 1)
 
 
 def _one_log_payload() -> bytes:
@@ -93,7 +94,7 @@ def with_header(
     stream_id: str, body: bytes, uncompressed_size: int, *, block_id: uuid.UUID | None = None
 ) -> bytes:
     """A header with the right CRC around an lz4 ``body`` announcing ``uncompressed_size``."""
-    header = bytearray(_block(stream_id, [], StringTable(), 0)[:HEADER_SIZE])
+    header = bytearray(block(stream_id, [], StringTable(), 0)[:HEADER_SIZE])
     struct.pack_into("<16s", header, 32, (block_id or uuid.uuid4()).bytes)
     struct.pack_into("<I", header, 12, 1)  # object_count
     struct.pack_into("<qqIII", header, 56, 2_000, 2_000, len(body), uncompressed_size, 0)

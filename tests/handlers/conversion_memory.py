@@ -14,12 +14,11 @@ import json
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 from blocklake.etl.convert import BlockConverter, ConversionFailed
 from blocklake.format.check import check_block
-from blocklake.format.encode import StringTable, encode_block, encode_section
+from blocklake.format.encode import StringTable, encode_section
 from blocklake.format.header import parse_header
 from blocklake.ingest.service import IngestService
 from blocklake.stores.blobs import LocalBlobStore
@@ -38,18 +37,6 @@ def _kib(field: str) -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1])
     raise LookupError(field)
-
-
-def _block(stream_id: str, sections: list[bytes], strings: StringTable, count: int) -> bytes:
-    return encode_block(
-        stream_id=uuid.UUID(stream_id),
-        sequence=0,
-        begin_ticks=2_000,
-        end_ticks=2_000 + count,
-        object_count=count,
-        sections=sections,
-        strings=strings,
-    )
 
 
 def widest_map(stream_id: str) -> bytes:
@@ -72,7 +59,7 @@ def widest_messages(stream_id: str) -> bytes:
         ],
         strings,
     )
-    return _block(stream_id, [section], strings, rows)
+    return hostile.block(stream_id, [section], strings, rows)
 
 
 def widest_spans(stream_id: str) -> bytes:
@@ -92,7 +79,7 @@ def largest_payload(stream_id: str) -> bytes:
         [list(range(2_000, 2_000 + rows)), [4] * rows, ["web"] * rows, messages, [None] * rows],
         strings,
     )
-    return _block(stream_id, [section], strings, rows)
+    return hostile.block(stream_id, [section], strings, rows)
 
 
 ACCEPTED = {
