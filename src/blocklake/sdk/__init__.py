@@ -25,6 +25,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 import uuid
 
@@ -338,7 +339,12 @@ def _send_at_child_exit() -> None:
     def on_sigterm(signum: int, frame: object) -> None:
         if _stopping:  # already sending what is left (the worker was ending): let it end
             return
-        shutdown(timeout=5.0)
+        # On a thread of its own, waited for a bounded time: the signal may have interrupted
+        # this thread inside a lock that sending needs (the SDK's, logging's), and waiting for
+        # it here would never end (Pool.terminate() then waits for this worker forever).
+        sender = threading.Thread(target=shutdown, kwargs={"timeout": 4.0}, daemon=True)
+        sender.start()
+        sender.join(5.0)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)
 
