@@ -23,7 +23,7 @@ import _common  # noqa: F401  (puts src/ on the path)
 from _common import Verdicts, machine
 
 from blocklake.config import QueryLimits
-from blocklake.query.duckdb_sandbox import QueryPlan, View, execute, run_isolated
+from blocklake.query.duckdb_sandbox import PlannedView, QueryPlan, execute, run_isolated
 from blocklake.query.views import views
 
 SQL = "SELECT count(*) AS n FROM log_entries"
@@ -46,7 +46,7 @@ def main() -> int:
     args = parser.parse_args()
     print(machine())
     with tempfile.TemporaryDirectory() as temp_dir:
-        empty = [View(name, [], view.empty()) for name, view in views().items()]
+        empty = [PlannedView(name, [], view.empty()) for name, view in views().items()]
         plan = QueryPlan(SQL, 100, QueryLimits(), temp_dir, empty)
         execute(plan)  # DuckDB's first database in this process costs more than the next
         run_isolated(plan)  # the first worker starts cold

@@ -37,7 +37,7 @@ import duckdb
 from blocklake.config import QueryLimits, Settings
 from blocklake.errors import ClientError
 from blocklake.format.schema import tables
-from blocklake.query.duckdb_sandbox import QueryPlan, View, error_for, run_isolated
+from blocklake.query.duckdb_sandbox import PlannedView, QueryPlan, error_for, run_isolated
 from blocklake.query.duckdb_sql import check_query, tables_named
 from blocklake.query.engine import QueryRequest, QueryResult
 from blocklake.query.plan import Scan, TableScan, check_scan
@@ -129,22 +129,21 @@ class DuckDbEngine:
 
     def _measure(self, tenant: str, keys: dict[str, list[str]]) -> Scan:
         """Partitions, files, bytes and rows of the tables' files, from their Parquet footers."""
-        scan = Scan()
+        scan = Scan({table: TableScan() for table, table_keys in keys.items() if not table_keys})
+        keys = {table: table_keys for table, table_keys in keys.items() if table_keys}
+        if not keys:  # nothing to read: no database (nor, on S3, httpfs and credentials)
+            return scan
         with self._footers(tenant) as connection:
             for table, table_keys in sorted(keys.items()):
                 partitions = sorted({"/".join(key.split("/")[3:5]) for key in table_keys})
-                measured = TableScan(partitions, len(table_keys))
-                if table_keys:
-                    try:
-                        size, rows = connection.execute(
-                            "SELECT sum(file_size_bytes), sum(num_rows) "
-                            "FROM parquet_file_metadata($f)",
-                            {"f": [self.blobs.url(key) for key in table_keys]},
-                        ).fetchone()
-                    except duckdb.Error as error:
-                        raise error_for(error, False, self.limits) from None
-                    measured.bytes, measured.rows = int(size), int(rows)
-                scan.tables[table] = measured
+                try:
+                    size, rows = connection.execute(
+                        "SELECT sum(file_size_bytes), sum(num_rows) FROM parquet_file_metadata($f)",
+                        {"f": [self.blobs.url(key) for key in table_keys]},
+                    ).fetchone()
+                except duckdb.Error as error:
+                    raise error_for(error, False, self.limits) from None
+                scan.tables[table] = TableScan(partitions, len(table_keys), int(size), int(rows))
         return scan
 
     def scan(self, request: QueryRequest) -> Scan:
@@ -186,14 +185,14 @@ class DuckDbEngine:
         finally:
             shutil.rmtree(temp_dir, ignore_errors=True)
 
-    def _view(self, table: str, keys: list[str], request: QueryRequest) -> View:
+    def _view(self, table: str, keys: list[str], request: QueryRequest) -> PlannedView:
         files = [self.blobs.url(key) for key in keys]
         view = views()[table]
         if not files:
-            return View(table, [], view.empty())
+            return PlannedView(table, [], view.empty())
         listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
         source = f"read_parquet([{listed}], union_by_name = true)"
-        return View(table, files, view.select(source, request.begin_ns, request.end_ns))
+        return PlannedView(table, files, view.select(source, request.begin_ns, request.end_ns))
 
     def _scrubbed(self, error: ClientError, temp_dir: str) -> ClientError:
         """The error without the lake's root or the temporary directory in its message."""

@@ -52,7 +52,7 @@ negative in ``decimal128``; ``TIMETZ`` loses its offset)."""
 
 
 @dataclass(frozen=True)
-class View:
+class PlannedView:
     table: str
     files: list[str]
     """Files (paths or ``s3://`` URLs) holding the table's rows for the query: all it reads."""
@@ -69,7 +69,7 @@ class QueryPlan:
     max_rows: int
     limits: QueryLimits
     temp_dir: str
-    views: list[View]
+    views: list[PlannedView]
     setup: tuple[str, ...] = ()
     """Statements run first, before the lock-down (loading httpfs, the tenant's S3 secret)."""
     config: dict[str, str] = field(default_factory=dict)
@@ -266,7 +266,7 @@ def _warm_up() -> None:
     from blocklake.query.views import views as all_views
 
     with tempfile.TemporaryDirectory(prefix="blocklake-warm-") as temp_dir:
-        views = [View(name, [], view.empty()) for name, view in all_views().items()]
+        views = [PlannedView(name, [], view.empty()) for name, view in all_views().items()]
         execute(QueryPlan("SELECT count(*) FROM log_entries", 1, QueryLimits(), temp_dir, views))
 
 

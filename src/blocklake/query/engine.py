@@ -37,18 +37,12 @@ class QueryResult:
     """Bytes the engine read or may have read: Athena's ``DataScannedInBytes``; on DuckDB the
     size of the files of the views the query names."""
 
-    @property
-    def truncated(self) -> bool:
-        return self.truncated_by is not None
-
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
 
 class QueryEngine(Protocol):
     def run(self, request: QueryRequest) -> QueryResult: ...
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_TIME_NS = 2**63 - 1
 """The last instant the lake's timestamps can hold (2262-04-11); times are kept in
 [0, MAX_TIME_NS]: a range reaching past either end means "from the start" or "to the end"."""
