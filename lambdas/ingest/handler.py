@@ -1,4 +1,5 @@
-"""Ingest Lambda: POST /v1/processes, /v1/streams, /v1/blocks (API Gateway HTTP API, payload v2).
+"""Ingest Lambda: POST /v1/processes, /v1/streams, /v1/blocks, /v1/attachments (API Gateway HTTP
+API, payload v2).
 
 Metrics (namespace ``blocklake``, off when not on Lambda: ``blocklake.observability``):
 ``BlocksStored``, ``DuplicateBlocks`` (a retried upload), ``BytesStored``, ``RequestsRefused``.
@@ -20,6 +21,8 @@ from blocklake.apigw import (
     require_content_type,
     tenant_of,
 )
+from blocklake.attachments import PATH as ATTACHMENTS_PATH
+from blocklake.attachments import AttachmentService
 from blocklake.config import Settings
 from blocklake.errors import ClientError
 from blocklake.format.header import CONTENT_TYPE as BLOCK_CONTENT_TYPE
@@ -40,7 +43,11 @@ def _registered(created: bool, limits: dict) -> Response:
     return json_response(201 if created else 200, {"status": status, "limits": limits})
 
 
-def make_resolver(service: IngestService, metrics: MetricsSink = metrics) -> APIGatewayHttpResolver:
+def make_resolver(
+    service: IngestService,
+    metrics: MetricsSink = metrics,
+    attachments: AttachmentService | None = None,
+) -> APIGatewayHttpResolver:
     app = APIGatewayHttpResolver()
     limit = service.max_block_bytes
     limits = {"max_block_bytes": limit}
@@ -82,6 +89,23 @@ def make_resolver(service: IngestService, metrics: MetricsSink = metrics) -> API
             },
         )
 
+    if attachments is not None:
+
+        @app.post(ATTACHMENTS_PATH)
+        def declare_attachment() -> Response:
+            """The upload URL of an attachment (a presigned S3 PUT), idempotent per id."""
+            event = app.current_event
+            try:
+                status, answer = attachments.declare(tenant_of(event), json_body(event, 64 * 1024))
+            except ClientError as error:
+                if error.status != 413:
+                    raise
+                metrics.add_metric("RequestsRefused", MetricUnit.Count, 1)
+                return json_response(413, {**error.to_json(), "limits": attachments.limits})
+            if status == 201:
+                metrics.add_metric("AttachmentsDeclared", MetricUnit.Count, 1)
+            return json_response(status, answer)
+
     @app.exception_handler(ClientError)
     def client_error(error: ClientError) -> Response:
         logger.info("request refused", extra={"code": error.code, "reason": error.message})
@@ -104,9 +128,12 @@ def make_resolver(service: IngestService, metrics: MetricsSink = metrics) -> API
 
 
 def make_handler(
-    service: IngestService, *, metrics: MetricsSink = metrics
+    service: IngestService,
+    *,
+    metrics: MetricsSink = metrics,
+    attachments: AttachmentService | None = None,
 ) -> Callable[[dict, object], dict]:
-    resolver = make_resolver(service, metrics)
+    resolver = make_resolver(service, metrics, attachments)
 
     def handle(event: dict, context: object) -> dict:
         return resolver.resolve(event, context)
@@ -117,10 +144,10 @@ def make_handler(
 @functools.cache
 def _configured() -> Callable[[dict, object], dict]:
     settings = Settings.from_env()
+    blobs = factory.blob_store(settings)
     return make_handler(
-        IngestService(
-            factory.blob_store(settings), factory.metadata_store(settings), settings.max_block_bytes
-        )
+        IngestService(blobs, factory.metadata_store(settings), settings.max_block_bytes),
+        attachments=AttachmentService(blobs, settings.max_attachment_bytes),
     )
 
 

@@ -1,5 +1,6 @@
-"""Query Lambda: POST /v1/query {sql, begin, end, format, max_rows, engine, dry_run} (API Gateway
-HTTP API, v2).
+"""Query Lambda: POST /v1/query {sql, begin, end, format, max_rows, engine, dry_run}, and
+GET /v1/attachments/{attachment_id}: a 307 to a short-lived presigned GET of the tenant's
+attachment (API Gateway HTTP API, v2).
 
 Every answer is JSON with a status that says whose fault an error was (4xx the query's, 5xx the
 service's), including for failures nobody foresaw: those are logged and answered 500 without
@@ -12,12 +13,15 @@ Metrics (namespace ``blocklake``, off when not on Lambda: ``blocklake.observabil
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
 from blocklake.apigw import error_response, json_body, tenant_of
+from blocklake.attachments import PATH as ATTACHMENTS_PATH
+from blocklake.attachments import AttachmentService
 from blocklake.config import QueryLimits, Settings
 from blocklake.errors import ClientError
 from blocklake.observability import MetricsSink, MetricUnit, metrics_for, observed, tracer_for
@@ -42,6 +46,7 @@ def make_handler(
     metrics: MetricsSink = metrics,
     athena: QueryEngine | None = None,
     budget: DailyBudget | None = None,
+    attachments: AttachmentService | None = None,
 ) -> Callable[[dict, object], dict]:
     service = QueryService(engine, limits, athena, budget)
     slots = TenantSlots(limits.concurrency)
@@ -60,6 +65,24 @@ def make_handler(
         logger.info("query ran", extra={"rows": rows, "cut": headers.get(TRUNCATED_HEADER)})
         content_type = headers.pop("Content-Type")
         return Response(200, content_type, body, headers=headers)
+
+    if attachments is not None:
+
+        @app.get(f"{ATTACHMENTS_PATH}/<attachment_id>")
+        def download_attachment(attachment_id: str) -> Response:
+            """A redirect to the bytes: a Lambda answers at most 6 MB, S3 any size."""
+            declared, url = attachments.download_url(tenant_of(app.current_event), attachment_id)
+            metrics.add_metric("AttachmentsDownloaded", MetricUnit.Count, 1)
+            return Response(
+                307,
+                "application/json",
+                json.dumps({"attachment_id": declared.attachment_id, "url": url}),
+                headers={
+                    "Location": url,
+                    "Cache-Control": "no-store",  # the URL expires
+                    "Repr-Digest": declared.download_headers()["Repr-Digest"],
+                },
+            )
 
     @app.exception_handler(ClientError)
     def client_error(error: ClientError) -> Response:
@@ -101,6 +124,7 @@ def _configured() -> Callable[[dict, object], dict]:
         settings.query,
         athena=athena,
         budget=DailyBudget(blobs, settings.query),
+        attachments=AttachmentService(blobs, settings.max_attachment_bytes),
     )
 
 

@@ -25,6 +25,9 @@
     tenant.
 ``BLOCKLAKE_MAX_BLOCK_BYTES`` (default ``4194304``)
     Largest block accepted: API Gateway and Lambda cap bodies near 6 MB once base64-encoded.
+``BLOCKLAKE_ATTACHMENT_MAX_BYTES`` (default ``5368709120``, 5 GiB)
+    Largest attachment accepted (``POST /v1/attachments``): S3's limit for a single PUT, which
+    is also the most a value above it may be when the lake is on S3.
 ``BLOCKLAKE_QUERY_MAX_ROWS`` (default ``10000``)
     Rows one query returns at most; the result says when it was cut.
 ``BLOCKLAKE_QUERY_MAX_RESULT_BYTES`` (default ``4194304``)
@@ -145,6 +148,23 @@ def parse_api_keys(text: str) -> dict[str, str]:
     return keys
 
 
+S3_MAX_PUT_BYTES = 5 * 1024**3
+"""The largest object one S3 PUT (a presigned upload URL) may create."""
+
+
+def _attachment_max_bytes(env: Mapping[str, str]) -> int:
+    text = env.get("BLOCKLAKE_ATTACHMENT_MAX_BYTES", str(S3_MAX_PUT_BYTES))
+    if not text.strip().isdigit():
+        raise ValueError(f"BLOCKLAKE_ATTACHMENT_MAX_BYTES: {text!r} is not a number of bytes")
+    value = int(text)
+    if env.get("BLOCKLAKE_BUCKET") and value > S3_MAX_PUT_BYTES:
+        raise ValueError(
+            f"BLOCKLAKE_ATTACHMENT_MAX_BYTES: {value} is over {S3_MAX_PUT_BYTES}, the most one "
+            "S3 PUT takes"
+        )
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("blocklake-data")
@@ -155,6 +175,7 @@ class Settings:
     db_name: str = "blocklake"
     api_keys: dict[str, str] = field(default_factory=lambda: {"blocklake-local": "local"})
     max_block_bytes: int = 4 * 1024 * 1024
+    max_attachment_bytes: int = S3_MAX_PUT_BYTES
     query: QueryLimits = field(default_factory=QueryLimits)
     query_reader_role_arn: str | None = None
     athena_workgroup: str | None = None
@@ -177,6 +198,7 @@ class Settings:
             db_name=env.get("BLOCKLAKE_DB_NAME", defaults.db_name),
             api_keys=parse_api_keys(keys) if keys is not None else defaults.api_keys,
             max_block_bytes=int(env.get("BLOCKLAKE_MAX_BLOCK_BYTES", defaults.max_block_bytes)),
+            max_attachment_bytes=_attachment_max_bytes(env),
             query=QueryLimits.from_env(env),
             query_reader_role_arn=env.get("BLOCKLAKE_QUERY_READER_ROLE_ARN") or None,
             athena_workgroup=env.get("BLOCKLAKE_ATHENA_WORKGROUP") or None,

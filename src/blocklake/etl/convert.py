@@ -158,6 +158,8 @@ class BlockConverter:
             yield "log_entries", rows.log_entries(sections["log_entry"], *ids)
         if "measure" in sections:
             yield "measures", rows.measures(sections["measure"], *ids)
+        if "attachment" in sections:
+            yield "attachments", rows.attachments(sections["attachment"], *ids)
         for table, prefix in (("thread_spans", "thread_span"), ("async_spans", "async_span")):
             paired = rows.spans(
                 table, sections.get(f"{prefix}_begin"), sections.get(f"{prefix}_end"), *ids

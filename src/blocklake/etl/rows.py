@@ -168,3 +168,26 @@ def spans(
             "duration_ns": pc.subtract(end_ns, begin_ns),
         },
     )
+
+
+ATTACHMENT_PATH = "/v1/attachments/"
+"""The API path that downloads an attachment, followed by its id (the ``link`` column)."""
+
+
+def attachments(section: pa.Table, process: ProcessInfo, stream_id: str, block_id: str) -> pa.Table:
+    ids = section["attachment_id"].combine_chunks()
+    links = pc.binary_join_element_wise(ATTACHMENT_PATH, pc.cast(ids, pa.string()), "")
+    return _conform(
+        "attachments",
+        {
+            **_ids(process, stream_id, block_id, section.num_rows),
+            "time": times(section["ticks"], process),
+            "attachment_id": ids,
+            "name": section["name"].combine_chunks(),
+            "content_type": section["content_type"].combine_chunks(),
+            "size": section["size"].combine_chunks(),
+            "sha256": section["sha256"].combine_chunks(),
+            "attributes": section["attributes"].combine_chunks(),
+            "link": links,
+        },
+    )

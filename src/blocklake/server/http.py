@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from blocklake.config import Settings
 from blocklake.server.lake import HttpResponse, LocalLake
+from blocklake.server.uploads import AttachmentTransfers
 
 _log = logging.getLogger("blocklake.server")
 REQUEST_TIMEOUT_S = 30.0
@@ -36,7 +37,7 @@ def json_answer(status: int, code: str, message: str, **extra: object) -> HttpRe
     return HttpResponse(status, {"content-type": "application/json"}, json.dumps(document).encode())
 
 
-class _RequestHandler(BaseHTTPRequestHandler):
+class _RequestHandler(AttachmentTransfers, BaseHTTPRequestHandler):
     lake: LocalLake
     protocol_version = "HTTP/1.1"
     timeout = REQUEST_TIMEOUT_S  # socket timeout of every read and write on the connection
@@ -97,8 +98,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         except OSError:
             pass  # the client went away: nothing more to do for it
 
-    def _content_length(self) -> int | HttpResponse:
-        """The body's length, or the answer refusing the request."""
+    def _content_length(self, attachment_limit: int | None = None) -> int | HttpResponse:
+        """The body's length, or the answer refusing the request (over a block and some JSON,
+        or over ``attachment_limit`` for an attachment's upload)."""
         if self.headers.get("Transfer-Encoding"):
             return json_answer(
                 411, "length_required", "chunked bodies are not accepted: send Content-Length"
@@ -122,13 +124,17 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 f"Content-Length {text[:40]!r} is not a non-negative integer",
             )
         length = int(text)
-        limit = self.lake.settings.max_block_bytes + JSON_HEADROOM
+        if attachment_limit is not None:
+            limit, limits = attachment_limit, {"max_attachment_bytes": attachment_limit}
+        else:
+            limit = self.lake.settings.max_block_bytes + JSON_HEADROOM
+            limits = {"max_block_bytes": self.lake.settings.max_block_bytes}
         if length > limit:
             return json_answer(
                 413,
                 "body_too_large",
                 f"request body of {length} bytes is over {limit} bytes",
-                limits={"max_block_bytes": self.lake.settings.max_block_bytes},
+                limits=limits,
             )
         return length
 
@@ -163,6 +169,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 answer = json_answer(400, "invalid_header", f"header {name!r} is repeated")
                 self._refuse(answer, None)
                 return
+        if self.transfers_attachment(method, path):  # streamed, not read whole
+            return
         length = self._content_length()
         if isinstance(length, HttpResponse):
             known = length.status == 413  # a valid length: the body's extent is known

@@ -14,6 +14,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+from blocklake.attachments import PATH as ATTACHMENTS_PATH
+from blocklake.attachments import AttachmentService, StreamingStore
 from blocklake.auth import api_key_from_headers, key_digest, tenant_for_key
 from blocklake.config import Settings
 from blocklake.etl.convert import BlockConverter
@@ -33,6 +35,7 @@ ROUTES = {
     ("POST", "/v1/streams"): "ingest",
     ("POST", "/v1/blocks"): "ingest",
     ("POST", "/v1/query"): "query",
+    ("POST", ATTACHMENTS_PATH): "ingest",
 }
 ETL_BATCH = 10
 """Messages per ETL invocation, SQS's default batch size for Lambda."""
@@ -49,6 +52,11 @@ def _json(status: int, document: dict) -> HttpResponse:
     return HttpResponse(status, {"content-type": "application/json"}, json.dumps(document).encode())
 
 
+UNAUTHORIZED = _json(
+    401, {"error": {"code": "unauthorized", "message": "missing or unknown API key"}}
+)
+
+
 class LocalLake:
     def __init__(self, settings: Settings, handler_log_level: str = "WARNING") -> None:
         self.settings = settings
@@ -59,10 +67,13 @@ class LocalLake:
         self._new_blocks: queue.Queue[str | None] = queue.Queue()
         self.blobs = factory.blob_store(settings, on_created=self._on_created)
         ingest = IngestService(self.blobs, self.metadata, settings.max_block_bytes)
+        self.attachments = AttachmentService(self.blobs, settings.max_attachment_bytes)
         self.handlers = {
-            "ingest": ingest_handler.make_handler(ingest),
+            "ingest": ingest_handler.make_handler(ingest, attachments=self.attachments),
             "query": query_handler.make_handler(
-                DuckDbEngine.for_settings(settings, self.blobs), settings.query
+                DuckDbEngine.for_settings(settings, self.blobs),
+                settings.query,
+                attachments=self.attachments,
             ),
         }
         self.etl = etl_handler.make_handler(BlockConverter(self.blobs, self.metadata))
@@ -116,6 +127,15 @@ class LocalLake:
             self.failed_conversions += len(failures)
             _log.error("%d of %d blocks failed to convert", len(failures), len(keys))
 
+    def tenant_of(self, headers: dict[str, str]) -> str | None:
+        """The tenant of the request's API key (``headers`` named in lower case), or None."""
+        return tenant_for_key(api_key_from_headers(headers), self.digests)
+
+    @property
+    def streams_attachments(self) -> bool:
+        """Whether attachments go through this server (a local store) rather than S3 URLs."""
+        return self.attachments.signer is None and isinstance(self.blobs, StreamingStore)
+
     def wait_converted(self) -> None:
         """Returns once every block stored so far is converted (or has failed to)."""
         self._new_blocks.join()
@@ -136,16 +156,16 @@ class LocalLake:
         if (method, path) == ("GET", "/health"):
             return _json(200, {"status": "ok"})
         target = ROUTES.get((method, path))
+        if method == "GET" and path.startswith(f"{ATTACHMENTS_PATH}/"):
+            target = "query"  # a redirect to a presigned GET (a local store streams: http.py)
         if target is None:
             return _json(
                 404, {"error": {"code": "not_found", "message": f"no route {method} {path}"}}
             )
         lowered = {name.lower(): value for name, value in headers.items()}
-        tenant = tenant_for_key(api_key_from_headers(lowered), self.digests)
+        tenant = self.tenant_of(lowered)
         if tenant is None:  # what API Gateway answers when the authorizer refuses
-            return _json(
-                401, {"error": {"code": "unauthorized", "message": "missing or unknown API key"}}
-            )
+            return UNAUTHORIZED
         event = http_api_event(
             method=method,
             path=path,

@@ -6,7 +6,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 
 class BlobNotFound(KeyError):
@@ -78,6 +78,24 @@ class LocalBlobStore:
         temp = self._write_temp(path, data)
         try:
             os.link(temp, path)  # atomic, and fails if the key exists: no second copy, ever
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(temp)
+        self._created(key)
+        return True
+
+    def write_if_absent(self, key: str, write: Callable[[BinaryIO], None]) -> bool:
+        """Calls ``write`` with a new temporary file beside ``key``'s, then links it in place
+        unless the key exists (True if this call created it): an upload streams to disk and
+        appears whole or not at all. If ``write`` raises, nothing is stored."""
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as file:
+                write(file)
+            os.link(temp, path)
         except FileExistsError:
             return False
         finally:

@@ -155,3 +155,37 @@ class S3BlobStore:
 
     def url(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
+
+    def presigned_put(
+        self, key: str, *, size: int, sha256_base64: str, content_type: str, expires_s: int
+    ) -> str:
+        """A PUT URL whose signature covers ``Content-Length``, ``Content-Type`` and
+        ``x-amz-checksum-sha256``: S3 refuses a body of another size or type, and stores one
+        of that size only if its SHA-256 is the one signed (the sender must send those three
+        headers with exactly these values)."""
+        return self._client.generate_presigned_url(
+            "put_object",
+            Params={
+                "Bucket": self.bucket,
+                "Key": key,
+                "ContentLength": size,
+                "ContentType": content_type,
+                "ChecksumSHA256": sha256_base64,
+            },
+            ExpiresIn=expires_s,
+        )
+
+    def presigned_get(
+        self, key: str, *, content_type: str, disposition: str, expires_s: int
+    ) -> str:
+        """A GET URL answering the object with that type and ``Content-Disposition``."""
+        return self._client.generate_presigned_url(
+            "get_object",
+            Params={
+                "Bucket": self.bucket,
+                "Key": key,
+                "ResponseContentType": content_type,
+                "ResponseContentDisposition": disposition,
+            },
+            ExpiresIn=expires_s,
+        )
