@@ -637,6 +637,63 @@ def processes(
     _ask(connect(endpoint, api_key), sql, window, output_format, output, title="Processes")
 
 
+attachments_app = typer.Typer(
+    no_args_is_help=True, help="Attachments (crash dumps, images, video): list, download."
+)
+app.add_typer(attachments_app, name="attachments")
+
+
+@attachments_app.command("list")
+def attachments_list(
+    name: Annotated[str | None, typer.Option(help="Only names containing this.")] = None,
+    limit: Annotated[int, typer.Option(help="The N most recent.", min=1)] = 50,
+    endpoint: Endpoint = "http://127.0.0.1:8787",
+    api_key: ApiKey = DEFAULT_KEY,
+    last: Last = "24h",
+    begin: Begin = None,
+    end: End = None,
+    output_format: OutputFormat = Format.table,
+    output: Output = None,
+) -> None:
+    """Attachments recorded in the range, newest first; download one with `get`."""
+    where = f" WHERE contains(name, {_quoted(name)})" if name else ""
+    sql = (
+        "SELECT time, attachment_id, name, content_type, size, process_id "
+        f"FROM attachments{where} ORDER BY time DESC LIMIT {limit}"
+    )
+    window = time_range(last, begin, end)
+    _ask(connect(endpoint, api_key), sql, window, output_format, output, title="Attachments")
+
+
+@attachments_app.command("get")
+def attachments_get(
+    attachment_id: Annotated[str, typer.Argument(help="Its attachment_id (or its link).")],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="File or directory to write to (default: its name, here)."
+        ),
+    ] = None,
+    endpoint: Endpoint = "http://127.0.0.1:8787",
+    api_key: ApiKey = DEFAULT_KEY,
+) -> None:
+    """Download an attachment, checked against its size and SHA-256."""
+    attachment_id = attachment_id.strip().rsplit("/", 1)[-1]
+    destination = output if output is not None else Path(".")
+    parent = destination if destination.is_dir() else destination.parent
+    if not parent.is_dir():
+        raise fail(f"--output {destination}: the directory {parent} does not exist")
+    try:
+        download = connect(endpoint, api_key).download_attachment(attachment_id, destination)
+    except QueryError as error:
+        raise fail(error.message) from None
+    errors.print(
+        f"{download.size} bytes ({download.content_type}, sha256 {download.sha256}) "
+        f"written to {escape(visible(str(download.path)))}",
+        highlight=False,
+    )
+
+
 @app.command("api-key")
 def api_key_command(
     secret_arn: Annotated[

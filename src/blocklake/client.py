@@ -13,13 +13,20 @@ standard library, nothing else.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import os
+import re
+import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pyarrow as pa
 
@@ -51,6 +58,30 @@ class Answer:
     content_type: str
     truncated_by: str | None
     """``"max_rows"`` or ``"max_result_bytes"`` when rows were cut, else None."""
+
+
+@dataclass(frozen=True)
+class Download:
+    """An attachment written to ``path``: ``size`` bytes whose SHA-256 is ``sha256`` (hex)."""
+
+    path: Path
+    name: str
+    content_type: str
+    size: int
+    sha256: str
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A download's redirect is followed by hand: urllib would send the API key along to the
+    presigned URL (S3 refuses two authentications, and the key must not leave the API)."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+_DOWNLOAD_CHUNK = 1024 * 1024
+_REPR_DIGEST = re.compile(r"sha-256=:([A-Za-z0-9+/=]+):")
+_FILENAME_STAR = re.compile(r"filename\*=UTF-8''([^;]+)", re.IGNORECASE)
 
 
 def _nanoseconds(value: Time) -> int:
@@ -168,6 +199,82 @@ class Client:
         """What the query would read and cost, without running it (the service's JSON)."""
         answer = self.request(sql, begin, end, dry_run=True, **options)  # type: ignore[arg-type]
         return json.loads(answer.body)
+
+    def download_attachment(self, attachment_id: str, destination: str | os.PathLike) -> Download:
+        """GET /v1/attachments/<id> (the ``link`` column of ``attachments``) into
+        ``destination``, a file, or a directory where the attachment's own name is used.
+        Streamed (never held whole), checked against the size and SHA-256 the API states,
+        written under a temporary name and renamed only when complete. A redirect (a deployed
+        lake answers a presigned S3 URL) is followed without the API key. ``QueryError`` when
+        refused (404 ``unknown_attachment``: no such id in this tenant), unreachable, or when
+        the bytes do not match (``download_corrupt``)."""
+        link = f"{self.url}/v1/attachments/{urllib.parse.quote(attachment_id, safe='')}"
+        request = urllib.request.Request(link, headers={"Authorization": f"Bearer {self.api_key}"})
+        opener = urllib.request.build_opener(_NoRedirect)
+        try:
+            try:
+                response = opener.open(request, timeout=self.timeout_s)
+                digest = response.headers.get("Repr-Digest")
+            except urllib.error.HTTPError as error:
+                if error.code not in (301, 302, 303, 307, 308) or not error.headers["Location"]:
+                    raise
+                digest = error.headers.get("Repr-Digest")
+                error.close()
+                response = urllib.request.urlopen(error.headers["Location"], timeout=self.timeout_s)
+            with response:
+                return _save(response, destination, digest)
+        except urllib.error.HTTPError as error:
+            raise _refusal(error) from None
+        except (urllib.error.URLError, OSError) as error:
+            if isinstance(error, FileNotFoundError | PermissionError | IsADirectoryError):
+                raise QueryError(0, "cannot_write", f"{destination}: {error.strerror}") from None
+            reason = getattr(error, "reason", error)
+            raise QueryError(0, "unreachable", f"cannot reach {self.url}: {reason}") from None
+
+
+def _save(response: object, destination: str | os.PathLike, digest_header: str | None) -> Download:
+    headers = response.headers  # type: ignore[attr-defined]
+    name = _filename(headers.get("Content-Disposition", ""))
+    path = Path(destination)
+    if path.is_dir():
+        path = path / name
+    expected_size = headers.get("Content-Length")
+    digest = hashlib.sha256()
+    size = 0
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            while chunk := response.read(_DOWNLOAD_CHUNK):  # type: ignore[attr-defined]
+                digest.update(chunk)
+                file.write(chunk)
+                size += len(chunk)
+        stated = _REPR_DIGEST.search(digest_header or "")
+        if expected_size is not None and int(expected_size) != size:
+            raise QueryError(
+                0, "download_corrupt", f"received {size} of {expected_size} bytes: try again"
+            )
+        if stated and base64.b64decode(stated[1]) != digest.digest():
+            raise QueryError(0, "download_corrupt", "the bytes received are not the ones stored")
+        os.replace(temp, path)
+    except BaseException:
+        os.unlink(temp)
+        raise
+    return Download(
+        path,
+        name,
+        headers.get("Content-Type", "application/octet-stream"),
+        size,
+        digest.hexdigest(),
+    )
+
+
+def _filename(disposition: str) -> str:
+    """The attachment's own name from ``Content-Disposition``, as a plain file name (no
+    directory, no leading dot), ``attachment`` when there is none."""
+    match = _FILENAME_STAR.search(disposition)
+    name = urllib.parse.unquote(match[1].strip()) if match else ""
+    name = name.replace("\\", "/").rsplit("/", 1)[-1].lstrip(".").replace("\0", "")
+    return name or "attachment"
 
 
 def _refusal(error: urllib.error.HTTPError) -> QueryError:

@@ -29,7 +29,8 @@ import threading
 import time
 import uuid
 
-from blocklake.sdk import recording, registration
+from blocklake.sdk import attachments, recording, registration
+from blocklake.sdk.attachments import attach
 from blocklake.sdk.flusher import DROPPED_METRIC, Flusher
 from blocklake.sdk.logging_handler import LoggingHandler
 from blocklake.sdk.recording import (
@@ -63,6 +64,7 @@ __all__ = [
     "LoggingHandler",
     "SpanScope",
     "async_span",
+    "attach",
     "debug",
     "error",
     "fatal",
@@ -222,11 +224,18 @@ def _start(parent: str | None) -> Flusher:
         max_level=recording.LEVEL_CODES[_settings["level"]],
         max_span_names=_settings["max_span_names"],
     )
+    transport = Transport(_settings["endpoint"], _settings["api_key"], timeout=_settings["timeout"])
     uploader = Uploader(
-        Transport(_settings["endpoint"], _settings["api_key"], timeout=_settings["timeout"]),
+        transport,
         _process_document(_settings["properties"], _settings["exe"], parent),
         _counters,
         retry_for=_settings["retry_for"],
+    )
+    attachments.start(
+        transport,
+        retry_for=_settings["retry_for"],
+        max_memory=_settings["max_memory"],
+        blocks_bytes=lambda: uploader.queued_bytes,
     )
     flusher = Flusher(
         uploader,
@@ -244,8 +253,13 @@ def process_id() -> str | None:
 
 def flush(timeout: float = 10.0) -> bool:
     """Blocks until everything recorded so far is acknowledged by the server (or ``timeout``
-    seconds pass). True if it was, and no event was dropped since the previous ``flush()``."""
-    return _flusher.flush(timeout) if _flusher else False
+    seconds pass). True if it was, and no event was dropped since the previous ``flush()``.
+    Attachments made before the call are uploaded (or given up) first, their events sent."""
+    if _flusher is None:
+        return False
+    deadline = time.monotonic() + timeout
+    settled = attachments.wait_settled(deadline)
+    return _flusher.flush(max(0.0, deadline - time.monotonic())) and settled
 
 
 def stats() -> dict:
@@ -255,23 +269,35 @@ def stats() -> dict:
          "dropped": {"buffer_full", "bad_value", "refused", "queue_full",
                      "retries_exhausted", "abandoned_at_exit", "after_shutdown"},
          "coerced", "truncated", "blocks_sent", "bytes_sent", "retries",
-         "registrations_repeated", "own_metrics"}
+         "registrations_repeated", "own_metrics",
+         "attachments": {"queued", "uploaded", "pending", "dropped": {...}, "bytes_uploaded",
+                         "retries"}}
 
     ``recorded == acknowledged + sum(dropped.values()) + pending`` once the flusher has
     counted (after ``flush()``; mid-round, events being encoded are in neither side).
     ``recorded`` includes the SDK's own ``own_metrics`` events; ``coerced`` and ``truncated``
-    events were sent, repaired. Counts of a forked child start at 0.
+    events were sent, repaired. Counts of a forked child start at 0. ``attachments`` counts
+    attachments (``sdk.attach``): ``queued == uploaded + sum(dropped) + pending``; each one
+    uploaded is then one ``attachment`` event in the counts above.
     """
     flusher = _flusher
     buffered = flusher.buffered() if flusher else sum(map(len, _all_buffers()))
     in_flight = flusher.uploader.in_flight() if flusher else 0
     if flusher is None and recording._closed:  # nothing will send what the buffers hold
-        return _counters.snapshot(0, 0, recording.after_shutdown.pending + buffered)
-    return _counters.snapshot(buffered, in_flight)
+        counts = _counters.snapshot(0, 0, recording.after_shutdown.pending + buffered)
+    else:
+        counts = _counters.snapshot(buffered, in_flight)
+    return {**counts, "attachments": attachments.stats()}
 
 
 def _all_buffers() -> list[recording.Buffer]:
-    return [recording.logs, recording.measures, recording.async_events, *recording.thread_buffers]
+    return [
+        recording.logs,
+        recording.measures,
+        recording.async_events,
+        attachments.events,
+        *recording.thread_buffers,
+    ]
 
 
 def shutdown(timeout: float = 10.0) -> int:
@@ -284,10 +310,13 @@ def shutdown(timeout: float = 10.0) -> int:
     if _flusher is None:
         return 0
     flusher, _flusher = _flusher, None
+    deadline = time.monotonic() + timeout
+    # Attachments first, within half the time: their events must reach the flusher's last round.
+    attachments.stop(deadline - timeout / 2)
     recording.close()  # what is recorded from now on is counted as dropped after_shutdown
     _stopping = True
     try:
-        abandoned = flusher.stop(timeout)
+        abandoned = flusher.stop(max(0.0, deadline - time.monotonic()))
     finally:
         _stopping = False
     if abandoned:

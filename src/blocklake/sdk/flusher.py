@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 
-from blocklake.sdk import recording
+from blocklake.sdk import attachments, recording
 from blocklake.sdk.recording import Buffer, take, take_dropped
 from blocklake.sdk.stats import Counters
 from blocklake.sdk.streams import async_writer, log_writer, metrics_writer, thread_writer
@@ -60,6 +60,7 @@ class Flusher:
             (recording.logs, log_writer),
             (recording.measures, metrics_writer),
             (recording.async_events, async_writer),
+            (attachments.events, attachments.writer),
         ):
             buffer.stream = make(properties)
         for buffer in recording.thread_buffers:  # their streams belonged to the previous process
@@ -158,7 +159,7 @@ class Flusher:
                 self.counters.own_metrics += 1
 
     def _buffers(self) -> list[Buffer]:
-        buffers = [recording.logs, recording.measures, recording.async_events]
+        buffers = [recording.logs, recording.measures, recording.async_events, attachments.events]
         with recording._thread_buffers_lock:
             # Retire by identity: buffers are lists, and list.remove() would take the first
             # *equal* one, so an empty buffer of a finished thread could retire a live thread's.
@@ -199,7 +200,8 @@ class Flusher:
         held = sum(max(0, len(b) - flush_at) * b.event_bytes for b in self._buffers())
         recording.set_overflow_bytes(held)
         self.uploader.trim(self.max_memory - held)
-        recording.configure(memory_budget=self.max_memory - self.uploader.queued_bytes)
+        waiting = self.uploader.queued_bytes + attachments.held_bytes()
+        recording.configure(memory_budget=self.max_memory - waiting)
 
     def apply(self, response: dict) -> None:
         """Settings the server sent back for this process: applied at once, no redeploy."""
