@@ -311,11 +311,12 @@ def shutdown(timeout: float = 10.0) -> int:
         return 0
     flusher, _flusher = _flusher, None
     deadline = time.monotonic() + timeout
-    # Attachments first, within half the time: their events must reach the flusher's last round.
-    attachments.stop(deadline - timeout / 2)
     recording.close()  # what is recorded from now on is counted as dropped after_shutdown
-    _stopping = True
+    _stopping = True  # at once: a second SIGTERM must find shutdown under way
     try:
+        # Attachments first, within half the time: their events must reach the flusher's last
+        # round (they go to their buffer past the record path, which close() shuts).
+        attachments.stop(deadline - timeout / 2)
         abandoned = flusher.stop(max(0.0, deadline - time.monotonic()))
     finally:
         _stopping = False
