@@ -19,8 +19,10 @@ from constructs import Construct
 from infra.functions import LakeFunction, retained_log_group
 from infra.nag import acknowledge
 
-INGEST_ROUTES = ("/v1/processes", "/v1/streams", "/v1/blocks")
+INGEST_ROUTES = ("/v1/processes", "/v1/streams", "/v1/blocks", "/v1/attachments")
 QUERY_ROUTE = "/v1/query"
+DOWNLOAD_ROUTE = "/v1/attachments/{attachment_id}"
+"""GET: a redirect to a presigned GET of the tenant's attachment (the query function reads)."""
 ACCESS_LOG_FORMAT = (
     '{"requestId":"$context.requestId","ip":"$context.identity.sourceIp",'
     '"time":"$context.requestTime","method":"$context.httpMethod","path":"$context.path",'
@@ -84,10 +86,12 @@ class IngestQueryApi(Construct):
             self.http_api.add_routes(
                 path=path, methods=[apigw.HttpMethod.POST], integration=ingest_integration
             )
+        query_integration = integrations.HttpLambdaIntegration("Query", query)
         self.http_api.add_routes(
-            path=QUERY_ROUTE,
-            methods=[apigw.HttpMethod.POST],
-            integration=integrations.HttpLambdaIntegration("Query", query),
+            path=QUERY_ROUTE, methods=[apigw.HttpMethod.POST], integration=query_integration
+        )
+        self.http_api.add_routes(
+            path=DOWNLOAD_ROUTE, methods=[apigw.HttpMethod.GET], integration=query_integration
         )
         self.access_logs = retained_log_group(self, "AccessLogs")
         self._configure_stage(self.access_logs, throttle_rate_per_second)

@@ -15,7 +15,13 @@ from infra.migrations import SchemaMigrations
 from infra.monitoring import Alarms
 from infra.pipeline import EtlPipeline
 from infra.settings import StackSettings
-from infra.storage import ATHENA_RESULTS_PREFIX, RAW_PREFIX, TABLES_PREFIX, LakeStorage
+from infra.storage import (
+    ATHENA_RESULTS_PREFIX,
+    ATTACHMENTS_PREFIX,
+    RAW_PREFIX,
+    TABLES_PREFIX,
+    LakeStorage,
+)
 
 ETL_TIMEOUT = Duration.minutes(5)
 API_TIMEOUT = Duration.seconds(29)
@@ -74,6 +80,9 @@ class BlocklakeStack(Stack):
             reserved_concurrency=concurrency.get("ingest"),
         )
         storage.allow(ingest.role, ["s3:PutObject"], RAW_PREFIX)
+        # Attachments: declarations written and read; its presigned PUTs carry this role's
+        # credentials, so the bytes are put with them too (no GetObject of them is needed).
+        storage.allow(ingest.role, ["s3:PutObject", "s3:GetObject"], ATTACHMENTS_PREFIX)
         cluster.grant_data_api_access(ingest.role)
 
         etl = LakeFunction(
@@ -109,6 +118,8 @@ class BlocklakeStack(Stack):
             reserved_concurrency=concurrency.get("query"),
         )
         storage.allow(query.role, ["s3:GetObject"], TABLES_PREFIX)
+        # Downloads: the declaration read, the bytes through a presigned GET of this role.
+        storage.allow(query.role, ["s3:GetObject"], ATTACHMENTS_PREFIX)
         # Athena writes results with the caller's permissions.
         storage.allow(query.role, ATHENA_RESULT_OBJECT_ACTIONS, ATHENA_RESULTS_PREFIX)
         # Each tenant's daily query budget: one empty object per query (blocklake.query.budget).

@@ -1,4 +1,5 @@
-"""The lake bucket: raw blocks under ``raw/``, Parquet under ``tables/``, Athena results."""
+"""The lake bucket: raw blocks under ``raw/``, Parquet under ``tables/``, attachments under
+``attachments/``, Athena results."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ from infra.settings import Retention, StackSettings
 
 RAW_PREFIX = "raw/"
 TABLES_PREFIX = "tables/"
+ATTACHMENTS_PREFIX = "attachments/"
+"""Attachments' bytes and declarations (blocklake.attachments), kept as long as the tables that
+link to them."""
 ATHENA_RESULTS_PREFIX = "athena-results/"
 ATHENA_RESULTS_DAYS = 7
 NOTIFICATIONS_HANDLER_ID = "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
@@ -96,6 +100,7 @@ def lifecycle_rules(settings: StackSettings, table_names: list[str]) -> list[s3.
         ),
         *_expiry("raw", [RAW_PREFIX], settings.retention.raw_days),
         *_expiry("tables", [TABLES_PREFIX], settings.retention.tables_days),
+        *_expiry("attachments", [ATTACHMENTS_PREFIX], settings.retention.tables_days),
     ]
     for tenant, retention in sorted(settings.tenant_retention.items()):
         rules += _tenant_rules(tenant, retention, table_names)
@@ -109,6 +114,11 @@ def _tenant_rules(
     return [
         *_expiry(f"raw-{tenant}", [f"{RAW_PREFIX}tenant={tenant}/"], retention.raw_days),
         *_expiry(f"tables-{tenant}", table_prefixes, retention.tables_days),
+        *_expiry(
+            f"attachments-{tenant}",
+            [f"{ATTACHMENTS_PREFIX}tenant={tenant}/"],
+            retention.tables_days,
+        ),
     ]
 
 

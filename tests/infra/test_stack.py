@@ -94,6 +94,7 @@ def test_raw_blocks_and_tables_expire_by_the_default_retention(template) -> None
     }
     assert expiry["raw/"] == 30
     assert expiry["tables/"] == 400
+    assert expiry["attachments/"] == 400  # as long as the tables that link to them
 
 
 def test_aurora_scales_to_zero_with_the_data_api_in_isolated_subnets(template) -> None:
@@ -170,6 +171,8 @@ def test_routes_go_to_their_functions_behind_the_api_key_authorizer(template) ->
         "POST /v1/streams": function_id(template, "ingest"),
         "POST /v1/blocks": function_id(template, "ingest"),
         "POST /v1/query": function_id(template, "query"),
+        "POST /v1/attachments": function_id(template, "ingest"),
+        "GET /v1/attachments/{attachment_id}": function_id(template, "query"),
     }
     (authorizer,) = properties(template, "AWS::ApiGatewayV2::Authorizer")
     assert authorizer["EnableSimpleResponses"] is True
@@ -299,10 +302,15 @@ def test_the_star_check_catches_a_widened_policy(template) -> None:
     assert star_grants(widened) != []
 
 
-def test_ingest_only_writes_raw_blocks_and_uses_the_data_api(template) -> None:
+def test_ingest_only_writes_raw_blocks_and_attachments_and_uses_the_data_api(template) -> None:
     statements = role_statements(template, "ingest")
-    assert object_grants(statements) == {"raw/*": {"s3:PutObject"}}
-    assert all_actions(statements) - {"s3:PutObject", "s3:ListBucket"} == DATA_API | LOGS | XRAY
+    assert object_grants(statements) == {
+        "raw/*": {"s3:PutObject"},
+        # declarations written and read back; presigned PUTs of the bytes carry this role's
+        "attachments/*": {"s3:PutObject", "s3:GetObject"},
+    }
+    s3 = {"s3:PutObject", "s3:GetObject", "s3:ListBucket"}
+    assert all_actions(statements) - s3 == DATA_API | LOGS | XRAY
 
 
 def test_etl_reads_raw_writes_tables_consumes_the_queue(template) -> None:
@@ -332,7 +340,8 @@ def test_query_reads_tables_runs_athena_and_invokes_only_the_etl(template) -> No
     grants = object_grants(statements)
     assert grants["tables/*"] == {"s3:GetObject"}
     assert grants["usage/*"] == {"s3:PutObject"}  # the daily budgets' ledger
-    assert set(grants) == {"tables/*", "athena-results/*", "usage/*"}
+    assert grants["attachments/*"] == {"s3:GetObject"}  # downloads: presigned GETs
+    assert set(grants) == {"tables/*", "athena-results/*", "usage/*", "attachments/*"}
     assert not any(
         a.startswith(("s3:Delete", "glue:Create", "glue:Update", "glue:Delete"))
         for a in all_actions(statements)
