@@ -10,7 +10,7 @@ import pytest
 from sdk_fake_server import FakeServer
 
 from blocklake import sdk
-from blocklake.sdk import recording
+from blocklake.sdk import attachments, recording
 from blocklake.sdk.stats import Counters
 
 
@@ -35,6 +35,14 @@ def reset_sdk() -> None:
     recording.reopen()
     recording.wake_flusher.clear()
     sdk._counters = Counters()
+    del attachments.events[:]
+    attachments.events.drops = recording.DropCounter()
+    attachments.events.stream = None
+    attachments._early.clear()
+    attachments._uploader = None
+    attachments._counters = attachments.Counters()
+    attachments._closed = False
+    attachments._max_memory = recording.DEFAULT_MEMORY_BYTES
 
 
 @pytest.fixture(autouse=True)
@@ -42,7 +50,7 @@ def clean_sdk() -> Iterator[None]:
     reset_sdk()
     yield
     reset_sdk()
-    names = ("blocklake-flusher", "blocklake-uploader")
+    names = ("blocklake-flusher", "blocklake-uploader", "blocklake-attachments")
     alive = [t for t in threading.enumerate() if t.name in names and t.is_alive()]
     assert not alive, "an SDK thread outlived its test"
 

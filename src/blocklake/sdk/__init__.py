@@ -270,14 +270,14 @@ def stats() -> dict:
                      "retries_exhausted", "abandoned_at_exit", "after_shutdown"},
          "coerced", "truncated", "blocks_sent", "bytes_sent", "retries",
          "registrations_repeated", "own_metrics",
-         "attachments": {"queued", "uploaded", "pending", "dropped": {...}, "bytes_uploaded",
-                         "retries"}}
+         "attachments": {"attached", "uploaded", "pending", "dropped": {...},
+                         "bytes_uploaded", "retries"}}
 
     ``recorded == acknowledged + sum(dropped.values()) + pending`` once the flusher has
     counted (after ``flush()``; mid-round, events being encoded are in neither side).
     ``recorded`` includes the SDK's own ``own_metrics`` events; ``coerced`` and ``truncated``
     events were sent, repaired. Counts of a forked child start at 0. ``attachments`` counts
-    attachments (``sdk.attach``): ``queued == uploaded + sum(dropped) + pending``; each one
+    attachments (``sdk.attach``): ``attached == uploaded + sum(dropped) + pending``; each one
     uploaded is then one ``attachment`` event in the counts above.
     """
     flusher = _flusher

@@ -103,8 +103,8 @@ class AttachmentWriter(StreamWriter):
 
 @dataclass
 class Counters:
-    queued: int = 0
-    """Attachments ``attach`` accepted."""
+    attached: int = 0
+    """Calls of ``attach``."""
     uploaded: int = 0
     bytes_uploaded: int = 0
     retries: int = 0
@@ -116,10 +116,10 @@ class Counters:
             self.dropped[reason] += 1
 
     def snapshot(self, pending: int) -> dict:
-        """``queued == uploaded + sum(dropped) + pending``."""
+        """``attached == uploaded + sum(dropped) + pending``."""
         with self.lock:
             return {
-                "queued": self.queued,
+                "attached": self.attached,
                 "uploaded": self.uploaded,
                 "pending": pending,
                 "dropped": dict(self.dropped),
@@ -440,7 +440,7 @@ def start(
     global _uploader, _counters, _max_memory, _blocks_bytes, _closed
     early = list(_early)
     _early.clear()
-    _counters = Counters(queued=len(early))
+    _counters = Counters(attached=len(early))
     _uploader = AttachmentUploader(transport, _counters, retry_for=retry_for)
     _max_memory, _blocks_bytes, _closed = max_memory, blocks_bytes, False
     for item in early:
@@ -464,8 +464,8 @@ def held_bytes() -> int:
 
 
 def stats() -> dict:
-    """``{"queued", "uploaded", "pending", "dropped": {reason: n}, "bytes_uploaded",
-    "retries"}`` in attachments (bytes where named); ``queued == uploaded + sum(dropped) +
+    """``{"attached", "uploaded", "pending", "dropped": {reason: n}, "bytes_uploaded",
+    "retries"}`` in attachments (bytes where named); ``attached == uploaded + sum(dropped) +
     pending``."""
     uploader = _uploader
     pending = len(_early) + (uploader.pending() if uploader is not None else 0)
@@ -507,6 +507,8 @@ def attach(
     type (default: guessed from the name, else ``application/octet-stream``); ``attributes`` a
     mapping of text, as properties are. Never raises for a value, never waits on the network.
     """
+    with _counters.lock:
+        _counters.attached += 1
     if _closed:
         _counters.drop("after_shutdown")
         return None
@@ -547,8 +549,6 @@ def attach(
         data=payload,
         path=path,
     )
-    with _counters.lock:
-        _counters.queued += 1
     uploader = _uploader
     if uploader is None:
         _early.append(item)
