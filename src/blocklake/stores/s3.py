@@ -6,6 +6,7 @@ copy: a client that retries an upload, or two that race, leave exactly one objec
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -156,6 +157,19 @@ class S3BlobStore:
     def url(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
 
+    @functools.cached_property
+    def _presigner(self) -> Any:
+        """A client like the store's that signs with SigV4, whatever its configuration: S3
+        checks the headers a SigV4 signature lists (botocore may presign with SigV2, which
+        binds none of them)."""
+        meta = self._client.meta
+        return boto3.client(
+            "s3",
+            region_name=meta.region_name,
+            endpoint_url=meta.endpoint_url,
+            config=meta.config.merge(Config(signature_version="s3v4")),
+        )
+
     def presigned_put(
         self, key: str, *, size: int, sha256_base64: str, content_type: str, expires_s: int
     ) -> str:
@@ -163,7 +177,7 @@ class S3BlobStore:
         ``x-amz-checksum-sha256``: S3 refuses a body of another size or type, and stores one
         of that size only if its SHA-256 is the one signed (the sender must send those three
         headers with exactly these values)."""
-        return self._client.generate_presigned_url(
+        return self._presigner.generate_presigned_url(
             "put_object",
             Params={
                 "Bucket": self.bucket,
@@ -179,7 +193,7 @@ class S3BlobStore:
         self, key: str, *, content_type: str, disposition: str, expires_s: int
     ) -> str:
         """A GET URL answering the object with that type and ``Content-Disposition``."""
-        return self._client.generate_presigned_url(
+        return self._presigner.generate_presigned_url(
             "get_object",
             Params={
                 "Bucket": self.bucket,
