@@ -132,7 +132,9 @@ class Counters:
 class Pending:
     attachment_id: str
     name: str
-    content_type: str
+    content_type: str | None
+    """None: guessed from the name by the uploader (the first guess loads the system's
+    types, tens of milliseconds the caller of ``attach`` must not wait)."""
     attributes: dict[str, str] | None
     ticks: int
     data: bytes | None = None
@@ -283,6 +285,9 @@ class AttachmentUploader:
         pause = self.backoff
         while True:
             try:
+                if item.content_type is None:
+                    guessed, _ = mimetypes.guess_type(item.name)
+                    item.content_type = guessed or DEFAULT_CONTENT_TYPE
                 if item.sha256 is None:
                     item.size, item.sha256 = _digest(item)
                 answer = self.transport.post_json("/v1/attachments", _declaration(item))
@@ -543,7 +548,7 @@ def attach(
     item = Pending(
         attachment_id=str(uuid.uuid4()),
         name=label or "attachment",
-        content_type=_content_type(content_type, label),
+        content_type=_content_type(content_type),
         attributes=registration.properties(attributes) or None,
         ticks=recording.now(),
         data=payload,
@@ -557,10 +562,9 @@ def attach(
     return item.attachment_id
 
 
-def _content_type(given: object, name: str) -> str:
+def _content_type(given: object) -> str | None:
     if given is None:
-        guessed, _ = mimetypes.guess_type(name)
-        return guessed or DEFAULT_CONTENT_TYPE
+        return None  # guessed by the uploader
     text = str(given).strip()
     if len(text) <= 255 and _CONTENT_TYPE.match(text):
         return text
