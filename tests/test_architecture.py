@@ -18,6 +18,7 @@ ALLOWED = {
     "etl": {"format", "stores", "errors"},
     "query": {"format", "stores", "errors", "etl", "config"},
     "apigw": {"errors", "stores"},
+    "attachments": {"errors", "stores"},
     "config": set(),
     "errors": set(),
     "auth": set(),
