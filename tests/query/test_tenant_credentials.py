@@ -5,11 +5,13 @@ STS accepts any policy and enforces none)."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 
 from blocklake.format.schema import tables
 from blocklake.query import duckdb_s3
 from blocklake.query.duckdb_s3 import TenantReaderCredentials, tenant_read_policy
+from blocklake.stores.layout import table_key
 
 ROLE = "arn:aws:iam::123456789012:role/reader"
 
@@ -32,28 +34,31 @@ class RecordingSts:
 
 
 def test_the_session_policy_reaches_only_the_tenants_table_prefixes() -> None:
-    policy = tenant_read_policy("lake", "acme", ["log_entries", "measures"])
+    policy = tenant_read_policy("lake", "acme")
     get, listing = policy["Statement"]
     assert get == {
         "Effect": "Allow",
         "Action": "s3:GetObject",
-        "Resource": [
-            "arn:aws:s3:::lake/tables/log_entries/tenant=acme/*",
-            "arn:aws:s3:::lake/tables/measures/tenant=acme/*",
-        ],
+        "Resource": ["arn:aws:s3:::lake/tables/*/tenant=acme/*"],
     }
     assert listing["Action"] == "s3:ListBucket" and listing["Resource"] == "arn:aws:s3:::lake"
-    assert listing["Condition"]["StringLike"]["s3:prefix"] == [
-        "tables/log_entries/tenant=acme/*",
-        "tables/measures/tenant=acme/*",
-    ]
-    # The packed size STS allows for a session policy.
-    assert len(json.dumps(tenant_read_policy("lake", "t" * 63, list(tables())))) < 2048
+    assert listing["Condition"]["StringLike"]["s3:prefix"] == ["tables/*/tenant=acme/*"]
+    # The pattern as IAM matches it (* spans anything, / included) against the keys the ETL
+    # writes: every table's files of this tenant, no other tenant's, nothing outside tables/.
+    pattern = re.compile(re.escape("tables/*/tenant=acme/*").replace(r"\*", ".*"))
+    for table in tables():
+        assert pattern.fullmatch(table_key(table, "acme", 0, "f"))
+        for other in ("acme2", "acm", "globex"):
+            assert not pattern.fullmatch(table_key(table, other, 0, "f"))
+    assert not pattern.fullmatch("raw/tenant=acme/date=1970-01-01/hour=00/s/b.blk")
+    assert not pattern.fullmatch("attachments/tenant=acme/x.data")
+    # The size STS allows for a session policy, whatever the number of tables.
+    assert len(json.dumps(tenant_read_policy("lake", "t" * 63))) < 2048
 
 
 def test_credentials_are_assumed_per_tenant_and_cached() -> None:
     sts = RecordingSts()
-    credentials = TenantReaderCredentials(sts, ROLE, "lake", ["log_entries"])
+    credentials = TenantReaderCredentials(sts, ROLE, "lake")
     acme, again, globex = credentials("acme"), credentials("acme"), credentials("globex")
     assert acme == again and acme.key_id != globex.key_id
     assert [call["RoleSessionName"] for call in sts.calls] == [
@@ -62,11 +67,11 @@ def test_credentials_are_assumed_per_tenant_and_cached() -> None:
     ]
     for call, tenant in zip(sts.calls, ("acme", "globex"), strict=True):
         assert call["RoleArn"] == ROLE
-        assert json.loads(call["Policy"]) == tenant_read_policy("lake", tenant, ["log_entries"])
+        assert json.loads(call["Policy"]) == tenant_read_policy("lake", tenant)
 
 
 def test_credentials_near_their_end_are_renewed() -> None:
     sts = RecordingSts(lifetime=timedelta(seconds=duckdb_s3.RENEW_BEFORE_S - 1))
-    credentials = TenantReaderCredentials(sts, ROLE, "lake", ["log_entries"])
+    credentials = TenantReaderCredentials(sts, ROLE, "lake")
     assert credentials("acme").key_id == "ASIA1"
     assert credentials("acme").key_id == "ASIA2"

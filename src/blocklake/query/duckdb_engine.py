@@ -83,7 +83,7 @@ class DuckDbEngine:
             import boto3
 
             credentials = duckdb_s3.TenantReaderCredentials(
-                boto3.client("sts"), settings.query_reader_role_arn, settings.bucket, list(tables())
+                boto3.client("sts"), settings.query_reader_role_arn, settings.bucket
             )
         else:
             credentials = lambda tenant: duckdb_s3.environment_credentials()  # noqa: E731

@@ -98,13 +98,17 @@ def environment_credentials(env: Mapping[str, str] = os.environ) -> Credentials 
     return None
 
 
-def tenant_read_policy(bucket: str, tenant: str, tables: list[str]) -> dict:
-    """The session policy of ``tenant``'s query credentials: read its own table prefixes only.
+def tenant_read_policy(bucket: str, tenant: str) -> dict:
+    """The session policy of ``tenant``'s query credentials: read its own table prefixes only,
+    ``tables/*/tenant=<tenant>/``, whatever the tables (one per table would outgrow the 2,048
+    characters STS allows as tables are added: nine at a 63-character tenant already do).
 
-    ``tenant`` matches ``TENANT_PATTERN`` (no wildcard characters), so each resource names
-    exactly ``tables/<table>/tenant=<tenant>/``.
+    The ``*`` spans any characters, ``/`` included, but only the ETL writes under ``tables/``
+    (``tables/<table>/tenant=T/date=D/hour=H/<file>``: names from ``schemas/`` and ids, never
+    a tenant's text), so ``/tenant=<tenant>/`` occurs only in that tenant's keys; ``tenant``
+    matches ``TENANT_PATTERN`` (no wildcard characters), so it names exactly one tenant.
     """
-    prefixes = [f"tables/{table}/tenant={tenant}/" for table in tables]
+    prefixes = [f"tables/*/tenant={tenant}/"]
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -130,11 +134,10 @@ class TenantReaderCredentials:
     ``sts`` is a boto3 STS client; errors from STS propagate (the service's fault: a 5xx).
     """
 
-    def __init__(self, sts: Any, role_arn: str, bucket: str, tables: list[str]) -> None:
+    def __init__(self, sts: Any, role_arn: str, bucket: str) -> None:
         self.sts = sts
         self.role_arn = role_arn
         self.bucket = bucket
-        self.tables = tables
         self._cache: dict[str, Credentials] = {}
         self._lock = threading.Lock()
 
@@ -146,7 +149,7 @@ class TenantReaderCredentials:
         answer = self.sts.assume_role(
             RoleArn=self.role_arn,
             RoleSessionName=f"blocklake-query-{tenant}"[:64],
-            Policy=json.dumps(tenant_read_policy(self.bucket, tenant, self.tables)),
+            Policy=json.dumps(tenant_read_policy(self.bucket, tenant)),
             DurationSeconds=SESSION_SECONDS,
         )["Credentials"]
         fresh = Credentials(
