@@ -26,7 +26,14 @@ GRACE_NS = 20 * 60 * 1_000_000_000
 (the query Lambda's timeout) that listed them before could still be reading them."""
 HOURS_BACK = 3
 """Closed hours revisited on each run, so blocks that arrive late are merged too."""
-PARTITIONED_BY_BLOCK = ("log_entries", "measures", "thread_spans", "async_spans", "blocks")
+PARTITIONED_BY_BLOCK = (
+    "log_entries",
+    "measures",
+    "thread_spans",
+    "async_spans",
+    "blocks",
+    "unmatched_spans",
+)
 """Tables written one fragment per block; processes and streams are one file per id already."""
 
 
