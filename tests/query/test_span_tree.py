@@ -363,3 +363,56 @@ def test_cli_tree_as_json_gives_the_view_s_rows(lake: Lake, served: list[str]) -
 def test_cli_tree_refuses_a_name_filter(served: list[str]) -> None:
     result = runner.invoke(app, ["spans", "--tree", "--name", "main", *served])
     assert result.exit_code == 2 and "--name" in result.output
+
+
+def test_a_cycle_of_reused_span_ids_ends_at_the_level_bound(settings: Settings) -> None:
+    """A writer that is not ours reuses span id 1 in a later block, under span 2: the parents
+    then loop (1 > 2 > 1' > 2 ...). The recursion stops at 256 levels instead of running on."""
+    with LocalServer(settings, port=0) as server:
+        ingest = server.lake.handlers["ingest"]
+        context = LambdaContext("blocklake-test")
+
+        def post(path: str, body: bytes | dict) -> None:
+            response = ingest(http_event(path, body), context)
+            assert response["statusCode"] == 201, response["body"]
+
+        process = process_document(start_time_ns=T0, start_ticks=0)
+        post("/v1/processes", process)
+        writer = thread_writer({})
+        post("/v1/streams", writer.registration(process["process_id"]))
+        types = event_types()
+        for sequence, spans in enumerate([[(1, 0, "root"), (2, 1, "x")], [(1, 2, "y")]]):
+            strings = StringTable()
+            ticks = [EARLY + (sequence * 10 + i) * US for i in range(len(spans))]
+            ids = [span_id for span_id, _, _ in spans]
+            begin = [
+                ticks, ids, [parent for _, parent, _ in spans], [0] * len(spans),
+                [name for _, _, name in spans], ["t"] * len(spans), ["f"] * len(spans),
+                [1] * len(spans),
+            ]  # fmt: skip
+            end = [[tick + US for tick in ticks], ids]
+            post(
+                "/v1/blocks",
+                encode_block(
+                    stream_id=writer.stream_id,
+                    sequence=sequence,
+                    begin_ticks=ticks[0],
+                    end_ticks=ticks[-1] + US,
+                    object_count=2 * len(spans),
+                    sections=[
+                        encode_section(types["thread_span_begin"], begin, strings),
+                        encode_section(types["thread_span_end"], end, strings),
+                    ],
+                    strings=strings,
+                ),
+            )
+        server.lake.wait_converted()
+        engine = DuckDbEngine(server.lake.blobs)
+        request = QueryRequest(
+            "acme",
+            "SELECT max(depth) AS deepest, count(*) AS paths FROM span_tree",
+            T0,
+            T0 + HOUR,
+            10,
+        )
+        assert engine.run(request).table.to_pylist() == [{"deepest": 255, "paths": 256}]
