@@ -102,7 +102,11 @@ def tenant_read_policy(bucket: str, tenant: str, tables: list[str]) -> dict:
     """The session policy of ``tenant``'s query credentials: read its own table prefixes only.
 
     ``tenant`` matches ``TENANT_PATTERN`` (no wildcard characters), so each resource names
-    exactly ``tables/<table>/tenant=<tenant>/``.
+    exactly ``tables/<table>/tenant=<tenant>/``. Listing is allowed by one pattern over the
+    tables, ``tables/*/tenant=<tenant>/*``: a policy names at most 2,048 characters, which a
+    prefix per table for both actions passes with ten tables and a long tenant name. The pattern
+    lists no other tenant's keys: a key holds one ``/tenant=`` segment, right after its table
+    (the names after it are dates, hours and UUIDs), and reading stays per table.
     """
     prefixes = [f"tables/{table}/tenant={tenant}/" for table in tables]
     return {
@@ -117,7 +121,7 @@ def tenant_read_policy(bucket: str, tenant: str, tables: list[str]) -> dict:
                 "Effect": "Allow",
                 "Action": "s3:ListBucket",
                 "Resource": f"arn:aws:s3:::{bucket}",
-                "Condition": {"StringLike": {"s3:prefix": [f"{p}*" for p in prefixes]}},
+                "Condition": {"StringLike": {"s3:prefix": f"tables/*/tenant={tenant}/*"}},
             },
         ],
     }
