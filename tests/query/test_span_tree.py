@@ -416,3 +416,50 @@ def test_a_cycle_of_reused_span_ids_ends_at_the_level_bound(settings: Settings) 
             10,
         )
         assert engine.run(request).table.to_pylist() == [{"deepest": 255, "paths": 256}]
+
+
+def test_a_stored_block_with_ends_without_begins_converts_them_to_unmatched_rows(
+    settings: Settings,
+) -> None:
+    """Ingest refuses such a block; one stored before that check converts, and its ends were
+    dropped by the pairing without a trace. Simulated: the accepted block's raw object replaced
+    by one whose ends (ids 7 and 8) have no begin."""
+    from blocklake.etl.convert import BlockConverter
+    from tests.handlers.test_ingest_refusals import Ingest
+
+    ingest = Ingest(settings, LambdaContext("blocklake-test"))
+    writer = thread_writer({})
+    process = process_document(start_time_ns=T0, start_ticks=0)
+    assert ingest.call("/v1/processes", process)[0] == 201
+    assert ingest.call("/v1/streams", writer.registration(process["process_id"]))[0] == 201
+    (main,) = _scopes("main")
+    accepted = writer.encode([(main.id, EARLY), (main.end_id, EARLY + US)]).data
+    status, answer = ingest.call("/v1/blocks", accepted)
+    assert status == 201, answer
+    types = event_types()
+    strings = StringTable()
+    ends = [[EARLY + 2 * US, EARLY + 3 * US], [7, 8]]
+    legacy = encode_block(
+        stream_id=writer.stream_id,
+        block_id=uuid.UUID(answer["block_id"]),
+        sequence=0,
+        begin_ticks=EARLY,
+        end_ticks=EARLY + 3 * US,
+        object_count=0,
+        sections=[encode_section(types["thread_span_end"], ends, strings)],
+        strings=strings,
+    )
+    (key,) = ingest.blobs.list("raw/")
+    ingest.blobs.put(key, legacy)
+    conversion = BlockConverter(ingest.blobs, ingest.metadata).convert_key(key)
+    assert conversion.rows == {"unmatched_spans": 2}
+    (path,) = ingest.blobs.list("tables/unmatched_spans/")
+    stored = pq.read_table(ingest.blobs.url(path)).to_pylist()
+    assert [(r["unmatched"], r["span_id"], r["name"], r["begin"]) for r in stored] == [
+        ("end", 7, None, None),
+        ("end", 8, None, None),
+    ]
+    table = pq.read_table(ingest.blobs.url(path))
+    micros = [(T0 + EARLY + 2 * US) // 1000, (T0 + EARLY + 3 * US) // 1000]
+    assert table["end"].cast(pa.int64()).to_pylist() == micros
+    assert list(ingest.blobs.list("tables/thread_spans/")) == []
