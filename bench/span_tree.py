@@ -13,7 +13,8 @@ spans, best of ``--repeats``, through the DuckDB engine exactly as the query Lam
   baseline;
 - ``SELECT * FROM span_tree``: the recursive call tree (paths, counts, total and self times);
 - ``span_tree.nest`` and ``span_tree.folded`` over its rows (what ``blocklake spans --tree`` and
-  ``--folded`` do on the client).
+  ``--folded`` do on the client);
+- ``SELECT count(*) FROM open_spans`` (which reads the spans too, for their ends).
 
 Targets: 1 M spans within the query time limit (20 s); the tree's time for 10x the spans at most
 20x (linear: 10x; quadratic: 100x).
@@ -101,10 +102,23 @@ def build_lake(root: Path, spans: int) -> None:
                   3000 * 10**9 AS open_ns
            FROM range({streams}) a(st)) TO '{directory}/part-0.parquet' (FORMAT parquet)"""
     )
+    directory = root / f"tables/blocks/tenant={TENANT}/date=2026-11-20/hour=08"
+    directory.mkdir(parents=True)
+    connection.execute(  # each stream's latest block: the one whose open begins are main's
+        f"""COPY (SELECT 'last' AS block_id, printf('00000000-0000-4000-9000-%012d', st) AS stream_id,
+                  printf('00000000-0000-4000-8000-%012d', st // {THREADS}) AS process_id,
+                  0::BIGINT AS sequence, TIMESTAMPTZ '{HOUR_START}' AS begin_time,
+                  TIMESTAMPTZ '{HOUR_START}' + INTERVAL 50 MINUTE AS end_time,
+                  0::BIGINT AS object_count, 0::BIGINT AS payload_size
+           FROM range({streams}) a(st)) TO '{directory}/part-0.parquet' (FORMAT parquet)"""
+    )
 
 
-def measure(size: int, repeats: int, limits: QueryLimits) -> tuple[int, float, float, int, float]:
-    """Spans in the tree, best seconds of the scan and of the tree, paths, client seconds."""
+def measure(
+    size: int, repeats: int, limits: QueryLimits
+) -> tuple[int, float, float, float, int, float]:
+    """Spans in the tree, best seconds of the scan, the tree and open_spans, paths, client
+    seconds."""
     root = Path(tempfile.mkdtemp(prefix="blocklake-bench-tree-"))
     try:
         build_lake(root, size)
@@ -122,6 +136,10 @@ def measure(size: int, repeats: int, limits: QueryLimits) -> tuple[int, float, f
             lambda: timed("SELECT count(*), sum(duration_ns) FROM thread_spans"), repeats
         )
         tree = best_of(lambda: timed(span_tree.tree_sql()), repeats)
+        opened = best_of(lambda: timed("SELECT count(*) AS n FROM open_spans"), repeats)
+        assert answers["SELECT count(*) AS n FROM open_spans"].to_pylist() == [
+            {"n": PROCESSES * THREADS}
+        ]
     finally:
         shutil.rmtree(root, ignore_errors=True)
     rows = [list(r.values()) for r in answers[span_tree.tree_sql()].to_pylist()]
@@ -135,7 +153,7 @@ def measure(size: int, repeats: int, limits: QueryLimits) -> tuple[int, float, f
         span_tree.folded(rows)
         return time.perf_counter() - start
 
-    return spans, scan, tree, len(rows), best_of(client, repeats)
+    return spans, scan, tree, opened, len(rows), best_of(client, repeats)
 
 
 def main() -> int:
@@ -149,15 +167,16 @@ def main() -> int:
     verdicts = Verdicts()
     times: dict[int, float] = {}
     print(
-        "\n| spans | scan (baseline) | span_tree | spans/s | tree / scan | paths | nest + folded (client) |"
+        "\n| spans | scan (baseline) | span_tree | spans/s | tree / scan | paths | nest + folded (client) | open_spans |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for size in sizes:
-        spans, scan, tree, paths, on_client = measure(size, args.repeats, limits)
+        spans, scan, tree, opened, paths, on_client = measure(size, args.repeats, limits)
         times[size] = tree
         print(
             f"| {spans:,} | {scan * 1000:,.0f} ms | {tree * 1000:,.0f} ms | "
-            f"{spans / tree:,.0f} | {tree / scan:.1f}x | {paths} | {on_client * 1000:.1f} ms |"
+            f"{spans / tree:,.0f} | {tree / scan:.1f}x | {paths} | {on_client * 1000:.1f} ms | "
+            f"{opened * 1000:,.0f} ms |"
         )
     small, large = sizes[0], sizes[-1]
     growth = times[large] / times[small]
