@@ -463,3 +463,12 @@ def test_a_stored_block_with_ends_without_begins_converts_them_to_unmatched_rows
     micros = [(T0 + EARLY + 2 * US) // 1000, (T0 + EARLY + 3 * US) // 1000]
     assert table["end"].cast(pa.int64()).to_pylist() == micros
     assert list(ingest.blobs.list("tables/thread_spans/")) == []
+
+
+def test_each_derived_view_declares_exactly_the_views_its_sql_reads() -> None:
+    """A query naming a derived view is counted (scan limits, dry run) by ``reads``."""
+    from blocklake.query.duckdb_sql import tables_named
+    from blocklake.query.views import derived_views, views
+
+    for view in derived_views().values():
+        assert tables_named(view.sql) & set(views()) == set(view.reads), view.name
