@@ -29,10 +29,12 @@ import typer.core
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.tree import Tree
 
 from blocklake.client import Client, QueryError, connect
 from blocklake.config import Settings
 from blocklake.format.schema import log_levels
+from blocklake.query import span_tree
 
 _display_type_rich = typer.core.TyperOption.display_type_rich
 
@@ -54,6 +56,8 @@ errors = Console(stderr=True)
 DEFAULT_KEY = "blocklake-local"
 FOLLOW_INTERVAL_S = 2.0
 """Seconds between two polls of ``blocklake logs --follow``."""
+TREE_ROWS = 10_000
+"""Paths of a call tree asked for at most (the server's default row cap)."""
 FOLLOW_PAGE = 1000
 """Entries asked for at a time when ``blocklake logs --follow`` pages through new entries."""
 LEVEL_ALIASES = {"WARNING": "WARN", "CRITICAL": "FATAL"}
@@ -590,8 +594,35 @@ def spans(
     end: End = None,
     output_format: OutputFormat = Format.table,
     output: Output = None,
+    tree: Annotated[
+        bool,
+        typer.Option(
+            "--tree",
+            help="The merged call tree per process: count, total and self time of each path "
+            "of span names (--format json or csv: the span_tree view's rows).",
+        ),
+    ] = False,
+    folded: Annotated[
+        bool,
+        typer.Option(
+            "--folded",
+            help="The call tree as folded stacks (self nanoseconds per path), which "
+            "flamegraph.pl and speedscope read.",
+        ),
+    ] = False,
 ) -> None:
-    """The slowest spans (thread and async) in the range, longest first."""
+    """The slowest spans (thread and async) in the range, longest first; or (--tree) the
+    merged call tree per process, or (--folded) its folded stacks for flame graphs."""
+    if tree or folded:
+        if name:
+            raise typer.BadParameter("a call tree takes every span name", param_hint="--name")
+        sql = span_tree.tree_sql(process)
+        window = time_range(last, begin, end)
+        if folded or output_format is Format.table:
+            _call_tree(connect(endpoint, api_key), sql, window, folded, output)
+        else:
+            _ask(connect(endpoint, api_key), sql, window, output_format, output, title="Call tree")
+        return
     conditions = []
     if name:
         conditions.append(f"name = {_quoted(name)}")
@@ -606,6 +637,52 @@ def spans(
     sql = " UNION ALL ".join(parts) + f" ORDER BY ms DESC LIMIT {slowest}"
     window = time_range(last, begin, end)
     _ask(connect(endpoint, api_key), sql, window, output_format, output, title="Slowest spans")
+
+
+def _call_tree(
+    client: Client, sql: str, window: tuple[int, int], folded: bool, output: Path | None
+) -> None:
+    """Prints the call tree (rich) or its folded stacks, to ``output`` or stdout."""
+    check_output(output)
+    try:
+        answer = client.request(sql, *window, format="arrow", max_rows=TREE_ROWS)
+    except QueryError as error:
+        raise fail(error.message) from None
+    rows = arrow_result(answer.body)["rows"]
+    if folded:
+        text = "".join(line + "\n" for line in span_tree.folded(rows))
+        if output is None:
+            typer.echo(text, nl=False)
+        else:
+            with _written(output):
+                output.write_text(text)
+    else:
+        trees = [_rich_tree(key, root) for key, root in span_tree.nest(rows).items()]
+        if output is None:
+            console.print(*(trees or ["no spans in the range"]))
+        else:
+            with _written(output), output.open("w") as file:
+                Console(file=file, width=200).print(*trees)
+    if answer.truncated_by:
+        errors.print(f"note: the tree was cut by the {answer.truncated_by} limit")
+
+
+def _rich_tree(key: tuple[str, str], root: span_tree.Node) -> Tree:
+    process_id, kind = key
+    heading = f"[bold]{escape(visible(process_id))}[/bold] {kind} spans"
+    tree = Tree(f"{heading}: {root.count} root spans, {span_tree.duration(root.total_ns)}")
+    stack = [(tree, child) for child in reversed(root.ordered())]
+    while stack:  # depth first, without recursion: a tree may be hundreds of levels deep
+        branch, node = stack.pop()
+        still = f", {node.unended} unended" if node.unended else ""
+        label = (
+            f"{escape(visible(node.name))}  [dim]{node.count}x{still}[/dim]  "
+            f"{span_tree.duration(node.total_ns)} "
+            f"[dim](self {span_tree.duration(node.self_ns)})[/dim]"
+        )
+        child_branch = branch.add(label)
+        stack.extend((child_branch, child) for child in reversed(node.ordered()))
+    return tree
 
 
 @app.command()

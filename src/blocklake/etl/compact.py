@@ -33,6 +33,7 @@ PARTITIONED_BY_BLOCK = (
     "async_spans",
     "blocks",
     "attachments",
+    "unmatched_spans",
 )
 """Tables written one fragment per block; processes and streams are one file per id already."""
 

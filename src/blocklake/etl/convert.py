@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from blocklake.etl import rows
+from blocklake.etl.unmatched import unmatched_spans
 from blocklake.format.arrow import decode_block
 from blocklake.format.header import BlockHeader
 from blocklake.format.tables import arrow_schema
@@ -142,7 +143,8 @@ class BlockConverter:
             raise ConversionError(f"{key}: holds block {decoded.header.block_id}, not {block_id}")
         begin_ns = process.time_ns(decoded.header.begin_ticks)
         conversion = Conversion(block_id)
-        for table, data in self._event_tables(decoded.sections, process, stream, block_id):
+        tables = self._event_tables(decoded.sections, process, stream, block_id, decoded.header)
+        for table, data in tables:
             if data.num_rows:
                 self.blobs.put(table_key(table, tenant, begin_ns, block_id), parquet_bytes(data))
                 conversion.rows[table] = data.num_rows
@@ -151,7 +153,11 @@ class BlockConverter:
 
     @staticmethod
     def _event_tables(
-        sections: dict[str, pa.Table], process: ProcessInfo, stream: StreamInfo, block_id: str
+        sections: dict[str, pa.Table],
+        process: ProcessInfo,
+        stream: StreamInfo,
+        block_id: str,
+        header: BlockHeader,
     ):
         ids = (process, stream.stream_id, block_id)
         if "log_entry" in sections:
@@ -166,6 +172,10 @@ class BlockConverter:
             )
             if paired is not None:
                 yield table, paired
+        block_ticks = (header.begin_ticks, header.end_ticks)
+        unpaired = unmatched_spans(sections, *ids, header.sequence, block_ticks)
+        if unpaired is not None:
+            yield "unmatched_spans", unpaired
 
     def _export_metadata(
         self, tenant: str, process: ProcessInfo, stream: StreamInfo, header: BlockHeader

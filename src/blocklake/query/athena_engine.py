@@ -4,8 +4,9 @@ A query goes through the same allow-list as on DuckDB (``blocklake.query.duckdb_
 over the views, allowed functions only), is transpiled by sqlglot from DuckDB's dialect to
 Athena's, and reads the views of ``schemas/views.toml`` as common table expressions over the
 Glue tables, each pinned to the tenant's partition (which the tables' projection requires) and
-to the dates the time range can reach. Switching the Glue tables to another format (Iceberg)
-changes the table definitions, not this: it reads ``"<database>"."<table>"``.
+to the dates the time range can reach; derived views are common table expressions over those.
+Switching the Glue tables to another format (Iceberg) changes the table definitions, not this:
+it reads ``"<database>"."<table>"``.
 
 It runs through pyathena in the stack's workgroup, whose per-query scan cap Athena enforces;
 the query is cancelled (``StopQueryExecution``) when it outlasts ``QueryLimits.timeout_s``.
@@ -32,7 +33,7 @@ from blocklake.config import QueryLimits
 from blocklake.errors import ClientError
 from blocklake.query.duckdb_sql import check_query
 from blocklake.query.engine import QueryRequest, QueryResult
-from blocklake.query.views import views
+from blocklake.query.views import derived_views, view_names, views, views_read
 
 PARTITION_REACH = timedelta(hours=2)
 """A row at time t is in the partition of its block's begin: the same hour or the one before
@@ -77,7 +78,7 @@ def athena_sql(request: QueryRequest, database: str) -> str:
     # A name that no CTE of ours answers would resolve to the Glue table itself, every
     # tenant's rows: so no CTE of the query may take a view's name, at any depth, and every
     # view the query names gets its pinned CTE at the top.
-    shadowing = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)} & set(views())
+    shadowing = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)} & view_names()
     if shadowing:
         raise ClientError(
             400,
@@ -91,7 +92,7 @@ def athena_sql(request: QueryRequest, database: str) -> str:
     tenant = "tenant = '" + request.tenant.replace("'", "''") + "'"
     dates = f"\"date\" BETWEEN '{first:%Y-%m-%d}' AND '{last:%Y-%m-%d}'"
     ctes = []
-    for name in sorted(named & set(views())):
+    for name in sorted(views_read(named)):
         view = views()[name]
         pinned = (tenant, dates) if view.time_filter else (tenant,)
         # Glue declares the lake's timestamps without a zone: they hold UTC wall time.
@@ -101,6 +102,9 @@ def athena_sql(request: QueryRequest, database: str) -> str:
         ctes.append(
             exp.CTE(this=sqlglot.parse_one(select, read="duckdb"), alias=exp.to_identifier(name))
         )
+    for name in sorted(named & set(derived_views())):  # after the views they read
+        derived = sqlglot.parse_one(derived_views()[name].sql, read="duckdb")
+        ctes.append(exp.CTE(this=derived, alias=exp.to_identifier(name)))
     if ctes:
         existing = tree.args.get("with_")
         tree.set(
@@ -201,7 +205,7 @@ class AthenaEngine:
         return configuration.get("BytesScannedCutoffPerQuery")
 
     def run(self, request: QueryRequest) -> QueryResult:
-        check_query(request.sql, frozenset(views()))
+        check_query(request.sql, view_names())
         sql = athena_sql(request, self.database)
         cursor = self.connection.cursor()
         started: list[str] = []

@@ -18,7 +18,8 @@ Walls between a tenant's SQL and everything else, each enough alone for what it 
    wall-clock timeout (DuckDB's interrupt, then a kill), and caps on rows and result bytes
    enforced while the result streams.
 
-The views are those of ``schemas/views.toml`` (``blocklake.query.views``).
+The views are those of ``schemas/views.toml`` (``blocklake.query.views``), derived ones defined
+after the views they read.
 
 Error messages name neither the lake's root nor the temporary directory.
 """
@@ -41,7 +42,7 @@ from blocklake.query.duckdb_sandbox import PlannedView, QueryPlan, error_for, ru
 from blocklake.query.duckdb_sql import check_query, tables_named
 from blocklake.query.engine import QueryRequest, QueryResult
 from blocklake.query.plan import Scan, TableScan, check_scan
-from blocklake.query.views import views
+from blocklake.query.views import derived_views, view_names, views, views_read
 from blocklake.stores.blobs import BlobStore
 from blocklake.stores.layout import partition_hour, table_prefix
 from blocklake.stores.table_files import live_files
@@ -149,8 +150,8 @@ class DuckDbEngine:
     def scan(self, request: QueryRequest) -> Scan:
         """What ``request`` would read (the views it names, in its range), without running it:
         the dry run's figures, and the count any engine checks before running."""
-        check_query(request.sql, frozenset(tables()))
-        named = tables_named(request.sql) & set(tables())
+        check_query(request.sql, view_names())
+        named = views_read(tables_named(request.sql))
         try:
             return self._measure(request.tenant, {t: self._keys(t, request) for t in named})
         except ClientError as error:
@@ -161,8 +162,8 @@ class DuckDbEngine:
     ) -> QueryResult:
         """The answer to ``request``; ``admit``, when given, sees what the query would read
         before it runs and may refuse it (a daily budget) by raising ``ClientError``."""
-        check_query(request.sql, frozenset(tables()))
-        named = tables_named(request.sql) & set(tables())
+        check_query(request.sql, view_names())
+        named = views_read(tables_named(request.sql))
         temp_dir = tempfile.mkdtemp(prefix="blocklake-query-")
         try:
             keys = {table: self._keys(table, request) for table in tables()}
@@ -175,7 +176,10 @@ class DuckDbEngine:
                 max_rows=request.max_rows,
                 limits=self.limits,
                 temp_dir=temp_dir,
-                views=[self._view(table, keys[table], request) for table in tables()],
+                views=[
+                    *(self._view(table, keys[table], request) for table in tables()),
+                    *(PlannedView(d.name, [], d.sql) for d in derived_views().values()),
+                ],
                 setup=self.connection_setup(request.tenant),
                 config=self.config,
             )

@@ -211,9 +211,10 @@ def parse_tree(sql: str) -> dict:
             reserved = reserved_columns().get(near.group(1).lower()) if near else None
             if reserved:
                 word = near.group(1).lower()
+                having = ", ".join(reserved[:-1]) + " and " if len(reserved) > 1 else ""
                 message += (
                     f"\nHint: {word} is a reserved word: write the column of "
-                    f'{" and ".join(reserved)} in double quotes, "{word}"'
+                    f'{having}{reserved[-1]} in double quotes, "{word}"'
                 )
             if str(tree.get("position", "")).isdigit():
                 message += "\n\n" + pointer(sql, int(tree["position"]))

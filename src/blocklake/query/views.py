@@ -4,6 +4,9 @@ A view is a lake table (its columns from ``schemas/tables.toml``) restricted to 
 range. ``View.select`` gives the view's ``SELECT`` over any source relation, in DuckDB's SQL: the
 DuckDB engine reads the tenant's files with it, the Athena engine transpiles it over the Glue
 table with the tenant and date partitions pinned.
+
+A derived view (``DerivedView``: ``open_spans``, ``span_tree``) is SQL over those views; an
+engine defines it after the views it reads.
 """
 
 from __future__ import annotations
@@ -76,6 +79,15 @@ class View:
         return f"SELECT {typed} WHERE false"
 
 
+@dataclass(frozen=True)
+class DerivedView:
+    name: str
+    reads: tuple[str, ...]
+    """The views its SQL reads: a query naming it reads them."""
+    sql: str
+    """A query (DuckDB's SQL) over ``reads``; its CTEs are named ``<name>_...``."""
+
+
 @functools.cache
 def views() -> dict[str, View]:
     """Every view by name; ``ValueError`` when ``views.toml`` and ``tables.toml`` disagree."""
@@ -88,3 +100,34 @@ def views() -> dict[str, View]:
         name: View(name, known[name], definition.get("time_filter"))
         for name, definition in document.items()
     }
+
+
+@functools.cache
+def derived_views() -> dict[str, DerivedView]:
+    """Every derived view by name; ``ValueError`` when one reads what is not a view or takes a
+    view's name."""
+    with open(schemas_dir() / "views.toml", "rb") as file:
+        document = tomllib.load(file).get("derived", {})
+    known = views()
+    derived = {}
+    for name, definition in document.items():
+        reads = tuple(definition["reads"])
+        if name in known or not set(reads) <= set(known):
+            raise ValueError(f"derived view {name!r}: a view's name, or reads {reads} not views")
+        derived[name] = DerivedView(name, reads, definition["sql"].strip())
+    return derived
+
+
+def view_names() -> frozenset[str]:
+    """What a query may read: every view and derived view."""
+    return frozenset(views()) | frozenset(derived_views())
+
+
+def views_read(named: frozenset[str] | set[str]) -> set[str]:
+    """The views a query naming ``named`` reads: those named, and those the derived views among
+    them read; other names (the query's own CTEs) dropped."""
+    derived = derived_views()
+    found = {name for name in named if name in views()}
+    for name in named & set(derived):
+        found.update(derived[name].reads)
+    return found
