@@ -126,6 +126,29 @@ def test_retry_after_metadata_failure_completes_the_upload(ingest: Ingest, monke
     assert ingest.metadata.get_block("acme", body["block_id"]) is not None
 
 
+def test_retry_after_a_storage_failure_stores_the_block_once(ingest: Ingest, monkeypatch) -> None:
+    stream_id = ingest.registered_stream()
+    block = log_block(stream_id, ["retried"])
+    original = ingest.blobs.put_if_absent
+
+    def fail_once(*args: object) -> bool:
+        monkeypatch.setattr(ingest.blobs, "put_if_absent", original)
+        raise OSError("disk went away")
+
+    monkeypatch.setattr(ingest.blobs, "put_if_absent", fail_once)
+    status, body = ingest.call("/v1/blocks", block)
+    assert (status, body["error"]["code"]) == (500, "internal_error")
+    assert ingest.raw_keys() == [] and ingest.created == []
+    # the metadata row was inserted; the retry stores the object: not a duplicate
+    status, body = ingest.call("/v1/blocks", block)
+    assert (status, body["status"]) == (201, "stored")
+    (key,) = ingest.raw_keys()
+    assert ingest.blobs.get(key) == block and ingest.created == [key]
+    status, body = ingest.call("/v1/blocks", block)
+    assert (status, body["status"]) == (200, "duplicate")
+    assert ingest.created == [key]
+
+
 def _refusal(
     ingest: Ingest, path: str, body: bytes | dict, **kwargs: object
 ) -> tuple[int, str, str]:
