@@ -36,7 +36,10 @@ def _peak_rss_mib() -> float:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mib", type=int, default=256, help="size of the file attached")
+    parser.add_argument("--quick", action="store_true", help="a 32 MiB file (CI)")
     args = parser.parse_args()
+    if args.quick:
+        args.mib = 32
     print(machine())
     with tempfile.TemporaryDirectory() as folder, real_server() as url:
         video = Path(folder) / "video.mp4"

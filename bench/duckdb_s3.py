@@ -1,6 +1,6 @@
 """DuckDB over Parquet on S3: httpfs (loaded from the PyPI wheel) vs pyarrow's S3 filesystem.
 
-    .venv/bin/python bench/duckdb_s3.py [--files 200] [--rows 5000] [--repeats 3]
+    .venv/bin/python bench/duckdb_s3.py [--quick] [--files 200] [--rows 5000] [--repeats 3]
 
 All read the same files from moto's ``ThreadedMotoServer`` over real HTTP on 127.0.0.1:
 
@@ -114,7 +114,10 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=5000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--small", type=int, default=5, help="files of the small query")
+    parser.add_argument("--quick", action="store_true", help="20 files of 1,000 rows, once (CI)")
     args = parser.parse_args()
+    if args.quick:
+        args.files, args.rows, args.repeats = 20, 1000, 1
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     env = {
         "AWS_ACCESS_KEY_ID": "bench",

@@ -127,7 +127,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=10_000_000, help="rows in the lake")
     parser.add_argument("--repeats", type=int, default=3, help="best of N per question")
+    parser.add_argument("--quick", action="store_true", help="100,000 rows, best of 1 (CI)")
     args = parser.parse_args()
+    if args.quick:
+        args.events, args.repeats = 100_000, 1
     print(machine())
     root = Path(tempfile.mkdtemp(prefix="blocklake-bench-query-"))
     try:

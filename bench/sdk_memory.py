@@ -16,7 +16,15 @@ in two situations:
      million): the flusher drains and encodes, the uploader retries, waiting blocks and held
      events share the budget. Process RSS (from /proc/self/statm, no tracing) must plateau;
      after ``shutdown`` every event must be counted: ``sdk.stats()`` recorded == dropped.
+     Here the record buffers' share of the budget is what fills (``buffer_full``): their
+     repetitive events make blocks of a few bytes per event.
+  C. as B, with ``max_memory`` 4 MiB and messages that compress poorly (65,536 distinct random
+     ones, cycled), one thread that waits for the flusher after each 8,192 events (so events
+     become blocks): the blocks waiting for upload fill the budget, so the uploader gives up the
+     oldest (``queue_full``). The waiting bytes, sampled as B samples RSS, must stay within the
+     budget, ``queue_full`` must be above 0 (the cap was reached) and every event counted.
 
+Each cap the SDK has is reached in this run: A and B the record budget, C the waiting blocks'.
 Exits 1 if a check fails.
 """
 
@@ -51,21 +59,32 @@ def rss() -> int:
         return int(statm.read().split()[1]) * PAGE
 
 
-def record(total: int, samples: list[tuple[int, int]], measure, chunk: int) -> float:
-    """``total`` sdk.info calls split over THREADS threads; thread 0 samples ``measure()``
-    after each of its chunks. Returns the seconds taken."""
+def record(
+    total: int,
+    samples: list[tuple[int, int]],
+    measure,
+    chunk: int,
+    messages: list[str] | None = None,
+) -> float:
+    """``total`` sdk.info calls split over THREADS threads (``messages`` cycled, else one
+    message); thread 0 samples ``measure()`` after each of its chunks. Returns the seconds."""
     per_thread = total // THREADS
     done = [0] * THREADS
     start_line = threading.Barrier(THREADS)
 
     def worker(index: int) -> None:
         info = sdk.info
+        texts = messages or ["request handled"]
         start_line.wait()
         left = per_thread
         while left:
             n = min(chunk, left)
-            for _ in range(n):
-                info("request handled", target="bench")
+            if messages is None:
+                for _ in range(n):
+                    info("request handled", target="bench")
+            else:
+                for i in range(left - n, left):
+                    info(texts[i % len(texts)], target="bench")
             left -= n
             done[index] += n
             if index == 0:
@@ -205,16 +224,90 @@ def scenario_b(events: int, verdicts: Verdicts) -> None:
     del recording.measures[:]
 
 
+def scenario_c(events: int, verdicts: Verdicts) -> None:
+    budget = 4 * MiB
+    print(
+        f"\nC. sdk.init({DEAD_ENDPOINT!r}, max_memory={budget // MiB} MiB) (refused), one thread "
+        f"records {events:,} log events (65,536 distinct random messages), paced by the flusher"
+    )
+    messages = [os.urandom(24).hex() for _ in range(65_536)]
+    gc.collect()
+    sdk.init(DEAD_ENDPOINT, api_key="bench", exe="bench", max_memory=budget)
+    uploader = sdk._flusher.uploader
+    base = rss()
+    samples: list[tuple[int, int]] = []
+    waiting: list[int] = []
+
+    def measure() -> int:
+        waiting.append(uploader.queued_bytes)
+        return rss()
+
+    # One thread, paced: after each block's worth of events it lets the flusher drain them
+    # (waits up to 1 s), so that events become waiting blocks rather than record-path drops.
+    info, flush_at = sdk.info, recording._flush_at
+    started = time.perf_counter()
+    for first in range(0, events, flush_at):
+        for i in range(first, min(events, first + flush_at)):
+            info(messages[i % len(messages)], target="bench")
+        deadline = time.monotonic() + 1.0
+        while len(recording.logs) >= flush_at and time.monotonic() < deadline:
+            time.sleep(0.001)
+        samples.append((min(events, first + flush_at), measure()))
+    seconds = time.perf_counter() - started
+    time.sleep(1.0)  # a flusher round or two more: what the buffers held becomes blocks
+    waiting.append(uploader.queued_bytes)
+    sdk.shutdown(timeout=1.0)
+    stats = sdk.stats()
+    dropped = {reason: n for reason, n in stats["dropped"].items() if n}
+    show(samples, "RSS above start", base)
+    print(
+        f"  {seconds:.1f} s ({seconds / events * 1e9:.0f} ns/event); blocks waiting: max "
+        f"{max(waiting) / MiB:.2f} MiB of {len(waiting)} samples; dropped {dropped}"
+    )
+    verdicts.check(
+        "C the waiting blocks' cap is reached",
+        f"queue_full {stats['dropped']['queue_full']:,}",
+        "> 0",
+        stats["dropped"]["queue_full"] > 0,
+    )
+    verdicts.check(
+        "C waiting blocks within the budget",
+        f"max {max(waiting) / MiB:.2f} MiB",
+        f"<= {budget / MiB:.0f} MiB",
+        max(waiting) <= budget,
+    )
+    ok, first, second = plateaued(samples, slack=4 * MiB)
+    verdicts.check(
+        "C RSS plateaus (max 2nd half vs 1st half)",
+        f"{(second - base) / MiB:.1f} vs {(first - base) / MiB:.1f} MiB",
+        "<= 1.1x + 4 MiB",
+        ok,
+    )
+    lost = sum(stats["dropped"].values())
+    verdicts.check(
+        "C every event counted: recorded == dropped",
+        f"{stats['recorded']:,} vs {lost:,}",
+        f"equal, recorded - own == {events:,}",
+        stats["recorded"] == lost + stats["pending"]
+        and stats["recorded"] - stats["own_metrics"] == events,
+    )
+    del recording.logs[:]
+    del recording.measures[:]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer events")
     parser.add_argument("--traced", type=int, default=None, help="events in A (tracemalloc on)")
     parser.add_argument("--events", type=int, default=None, help="events in B")
+    parser.add_argument("--poor", type=int, default=None, help="events in C")
     args = parser.parse_args()
-    traced = args.traced or (600_000 if args.quick else 1_000_000)
-    events = args.events or (1_000_000 if args.quick else 4_000_000)
+    traced = args.traced or (200_000 if args.quick else 1_000_000)
+    events = args.events or (400_000 if args.quick else 4_000_000)
+    poor = args.poor or (150_000 if args.quick else 600_000)
     traced -= traced % THREADS
     events -= events % THREADS
+    poor -= poor % THREADS
     watch = Stopwatch()
     print(machine())
     print(
@@ -225,6 +318,7 @@ def main() -> int:
     verdicts = Verdicts()
     scenario_a(traced, verdicts)
     scenario_b(events, verdicts)
+    scenario_c(poor, verdicts)
     verdicts.print()
     print(f"\ntook {watch}")
     return verdicts.exit_code

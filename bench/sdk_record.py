@@ -1,28 +1,27 @@
-"""SDK cost per event on the record path, against the alternatives, all measured in one run.
+"""SDK cost per event against the alternatives, all measured in one run.
 
     .venv/bin/python bench/sdk_record.py [--quick] [--repeats N]
 
-Every row is a timeit-style loop (the statement exactly as a user writes it, inside a ``for``
-loop; GC left on, as in a real application), best (minimum) of several repeats, in nanoseconds
-per event. The loop's own cost is in every row alike (and printed), so ratios are fair.
+1. As users run it (the headline figures and the targets): ``sdk.init`` against the real local
+   server (``blocklake serve``, another process) with the flusher and uploader threads on. One
+   thread records N events in a plain ``for`` loop; the figure is this process's CPU time
+   (``time.process_time``: every thread, GC on) from before the loop until ``sdk.flush()``
+   returns True (the server acknowledged every event), divided by N: record, encode, compress
+   and upload. The budget is raised to 1 GiB so that what is measured is events delivered, not
+   dropped (the ``lost`` column checks it). The alternatives are measured the same way in the
+   same run, background threads included: stdlib ``logging`` and ``picologging`` to a
+   do-nothing handler; the OpenTelemetry SDK's ``counter.add`` then ``force_flush`` of a
+   MeterProvider with a PeriodicExportingMetricReader, and ``start_as_current_span`` then
+   ``force_flush`` of a TracerProvider with a BatchSpanProcessor, both over discarding exporters
+   (no network: this flatters OpenTelemetry, not blocklake).
+2. The record path alone (labelled so; no server, no flusher): timeit loops of the statement
+   exactly as a user writes it, against a floor (a Python function appending a tuple to a list)
+   and the same alternatives; buffers large enough that nothing reaches the slow path, cleared
+   between repeats. Then the flusher's encode cost per event on the events those loops
+   recorded, in blocks of the default 8,192 events. For information only: an application never
+   pays the record path without the rest.
 
-Rows:
-  floor        a Python function that appends a tuple to a list: the least a Python record path
-               can cost
-  blocklake    sdk.info / sdk.metric / span enter+exit (three ways), buffers cleared between
-               repeats and large enough that nothing is dropped (no server, no flusher)
-  logging      stdlib logger.info to a do-nothing handler (level INFO, propagate False)
-  picologging  the same with picologging
-  OpenTelemetry SDK 1.x: counter.add (with and without attributes) on a MeterProvider with a
-               PeriodicExportingMetricReader over a discarding exporter; a span from
-               start_as_current_span with a TracerProvider + BatchSpanProcessor over a
-               discarding exporter
-
-Then the background cost: the flusher's encoding (the SDK's own stream writers, on the events
-the record loops left in the buffers, in blocks of the default flush size), per event. It is off
-the record path but it is CPU the application pays for, so record + encode is printed too.
-
-Exits 1 if a target fails.
+Best (minimum) of several repeats each. Exits 1 if a target fails.
 """
 
 from __future__ import annotations
@@ -36,6 +35,7 @@ import timeit
 
 import picologging
 from _common import Stopwatch, Verdicts, machine  # before blocklake: puts src/ on sys.path
+from _sdk_server import API_KEY, real_server
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
     MetricExporter,
@@ -126,7 +126,141 @@ counter = meter.create_counter("requests", unit="1")
 histogram = meter.create_histogram("latency", unit="ms")
 attributes = {"route": "/api/items", "status": 200}
 
-# --- measuring ---------------------------------------------------------------------------------
+# --- 1. as users run it -------------------------------------------------------------------------
+
+PROPERTIES = {"player": "p42", "level": "7"}
+
+TARGETS = {"log": 3.0, "metric": 2.5, "span": 7.0}
+"""Least same-run ratio, alternative / blocklake, of the whole CPU per event (section 1);
+measured 3.7-6.7x, 3.4-4.4x and 11.2-11.6x on a shared 2-core VM at load 20-25: margin for a
+noisy CI box."""
+
+
+def _loop(statement: str, n: int):
+    """A function running ``statement`` ``n`` times in a plain loop (compiled, as timeit does)."""
+    namespace = dict(globals())
+    source = f"def run():\n    for _ in range({n}):\n        {statement}\n"
+    exec(compile(source, "<bench>", "exec"), namespace)
+    return namespace["run"]
+
+
+def sdk_cpu_ns(url: str, statement: str, n: int, repeats: int) -> tuple[float, int]:
+    """Best CPU ns per event with ``sdk.init`` on (recorded until acknowledged), events lost."""
+    run = _loop(statement, n)
+    best, lost = float("inf"), 0
+    for _ in range(repeats):
+        sdk.init(url, API_KEY, max_memory=1024**3)
+        before = sum(sdk.stats()["dropped"].values())
+        gc.collect()
+        started = time.process_time()
+        run()
+        if not sdk.flush(timeout=300):
+            raise RuntimeError(f"flush failed: {sdk.stats()}")
+        best = min(best, (time.process_time() - started) / n * 1e9)
+        lost += sum(sdk.stats()["dropped"].values()) - before
+        sdk.shutdown()
+    return best, lost
+
+
+def other_cpu_ns(statement: str, n: int, repeats: int, flush=None) -> float:
+    """Best CPU ns per event of an alternative, its background export flushed too."""
+    run = _loop(statement, n)
+    best = float("inf")
+    for _ in range(repeats):
+        gc.collect()
+        started = time.process_time()
+        run()
+        if flush is not None:
+            flush()
+        best = min(best, (time.process_time() - started) / n * 1e9)
+    return best
+
+
+def as_users_run_it(quick: bool, repeats: int, verdicts: Verdicts) -> None:
+    n = 50_000 if quick else 200_000
+    slow = 10_000 if quick else 50_000
+    print(
+        f"\n1. as users run it: sdk.init against blocklake serve (another process), flusher and "
+        f"uploader on;\n   process CPU per event (all threads) from the loop's start until "
+        f"acknowledged; {n:,} events (alternatives {slow:,}, OTel spans {slow // 4:,}), best of "
+        f"{repeats}; GC on"
+    )
+    sdk_rows = [
+        (
+            "log",
+            "blocklake  sdk.info('message', target='bench')",
+            'sdk.info("message", target="bench")',
+        ),
+        (
+            "props",
+            "blocklake  sdk.info(..., properties={2 entries})  (info)",
+            'sdk.info("message", target="bench", properties=PROPERTIES)',
+        ),
+        (
+            "metric",
+            "blocklake  sdk.metric('frame_time', 16.4, 'ms')",
+            'sdk.metric("frame_time", 16.4, "ms")',
+        ),
+        ("span", "blocklake  with scope: pass (a span: enter + exit)", "with scope: pass"),
+    ]
+    rows: dict[str, float] = {}
+    lost: dict[str, int] = {}
+    with real_server() as url:
+        for key, _, statement in sdk_rows:
+            rows[key], lost[key] = sdk_cpu_ns(url, statement, n, repeats)
+    recording.reopen()  # shutdown() closed the record path: section 2 records without init
+    alternatives = [
+        (
+            "logging",
+            "logging    logger.info('message'), no-op handler",
+            'logger.info("message")',
+            slow,
+            None,
+        ),
+        (
+            "pico",
+            "picologging logger.info('message'), no-op handler",
+            'pico.info("message")',
+            slow,
+            None,
+        ),
+        (
+            "otel_add",
+            "OTel       counter.add(1), then force_flush",
+            "counter.add(1)",
+            slow,
+            meter_provider.force_flush,
+        ),
+        (
+            "otel_span",
+            "OTel       start_as_current_span, then force_flush",
+            'with tracer.start_as_current_span("name"): pass',
+            slow // 4,
+            tracer_provider.force_flush,
+        ),
+    ]
+    for key, _, statement, number, flush in alternatives:
+        rows[key] = other_cpu_ns(statement, number, repeats, flush)
+    labels = {key: label for key, label, *_ in sdk_rows + alternatives}
+    width = max(map(len, labels.values()))
+    print(f"\n{'whole CPU per event (a span: per span)':<{width}}  {'ns':>7}  lost")
+    for key in ("log", "props", "logging", "pico", "metric", "otel_add", "span", "otel_span"):
+        print(f"{labels[key]:<{width}}  {rows[key]:7.0f}  {lost.get(key, '')}")
+    for key, other, what in (
+        ("log", "logging", "log: logging.info / sdk.info"),
+        ("metric", "otel_add", "metric: OTel counter.add / sdk.metric"),
+        ("span", "otel_span", "span: OTel span / blocklake span"),
+    ):
+        ratio = rows[other] / rows[key]
+        verdicts.check(
+            f"{what}, as run", f"{ratio:.1f}x", f">= {TARGETS[key]:g}x", ratio >= TARGETS[key]
+        )
+    verdicts.check(
+        "events lost (budget 1 GiB)", f"{sum(lost.values())}", "0", not any(lost.values())
+    )
+
+
+# --- 2. the record path alone ----------------------------------------------------------------
 
 
 def reset() -> None:
@@ -171,16 +305,20 @@ def main() -> int:
     quick = args.quick
     repeats = args.repeats or (3 if quick else 7)
     slow_repeats = args.repeats or (3 if quick else 5)
-    fast = 100_000 if quick else 300_000  # iterations for the sub-microsecond rows
-    slow = 20_000 if quick else 50_000  # for the alternatives, which take microseconds
+    fast = 50_000 if quick else 300_000  # iterations for the sub-microsecond rows
+    slow = 10_000 if quick else 50_000  # for the alternatives, which take microseconds
+
+    watch = Stopwatch()
+    print(machine())
+    verdicts = Verdicts()
+    as_users_run_it(quick, args.repeats or 3, verdicts)
 
     # Big enough that no record below reaches the slow path: nothing dropped, no flusher wake-up.
     recording.configure(flush_at=10**9, memory_budget=10**15)
-    watch = Stopwatch()
-    print(machine())
     print(
-        f"{'quick' if quick else 'full'} run: best of {repeats} repeats of {fast:,} iterations "
-        f"(alternatives: best of {slow_repeats} of {slow:,}; OTel spans {slow // 4:,}); GC on"
+        f"\n2. the record path ALONE (no sdk.init: no server, no flusher; for information): best "
+        f"of {repeats} repeats of {fast:,} iterations (alternatives: best of {slow_repeats} of "
+        f"{slow:,}; OTel spans {slow // 4:,}); GC on"
     )
 
     rows: dict[str, float] = {}
@@ -288,20 +426,16 @@ def main() -> int:
     ):
         print(f"{name:<22}{rows[key]:>10.0f}  {enc[key]:>10.0f}  {rows[key] + enc[key]:>10.0f}")
 
-    verdicts = Verdicts()
-    ratio = rows["logging"] / rows["info"]
-    verdicts.check("log: logging.info / sdk.info", f"{ratio:.1f}x", ">= 6x", ratio >= 6)
-    ratio = rows["otel_add"] / rows["metric"]
-    verdicts.check(
-        "metric: OTel counter.add(1) / sdk.metric", f"{ratio:.1f}x", ">= 10x", ratio >= 10
-    )
-    ratio = rows["otel_add_attrs"] / rows["metric"]
-    verdicts.check(
-        "metric: OTel counter.add(1, attrs) / sdk.metric", f"{ratio:.1f}x", ">= 10x", ratio >= 10
-    )
-    for key, what in (("span", "sdk.span"), ("scope", "SpanScope"), ("decorator", "@instrument")):
-        ratio = rows["otel_span"] / rows[key]
-        verdicts.check(f"span: OTel span / {what}", f"{ratio:.1f}x", ">= 20x", ratio >= 20)
+    print("\nrecord path alone, ratios (info)")
+    for other, key, what in (
+        ("logging", "info", "logging.info / sdk.info"),
+        ("otel_add", "metric", "OTel counter.add(1) / sdk.metric"),
+        ("otel_add_attrs", "metric", "OTel counter.add(1, attrs) / sdk.metric"),
+        ("otel_span", "span", "OTel span / sdk.span"),
+        ("otel_span", "scope", "OTel span / SpanScope"),
+        ("otel_span", "decorator", "OTel span / @instrument"),
+    ):
+        print(f"  {what:<44} {rows[other] / rows[key]:6.1f}x")
     for key, what, events in (
         ("info", "sdk.info", 1),
         ("metric", "sdk.metric", 1),
@@ -309,8 +443,7 @@ def main() -> int:
         ("scope", "SpanScope / 2", 2),
         ("decorator", "@instrument / 2", 2),
     ):
-        ratio = rows[key] / events / rows["floor"]
-        verdicts.check(f"event: {what} vs floor", f"{ratio:.2f}x", "<= 3x", ratio <= 3)
+        print(f"  {what + ' per event vs floor':<44} {rows[key] / events / rows['floor']:6.2f}x")
     verdicts.print()
     print(f"\ntook {watch}")
     tracer_provider.shutdown()

@@ -84,9 +84,14 @@ def stream_document(process_id: str, *names: str, **overrides: object) -> dict:
 
 
 def log_block(
-    stream_id: str, messages: list[str], *, first_tick: int = 2_000, sequence: int = 0
+    stream_id: str,
+    messages: list[str],
+    *,
+    first_tick: int = 2_000,
+    sequence: int = 0,
+    block_id: uuid.UUID | None = None,
 ) -> bytes:
-    """A block of INFO log entries, one tick apart."""
+    """A block of INFO log entries, one tick apart (a new block id unless ``block_id``)."""
     strings = StringTable()
     ticks = list(range(first_tick, first_tick + len(messages)))
     section = encode_section(
@@ -102,4 +107,5 @@ def log_block(
         object_count=len(messages),
         sections=[section],
         strings=strings,
+        block_id=block_id,
     )

@@ -161,30 +161,58 @@ def test_the_fixtures_are_valid() -> None:
             assert decode_block(wrap(body, compress=compress), LAYOUT).sections
 
 
+def header_cases(compress: bool) -> dict[str, bytes]:
+    """Broken headers and envelopes around a valid block, lz4-compressed or not."""
+    block = valid_block(compress)
+    return {
+        "empty": b"",
+        "three bytes": b"BLK",
+        "wrong magic": b"XLKL" + block[4:],
+        "lower-case magic": b"blkl" + block[4:],
+        "wrong version 0": patched(block, VERSION, "<H", 0),
+        "wrong version 2": patched(block, VERSION, "<H", 2),
+        "header_size below 88": patched(block, HEADER_SIZE_AT, "<H", 40),
+        "header_size past the end": patched(block, HEADER_SIZE_AT, "<H", 65535),
+        "header only, cut": block[: HEADER_SIZE - 1],
+        "truncated body": block[:-1],
+        "truncated to the header": block[:HEADER_SIZE],
+        "trailing bytes": block + b"\0",
+        "payload_size too big": patched(block, PAYLOAD_SIZE, "<I", 2**32 - 1),
+        "unknown compression": patched(block, COMPRESSION, "B", 2),
+        "begin after end": patched(block, BEGIN, "<q", 7),
+        "bad crc": patched(block, CRC, "<I", zlib.crc32(block[HEADER_SIZE:]) ^ 1),
+        "payload byte flipped": block[:-1] + bytes([block[-1] ^ 0x40]),
+    }
+
+
 HEADER_CASES = {
-    "empty": b"",
-    "three bytes": b"BLK",
-    "wrong magic": b"XLKL" + valid_block()[4:],
-    "lower-case magic": b"blkl" + valid_block()[4:],
-    "wrong version 0": patched(valid_block(), VERSION, "<H", 0),
-    "wrong version 2": patched(valid_block(), VERSION, "<H", 2),
-    "header_size below 88": patched(valid_block(), HEADER_SIZE_AT, "<H", 40),
-    "header_size past the end": patched(valid_block(), HEADER_SIZE_AT, "<H", 65535),
-    "header only, cut": valid_block()[: HEADER_SIZE - 1],
-    "truncated body": valid_block()[:-1],
-    "truncated to the header": valid_block()[:HEADER_SIZE],
-    "trailing bytes": valid_block() + b"\0",
-    "payload_size too big": patched(valid_block(), PAYLOAD_SIZE, "<I", 2**32 - 1),
-    "unknown compression": patched(valid_block(), COMPRESSION, "B", 2),
-    "begin after end": patched(valid_block(), BEGIN, "<q", 7),
-    "bad crc": patched(valid_block(), CRC, "<I", zlib.crc32(valid_block()[HEADER_SIZE:]) ^ 1),
-    "payload byte flipped": valid_block()[:-1] + bytes([valid_block()[-1] ^ 0x40]),
+    f"{name}, {kind}": data
+    for kind, compress in (("lz4", True), ("none", False))
+    for name, data in header_cases(compress).items()
 }
 
 
 @pytest.mark.parametrize("data", list(HEADER_CASES.values()), ids=list(HEADER_CASES))
 def test_malformed_header_or_envelope(data: bytes) -> None:
     assert_rejected(data)
+
+
+def _flip_last(block: bytes) -> bytes:
+    return block[:-1] + bytes([block[-1] ^ 0x40])
+
+
+@pytest.mark.parametrize("compress", [True, False], ids=["lz4", "none"])
+@pytest.mark.parametrize("corrupt", ["crc", "payload"])
+def test_a_corrupt_block_is_refused_for_its_crc_compressed_or_not(compress, corrupt) -> None:
+    # Uncompressed blocks are valid transit v1: their CRC is checked as well. The last byte is
+    # the largest span id's: flipped, the payload still parses, so only the CRC can notice.
+    block = valid_block(compress)
+    if corrupt == "crc":
+        block = patched(block, CRC, "<I", zlib.crc32(block[HEADER_SIZE:]) ^ 1)
+    else:
+        block = _flip_last(block)
+    with pytest.raises(FormatError, match="payload_crc32 does not match"):
+        decode_block(block, LAYOUT)
 
 
 LZ4_CASES = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -86,3 +87,30 @@ def test_an_hour_long_block_and_replayed_span_begins_are_accepted(ingest, stream
     assert pq.read_table(ingest.blobs.url(path))["duration_ns"].to_pylist() == [
         4 * HOUR + 5 - HOUR // 2
     ]
+
+
+@pytest.mark.parametrize("frequency", [32_768, 10_000_000, 3_000_000_000])
+def test_an_hour_is_an_hour_of_the_process_clock_at_any_tick_frequency(ingest, frequency) -> None:
+    stream = ingest.stream(
+        "log_entry",
+        "thread_span_begin",
+        "thread_span_end",
+        start_time_ns=START_NS,
+        start_ticks=0,
+        tick_frequency=frequency,
+    )
+    hour = 3600 * frequency  # ticks
+    over = hour + -(-frequency // 10**9)  # the first tick a nanosecond past the hour
+    refused(ingest, "/v1/blocks", block(stream, 0, over, [0, over]), 400, "end_ticks")
+    assert ingest.call("/v1/blocks", block(stream, 0, hour, [0, hour], [(1, hour - 1)]))[0] == 201
+    converter = BlockConverter(ingest.blobs, ingest.metadata)
+    (key,) = ingest.blobs.list("raw/")
+    converter.convert_key(key)
+    (path,) = ingest.blobs.list("tables/thread_spans/")
+    (row,) = pq.read_table(ingest.blobs.url(path)).to_pylist()
+    begin_ns = START_NS + 10**9 // frequency
+    end_ns = START_NS + (hour - 1) * 10**9 // frequency
+    assert row["duration_ns"] == end_ns - begin_ns
+    (path,) = ingest.blobs.list("tables/log_entries/")
+    times = pq.read_table(ingest.blobs.url(path))["time"].cast(pa.int64()).to_pylist()
+    assert times == [START_NS // 1000, (START_NS + HOUR) // 1000]

@@ -23,7 +23,8 @@ class Ingest:
     """The handler with its stores, and shortcuts to call it the way API Gateway does."""
 
     def __init__(self, settings: Settings, context: object) -> None:
-        self.blobs = LocalBlobStore(settings.data_dir)
+        self.created: list[str] = []  # the object-created notifications, in order
+        self.blobs = LocalBlobStore(settings.data_dir, on_created=self.created.append)
         self.metadata = SqlMetadataStore(SqliteExecutor(settings.sqlite_path))
         self.metadata.migrate()
         self.handle = make_handler(
@@ -84,9 +85,26 @@ def test_same_block_twice_is_stored_once(ingest: Ingest) -> None:
     first, second = ingest.call("/v1/blocks", block), ingest.call("/v1/blocks", block)
     assert (first[0], first[1]["status"]) == (201, "stored")
     assert (second[0], second[1]["status"]) == (200, "duplicate")
-    assert len(ingest.raw_keys()) == 1
+    (key,) = ingest.raw_keys()
+    assert ingest.created == [key]  # one notification: the ETL converts it once
     rows = ingest.metadata.executor.query("SELECT count(*) AS n FROM blocks")
     assert rows == [{"n": 1}]
+
+
+def test_a_block_id_sent_again_with_other_bytes_never_replaces_the_stored_block(
+    ingest: Ingest,
+) -> None:
+    stream_id = ingest.registered_stream()
+    block_id = uuid.uuid4()
+    first = log_block(stream_id, ["first"], block_id=block_id)
+    other = log_block(stream_id, ["other"], block_id=block_id)  # same header, other payload
+    assert first[:72] == other[:72] and first != other
+    assert ingest.call("/v1/blocks", first)[0] == 201
+    status, body = ingest.call("/v1/blocks", other)
+    assert (status, body["status"]) == (200, "duplicate")
+    (key,) = ingest.raw_keys()
+    assert ingest.blobs.get(key) == first  # the raw object, as first stored
+    assert ingest.created == [key]
 
 
 def test_retry_after_metadata_failure_completes_the_upload(ingest: Ingest, monkeypatch) -> None:
@@ -106,6 +124,29 @@ def test_retry_after_metadata_failure_completes_the_upload(ingest: Ingest, monke
     assert status == 201 and body["status"] == "stored"  # metadata was missing: not a duplicate
     assert len(ingest.raw_keys()) == 1
     assert ingest.metadata.get_block("acme", body["block_id"]) is not None
+
+
+def test_retry_after_a_storage_failure_stores_the_block_once(ingest: Ingest, monkeypatch) -> None:
+    stream_id = ingest.registered_stream()
+    block = log_block(stream_id, ["retried"])
+    original = ingest.blobs.put_if_absent
+
+    def fail_once(*args: object) -> bool:
+        monkeypatch.setattr(ingest.blobs, "put_if_absent", original)
+        raise OSError("disk went away")
+
+    monkeypatch.setattr(ingest.blobs, "put_if_absent", fail_once)
+    status, body = ingest.call("/v1/blocks", block)
+    assert (status, body["error"]["code"]) == (500, "internal_error")
+    assert ingest.raw_keys() == [] and ingest.created == []
+    # the metadata row was inserted; the retry stores the object: not a duplicate
+    status, body = ingest.call("/v1/blocks", block)
+    assert (status, body["status"]) == (201, "stored")
+    (key,) = ingest.raw_keys()
+    assert ingest.blobs.get(key) == block and ingest.created == [key]
+    status, body = ingest.call("/v1/blocks", block)
+    assert (status, body["status"]) == (200, "duplicate")
+    assert ingest.created == [key]
 
 
 def _refusal(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from infra import assets as assets_module
 from infra.assets import (
     FUNCTION_DEPENDENCIES,
     LAMBDA_UNZIPPED_LIMIT_BYTES,
@@ -59,5 +60,15 @@ def test_query_carries_its_engines_built_for_arm64(assets) -> None:
     assert int.from_bytes(header[18:20], "little") == ELF_MACHINE_AARCH64
 
 
-def test_a_second_build_is_served_from_the_cache(assets) -> None:
+def test_a_second_build_is_served_from_the_cache(assets, monkeypatch) -> None:
+    # The same path is returned whether cached or rebuilt: what tells them apart is that
+    # nothing is installed or staged, and the directory is the one already built.
+    def rebuilt(*args: object, **kwargs: object) -> None:
+        pytest.fail("the second build did not come from the cache")
+
+    monkeypatch.setattr(assets_module, "_pip_install", rebuilt)
+    monkeypatch.setattr(assets_module, "_staging", rebuilt)
+    before = assets["query"].stat()
     assert build_asset("query") == assets["query"]
+    after = assets["query"].stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)

@@ -137,15 +137,39 @@ def test_orphan_ends_of_dropped_begins_are_ignored_by_the_writer() -> None:
     thread.join()
     (buffer,) = recording.thread_buffers
     events = take(buffer)
-    assert take_dropped(buffer) > 0
+    # outer and 2 inner below flush_at... : 1 + 3 inner spans kept, 7 inner spans dropped
+    assert (len(events), take_dropped(buffer)) == (8, 2 * 7)
     block = decode_block(thread_writer({}).encode(events).data, THREAD_LAYOUT)
     begins = block.sections["thread_span_begin"].to_pylist()
     ends = block.sections["thread_span_end"].to_pylist()
     assert sorted(b["span_id"] for b in begins) == sorted(e["span_id"] for e in ends)
     names = [b["name"] for b in begins]
-    assert names.count("outer") == 1 and 1 <= names.count("inner") < 10
+    assert (names.count("outer"), names.count("inner")) == (1, 3)
     # every end closes a begin of this block, once
     assert len({e["span_id"] for e in ends}) == len(ends)
+
+
+def test_spans_nested_in_a_dropped_span_are_counted_as_dropped_events() -> None:
+    """Every event lost is counted, the begins and ends of spans inside a dropped span too."""
+    cap(2, 2)
+    outer, middle, inner = SpanScope("outer"), SpanScope("middle"), SpanScope("inner")
+
+    def run() -> None:
+        for _ in range(100):
+            with outer, middle:
+                for _ in range(3):
+                    with inner:
+                        pass
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    (buffer,) = recording.thread_buffers
+    events = take(buffer)
+    recorded = 100 * 2 * (1 + 1 + 3)
+    assert take_dropped(buffer) == recorded - len(events)
+    # 2 begins below flush_at, 2 within the budget: each with its end, the rest dropped
+    assert len(events) == 8
 
 
 def test_async_span_buffer_stays_bounded_when_begins_are_dropped() -> None:
@@ -157,8 +181,10 @@ def test_async_span_buffer_stays_bounded_when_begins_are_dropped() -> None:
                 pass
 
     asyncio.run(run())
-    assert recording.async_events.dropped == 500 - 8  # 2 below flush_at, 6 within the budget
+    # 2 below flush_at, 6 within the budget, each with its end; the others' begins and ends
+    # are lost: events, as the wire counts them (a span is 2)
     assert len(recording.async_events) == 16
+    assert recording.async_events.dropped == 2 * (500 - 8)
     # whatever was kept encodes to spans that each have their begin
     events = take(recording.async_events)
     writer = async_writer({})

@@ -115,3 +115,59 @@ def test_json_sent_is_valid_utf8_even_from_a_surrogate_escaped_file_name(
     document["exe"].encode("utf-8", "strict")  # no surrogate left
     assert document["exe"] == "/opt/app/caf?.py"
     assert document["properties"] == {"/opt/app/caf?.py": "/opt/app/caf?.py"}
+
+
+def test_an_endpoint_ending_in_a_slash_and_a_425_with_odd_fields(server: FakeServer) -> None:
+    server.script = [(425, {"Retry-After": " 3 "}, b'{"error": "busy", "limits": [1]}')]
+    with pytest.raises(DeliveryError) as raised:
+        Transport(server.url + "/", "k", timeout=5).post_block(b"x")
+    assert [r.path for r in server.requests] == ["/v1/blocks"]
+    error = raised.value
+    assert (error.kind, error.status, error.code) == ("transient", 425, "")
+    assert (error.retry_after, error.limits) == (3.0, {})
+
+
+def test_a_refusal_names_the_path_and_status_and_cuts_a_long_body(server: FakeServer) -> None:
+    server.script = [(400, {}, b"\xff" + b"x" * 2000)]
+    with pytest.raises(DeliveryError) as raised:
+        transport(server).post_json("/v1/streams", {})
+    assert str(raised.value) == "POST /v1/streams: 400 \ufffd" + "x" * 499
+    assert raised.value.retry_after is None
+
+
+def test_only_strings_are_changed_in_what_is_sent(server: FakeServer) -> None:
+    document = {"n": 1, "x": 1.5, "none": None, "flag": True, "pair": ("a", "\udce9")}
+    transport(server).post_json("/v1/processes", document)
+    (request,) = server.requests
+    expected = {"n": 1, "x": 1.5, "none": None, "flag": True, "pair": ["a", "?"]}
+    assert json.loads(request.body) == expected
+
+
+def test_a_connection_error_has_no_status_nor_code_and_names_the_path() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(DeliveryError) as raised:
+        Transport(f"http://127.0.0.1:{port}", "k", timeout=2).post_json("/v1/streams", {})
+    error = raised.value
+    assert (error.status, error.code, error.retry_after, error.limits) == (0, "", None, {})
+    assert str(error).startswith("POST /v1/streams: ")
+
+
+def test_a_refusal_without_a_code_has_an_empty_code(server: FakeServer) -> None:
+    server.script = [(400, {}, b'{"error": {"message": "no code"}}')]
+    with pytest.raises(DeliveryError) as raised:
+        transport(server).post_block(b"x")
+    assert (raised.value.kind, raised.value.code) == ("permanent", "")
+
+
+def test_a_server_that_never_answers_times_out_as_transient() -> None:
+    with socket.socket() as silent:  # accepts connections (backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        started = time.monotonic()
+        with pytest.raises(DeliveryError) as raised:
+            Transport(url, "k", timeout=0.5).post_block(b"x")
+        assert raised.value.kind == "transient"
+        assert time.monotonic() - started < 5

@@ -619,8 +619,9 @@ class AsyncSpan:
         # The end of a kept begin is always kept: ends are bounded by the begins kept.
         if self.stored:
             async_events.append((self.scope.end_id, now(), self.span_id, 0))
-        else:
+        else:  # the end of a dropped begin is lost with it: an event, counted as its begin was
             forget_scope(self.scope.id)
+            _count_drop(async_events)
         _current_async.reset(self.token)
 
     def __call__(self, *args: object, **kwargs: object) -> Any:
