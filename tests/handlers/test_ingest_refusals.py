@@ -186,7 +186,7 @@ def _layout(types: int, fields: int) -> list[dict]:
             [{"id": 1, "name": "log_entry", "fields": [{"name": "ticks", "type": "i64"}]}],
             ["log_entry", "built-in"],
         ),
-        ([{**layout_to_json([event_types()["measure"]])[0], "id": 1001}], ["measure", "built in"]),
+        ([{**layout_to_json([event_types(1)["measure"]])[0], "id": 1001}], ["measure", "built in"]),
         ([{"id": 7, "name": "mine", "fields": [{"name": "a", "type": "u8"}]}], ["reserved"]),
         ([{"id": 1000, "name": "bad name", "fields": [{"name": "a", "type": "u8"}]}], ["name"]),
     ],

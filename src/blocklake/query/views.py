@@ -22,6 +22,7 @@ DUCKDB_TYPES = {
     "float64": "DOUBLE",
     "timestamp": "TIMESTAMPTZ",
     "map<string,string>": "MAP(VARCHAR, VARCHAR)",
+    "map<string,float64>": "MAP(VARCHAR, DOUBLE)",
     "list<string>": "VARCHAR[]",
 }
 """DuckDB's type of each column type of ``schemas/tables.toml``."""

@@ -18,7 +18,13 @@ import time
 from blocklake.sdk import recording
 from blocklake.sdk.recording import Buffer, take, take_dropped
 from blocklake.sdk.stats import Counters
-from blocklake.sdk.streams import async_writer, log_writer, metrics_writer, thread_writer
+from blocklake.sdk.streams import (
+    async_writer,
+    log_writer,
+    metrics_writer,
+    thread_writer,
+    user_writer,
+)
 from blocklake.sdk.uploader import Uploader
 
 DROPPED_METRIC = "blocklake.sdk.dropped_events"
@@ -62,7 +68,8 @@ class Flusher:
             (recording.async_events, async_writer),
         ):
             buffer.stream = make(properties)
-        for buffer in recording.thread_buffers:  # their streams belonged to the previous process
+        # their streams belonged to the previous process
+        for buffer in (*recording.thread_buffers, *recording.user_buffers):
             buffer.stream = None
         uploader.apply = self.apply
 
@@ -151,7 +158,13 @@ class Flusher:
         if dropped > self._dropped_reported:
             # appended past the record path's checks: one event, sent even during shutdown
             recording.measures.append(
-                (recording.now(), DROPPED_METRIC, "events", float(dropped - self._dropped_reported))
+                (
+                    recording.now(),
+                    DROPPED_METRIC,
+                    "events",
+                    float(dropped - self._dropped_reported),
+                    None,
+                )
             )
             self._dropped_reported = dropped
             with self.counters.lock:
@@ -159,6 +172,7 @@ class Flusher:
 
     def _buffers(self) -> list[Buffer]:
         buffers = [recording.logs, recording.measures, recording.async_events]
+        buffers.extend(recording.user_buffers)
         with recording._thread_buffers_lock:
             # Retire by identity: buffers are lists, and list.remove() would take the first
             # *equal* one, so an empty buffer of a finished thread could retire a live thread's.
@@ -175,7 +189,9 @@ class Flusher:
             events = take(buffer)
             if not events:
                 continue
-            if buffer.stream is None:
+            if buffer.stream is None and isinstance(buffer, recording.TypeBuffer):
+                buffer.stream = user_writer(buffer)
+            elif buffer.stream is None:
                 owner = buffer.owner
                 buffer.stream = thread_writer(
                     {"thread_name": owner.name, "thread_id": str(owner.native_id)}

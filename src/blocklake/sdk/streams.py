@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -22,9 +23,15 @@ import lz4.block
 from blocklake.format.check import DEFAULT_BUDGET, check_payload
 from blocklake.format.encode import StringTable, encode_block, encode_section
 from blocklake.format.header import HEADER_SIZE, BlockHeader, FormatError, parse_header
-from blocklake.format.schema import EventType, event_types, layout_to_json
+from blocklake.format.schema import (
+    REFERENCE_TYPES,
+    EventType,
+    Field,
+    event_types,
+    layout_to_json,
+)
 from blocklake.sdk import recording, registration
-from blocklake.sdk.recording import SpanScope, forget_scope
+from blocklake.sdk.recording import AsyncSpan, SpanScope, forget_scope, trace_hex
 from blocklake.sdk.repair import Repairs, repair_events, truncate_event
 
 _ENCODE_ERRORS = (TypeError, ValueError, OverflowError, AttributeError)
@@ -61,16 +68,30 @@ class StreamWriter:
     registered: bool = False
     tick_range: tuple[int, int] = (0, 0)
     """First and last ticks of the events ``sections`` last encoded."""
+    recorded: int | None = None
+    """Leading fields of the event type that the record path's tuples hold (the rest are
+    derived here, off the record path); None: all of them."""
+    declared: tuple[EventType, ...] = ()
+    """The stream's event types when they are not built in (user-defined types)."""
 
-    @property
+    @functools.cached_property
     def event_types(self) -> list[EventType]:
+        if self.declared:
+            return list(self.declared)
         known = event_types()
         return [known[name] for name in self.event_names]
 
     @functools.cached_property
+    def recorded_type(self) -> EventType:
+        """The single event type cut to the fields the record path's tuples hold (repairs
+        check these)."""
+        event_type = self.event_types[0]
+        return EventType(event_type.id, event_type.name, event_type.fields[: self.recorded])
+
+    @functools.cached_property
     def text_fields(self) -> int:
         """String references a row holds at most (the widest event type's text fields)."""
-        return max(sum(f.type == "str" for f in t.fields) for t in self.event_types)
+        return max(sum(f.type in REFERENCE_TYPES for f in t.fields) for t in self.event_types)
 
     @functools.cached_property
     def _map_field(self) -> int | None:
@@ -82,11 +103,19 @@ class StreamWriter:
 
     @functools.cached_property
     def single_type(self) -> bool:
-        return len(self.event_names) == 1
+        """One event type whose texts are all in the recorded tuples as ``str`` (so
+        ``text_bytes`` can sum them)."""
+        fields = self.event_types[0].fields
+        derived = fields[self.recorded :] if self.recorded is not None else ()
+        return (
+            len(self.event_names) == 1
+            and all(f.type != "attrs" for f in fields)
+            and all(f.type not in REFERENCE_TYPES for f in derived)
+        )
 
     def text_bytes(self, events: list[tuple]) -> tuple[int, int]:
         """Characters of ``events``' text fields and of their map entries (bytes, for ASCII)."""
-        fields = self.event_types[0].fields
+        fields = self.event_types[0].fields[: self.recorded]
         text = sum(
             sum(map(len, map(itemgetter(i), events)))
             for i, field in enumerate(fields)
@@ -124,6 +153,8 @@ class StreamWriter:
         columns = list(zip(*events, strict=True))
         # Threads share the log, metric and async buffers: appends may be out of order.
         self.tick_range = min(columns[0]), max(columns[0])
+        # Tuples without the later fields (made by hand, as revision 1 did): None there.
+        columns += [(None,) * len(events)] * (len(event_type.fields) - len(columns))
         return [encode_section(event_type, columns, strings)]
 
     bytes_per_event: float = 64.0
@@ -148,7 +179,7 @@ class StreamWriter:
             try:
                 block = self._encode(chunk, limit)
             except _ENCODE_ERRORS:
-                chunk = repair_events(self.event_types[0], chunk, repairs)
+                chunk = repair_events(self.recorded_type, chunk, repairs)
                 events[start : start + step] = chunk
                 if not chunk:
                     continue
@@ -244,12 +275,12 @@ class ThreadSpanWriter(StreamWriter):
         self.closed_scopes = []
 
     def sections(self, events: list[tuple], strings: StringTable) -> list[bytes]:
-        # Begins go to int columns and the stack holds their indexes: no tuple per span, so
-        # the walk allocates nothing the garbage collector tracks (it would run far more often).
-        ticks, ids, parents, depths, scopes = (list(column) for column in _columns(self.open_spans))
+        # Begins go to columns and the stack holds their indexes: no tuple per span, so the
+        # walk allocates nothing the garbage collector tracks (it would run far more often).
+        begins = [list(column) for column in _columns(self.open_spans)]
+        ticks, ids, parents, depths, scopes, traces, remotes, attributes = begins
         stack = list(range(len(ids)))  # the open spans, replayed first
-        end_ticks: list[int] = []
-        end_ids: list[int] = []
+        ends: tuple[list, ...] = ([], [], [], [], [])
         push, pop = stack.append, stack.pop
         add_ticks, add_id, add_parent, add_depth, add_scope = (
             ticks.append,
@@ -258,35 +289,46 @@ class ThreadSpanWriter(StreamWriter):
             depths.append,
             scopes.append,
         )
-        add_end_ticks, add_end_id = end_ticks.append, end_ids.append
+        add_trace, add_remote, add_attributes = traces.append, remotes.append, attributes.append
         span_id = self.last_span_id
-        for scope_id, tick in events:
+        for event in events:
+            scope_id = event[0]
             if scope_id > 0:
-                span_id += 1
                 push(len(ids))
-                add_ticks(tick)
-                add_id(span_id)
-                add_parent(ids[stack[-2]] if len(stack) > 1 else 0)
+                add_ticks(event[1])
+                if len(event) > 2:
+                    add_id(event[2])
+                else:  # (scope, ticks) made by hand, as revision 1 recorded: ids from 1
+                    span_id += 1
+                    add_id(span_id)
+                if len(stack) > 1:
+                    parent = stack[-2]
+                    add_parent(ids[parent])
+                    add_trace(traces[parent])
+                    add_remote(0)
+                else:  # a root: parent and trace from the context it began in
+                    _add_root(event, ids[-1], add_parent, add_trace, add_remote)
                 add_depth(len(stack) - 1)
                 add_scope(scope_id)
+                add_attributes(None)
+            elif scope_id == 0:  # attributes for the innermost open span
+                if stack:
+                    attributes[stack[-1]] = merged(attributes[stack[-1]], event[2])
             elif stack and scopes[stack[-1]] == -scope_id:  # the end of the innermost span
-                add_end_ticks(tick)
-                add_end_id(ids[pop()])
+                _add_end(ends, event, ids[pop()])
             else:
                 index = len(stack) - 1
                 while index >= 0 and scopes[stack[index]] != -scope_id:
                     index -= 1
                 # index < 0: its begin was dropped when the buffer was full
                 while index >= 0 and len(stack) > index:  # ends lost close with their parent
-                    add_end_ticks(tick)
-                    add_end_id(ids[pop()])
+                    _add_end(ends, event, ids[pop()])
         self.last_span_id = span_id
-        self.open_spans = [(ticks[i], ids[i], parents[i], depths[i], scopes[i]) for i in stack]
+        self.open_spans = [tuple(column[i] for column in begins) for i in stack]
         # one thread appended these, in the order of a monotonic clock
         self.tick_range = events[0][1], events[-1][1]
-        columns = (ticks, ids, parents, depths, scopes)
         self._note_transient(scopes)
-        return self._span_sections(columns, end_ticks, end_ids, strings)
+        return self._span_sections(begins, ends, strings)
 
     def _note_transient(self, scope_ids: list[int]) -> None:
         """Transient scopes of spans that closed in this block: forgotten once it is sent."""
@@ -300,13 +342,11 @@ class ThreadSpanWriter(StreamWriter):
         return self.open_spans
 
     def _span_sections(
-        self,
-        begins: tuple[list[int], ...],
-        end_ticks: list[int],
-        end_ids: list[int],
-        strings: StringTable,
+        self, begins: list[list], ends: tuple[list, ...], strings: StringTable
     ) -> list[bytes]:
-        """``begins``: columns ticks, span ids, parents, depths, scope ids."""
+        """``begins``: columns ticks, span ids, parents, depths, scope ids, traces (a root's
+        span id or a trace id), remote parents, attributes; ``ends``: ticks, span ids,
+        statuses, exception types and messages."""
         begin_type, end_type = self.event_types
         sections = []
         scope_ids = begins[4]
@@ -314,26 +354,66 @@ class ThreadSpanWriter(StreamWriter):
             registry = SpanScope.registry
             fields = {i: _SCOPE_FIELDS(registry.get(i, _UNKNOWN_SCOPE)) for i in set(scope_ids)}
             by_field = [{i: f[k] for i, f in fields.items()}.__getitem__ for k in range(4)]
-            columns = [*begins[:4], *(list(map(get, scope_ids)) for get in by_field)]
+            hexes = {trace: trace_hex(trace) for trace in set(begins[5])}.__getitem__
+            columns = [
+                *begins[:4],
+                *(list(map(get, scope_ids)) for get in by_field),
+                list(map(hexes, begins[5])),
+                begins[6],
+                begins[7],
+            ]
             sections.append(encode_section(begin_type, columns, strings))
-        if end_ids:
-            sections.append(encode_section(end_type, [end_ticks, end_ids], strings))
+        if ends[0]:
+            sections.append(encode_section(end_type, list(ends), strings))
         return sections
 
 
+def _add_root(event: tuple, span_id: int, add_parent, add_trace, add_remote) -> None:
+    """Parent, trace and remote parent of a thread span that is a root on its thread: from the
+    context its begin recorded (an async span, a trace context), else its own trace."""
+    context = event[3] if len(event) > 3 else None
+    if context is None:
+        add_parent(0), add_trace(span_id), add_remote(0)
+    elif type(context) is AsyncSpan:
+        add_parent(context.span_id), add_trace(context.trace), add_remote(0)
+    else:
+        add_parent(0), add_trace(context.trace), add_remote(context.span_id)
+
+
+def _add_end(ends: tuple[list, ...], event: tuple, span_id: int) -> None:
+    """An end row: status 1 (error) with the exception's type and message if the event has
+    them (a span left by an exception), else 0."""
+    ends[0].append(event[1])
+    ends[1].append(span_id)
+    failed = len(event) > 3 and type(event[-2]) is str
+    ends[2].append(1 if failed else 0)
+    ends[3].append(event[-2] if failed else "")
+    ends[4].append(event[-1] if failed else "")
+
+
+def merged(current: dict | str | None, added: dict) -> dict:
+    """Attributes ``current`` (a dict, a frozen set's text or None) with ``added`` over them."""
+    if not current:
+        return dict(added)
+    base = json.loads(current) if isinstance(current, str) else current
+    return {**base, **added}
+
+
 def _columns(entries: list[tuple]) -> tuple[tuple, ...]:
-    """(ticks, span id, parent, depth, scope id) entries as five columns."""
-    return tuple(zip(*entries, strict=True)) if entries else ((),) * 5
+    """Open span entries (ticks, span id, parent, depth, scope id, trace, remote parent,
+    attributes) as eight columns."""
+    return tuple(zip(*entries, strict=True)) if entries else ((),) * 8
 
 
 @dataclass
 class AsyncSpanWriter(ThreadSpanWriter):
-    """Events are (scope id, ticks, span id, parent id), the scope id negated for an end."""
+    """Events as ``recording.async_events`` documents; the scope id negated for an end, 0 for
+    attributes added to an open span."""
 
-    open_async: dict[int, tuple] = field(default_factory=dict)
+    open_async: dict[int, list] = field(default_factory=dict)
 
     def _state(self) -> object:
-        return dict(self.open_async)
+        return {span_id: list(entry) for span_id, entry in self.open_async.items()}
 
     def _restore(self, state: object) -> None:
         self.open_async = state  # type: ignore[assignment]
@@ -344,25 +424,76 @@ class AsyncSpanWriter(ThreadSpanWriter):
     def sections(self, events: list[tuple], strings: StringTable) -> list[bytes]:
         open_spans = self.open_async
         begins = list(open_spans.values())
-        end_ticks: list[int] = []
-        end_ids: list[int] = []
-        for scope_id, ticks, span_id, parent_id in events:
+        ends: tuple[list, ...] = ([], [], [], [], [])
+        for event in events:
+            scope_id, span_id = event[0], event[2]
             if scope_id > 0:
+                parent_id = event[3]
                 parent = open_spans.get(parent_id)
                 depth = parent[3] + 1 if parent else (1 if parent_id else 0)
-                entry = (ticks, span_id, parent_id, depth, scope_id)
+                entry = [event[1], span_id, parent_id, depth, scope_id, *event[4:7]]
                 open_spans[span_id] = entry
                 begins.append(entry)
+            elif scope_id == 0:
+                entry = open_spans.get(span_id)
+                if entry is not None:
+                    entry[7] = merged(entry[7], event[3])
             elif open_spans.pop(span_id, None) is not None:
-                end_ticks.append(ticks)
-                end_ids.append(span_id)
+                _add_end(ends, event, span_id)
         self.tick_range = min(map(_ticks, events)), max(map(_ticks, events))
-        columns = _columns(begins)
+        columns = [list(column) for column in _columns(begins)]
         self._note_transient(columns[4])
-        return self._span_sections(columns, end_ticks, end_ids, strings)
+        return self._span_sections(columns, ends, strings)
 
     def _open_entries(self) -> list[tuple]:
         return list(self.open_async.values())
+
+
+@dataclass
+class LogWriter(StreamWriter):
+    """Log tuples hold the thread, the innermost thread span and its trace, and the context
+    (``recording.logs``): resolved here into the correlation columns, once per distinct
+    combination in the block."""
+
+    def sections(self, events: list[tuple], strings: StringTable) -> list[bytes]:
+        (event_type,) = self.event_types
+        columns = list(zip(*events, strict=True))
+        self.tick_range = min(columns[0]), max(columns[0])
+        if len(columns) == 5:  # made by hand without correlation, as revision 1 did
+            columns.extend(
+                [
+                    (None,) * len(events),
+                    (0,) * len(events),
+                    (0,) * len(events),
+                    (None,) * len(events),
+                ]
+            )
+        keys = list(zip(*columns[5:9], strict=True))
+        resolved = {key: _correlation(*key) for key in dict.fromkeys(keys)}
+        derived = list(zip(*map(resolved.__getitem__, keys), strict=True))
+        return [encode_section(event_type, [*columns[:5], *derived], strings)]
+
+
+def _correlation(
+    thread: object, thread_span: int, thread_trace: int | str, context: object
+) -> tuple[int, str, int, int, str]:
+    """(thread id, thread name, span id, span kind, trace id) of a log: the innermost of the
+    thread's open span and the context's async span (ids grow, so the later one), else the
+    remote span of a trace context."""
+    thread_id = getattr(thread, "native_id", None) or 0
+    name = getattr(thread, "name", "")
+    if type(context) is AsyncSpan and context.span_id > thread_span:
+        return thread_id, name, context.span_id, SPAN_KIND_ASYNC, trace_hex(context.trace)
+    if thread_span:
+        return thread_id, name, thread_span, SPAN_KIND_THREAD, trace_hex(thread_trace)
+    if context is not None:
+        kind = SPAN_KIND_REMOTE if context.span_id else SPAN_KIND_NONE
+        return thread_id, name, context.span_id, kind, context.trace
+    return thread_id, name, 0, SPAN_KIND_NONE, ""
+
+
+SPAN_KIND_NONE, SPAN_KIND_THREAD, SPAN_KIND_ASYNC, SPAN_KIND_REMOTE = 0, 1, 2, 3
+"""``log_entry.span_kind`` (events.toml)."""
 
 
 MAX_RECORD_TEXT_BYTES = 256 * 1024
@@ -404,8 +535,40 @@ def _within_budget(
     return True
 
 
-def log_writer(properties: dict[str, str]) -> StreamWriter:
-    return StreamWriter(("log",), ("log_entry",), properties)
+@dataclass
+class UserEventWriter(StreamWriter):
+    """A user-defined type's events: (ticks, *fields, thread, thread span, its trace,
+    context), the correlation resolved as for logs."""
+
+    def sections(self, events: list[tuple], strings: StringTable) -> list[bytes]:
+        (event_type,) = self.event_types
+        columns = list(zip(*events, strict=True))
+        self.tick_range = min(columns[0]), max(columns[0])
+        keys = list(zip(*columns[-4:], strict=True))
+        resolved = {key: _correlation(*key) for key in dict.fromkeys(keys)}
+        derived = list(zip(*map(resolved.__getitem__, keys), strict=True))
+        return [encode_section(event_type, [*columns[:-4], *derived], strings)]
+
+
+def user_writer(buffer: recording.TypeBuffer) -> UserEventWriter:
+    """The stream of one user-defined event type: its fields after ticks, then correlation."""
+    fields = (
+        Field("ticks", "i64"),
+        *(Field(name, kind) for name, kind in buffer.fields),
+        *(Field(name, kind) for name, kind in recording.CORRELATION_FIELDS),
+    )
+    declared = EventType(buffer.type_id, buffer.name, fields)
+    return UserEventWriter(
+        ("events", buffer.name),
+        (buffer.name,),
+        {"event_type": buffer.name},
+        recorded=1 + len(buffer.fields),
+        declared=(declared,),
+    )
+
+
+def log_writer(properties: dict[str, str]) -> LogWriter:
+    return LogWriter(("log",), ("log_entry",), properties, recorded=5)
 
 
 def metrics_writer(properties: dict[str, str]) -> StreamWriter:
