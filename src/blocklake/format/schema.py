@@ -152,14 +152,14 @@ def _check_built_in(event_type: EventType, expected: EventType) -> None:
     later ones, each field events.toml knows with its type there."""
     if event_type.name != expected.name:
         raise SchemaError(
-            f"event type {event_type.id} is the built-in {expected.name!r}, not "
-            f"{event_type.name[:140]!r}"
+            f"event type {event_type.id} is the built-in {expected.name!r}: its name must be "
+            f"{expected.name!r}, not {event_type.name[:140]!r}"
         )
     first = revision_fields(expected, 1)
     if event_type.fields[: len(first)] != first:
         raise SchemaError(
             f"event type {event_type.id} is the built-in {expected.name!r}: its first fields "
-            f"must be exactly {[f.name for f in first]} of events.toml"
+            f"must be exactly the name and type of {[f.name for f in first]} of events.toml"
         )
     known = {field.name: field.type for field in expected.fields}
     for field in event_type.fields[len(first) :]:
