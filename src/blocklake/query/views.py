@@ -13,7 +13,7 @@ import tomllib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from blocklake.format.schema import TableDef, schemas_dir, tables
+from blocklake.format.schema import Column, TableDef, schemas_dir, tables
 
 DUCKDB_TYPES = {
     "string": "VARCHAR",
@@ -50,6 +50,10 @@ class View:
     """Condition on ``$begin``/``$end`` the rows meet; None: the table is read whole."""
 
     def columns(self) -> str:
+        """The table's columns; every column of the files for a user-defined event type's
+        table (its columns are those its layouts declared, ``schemas/tables.toml``)."""
+        if not self.table.columns:
+            return "*"
         return ", ".join(f'"{column.name}"' for column in self.table.columns)
 
     def condition(self, begin_ns: int, end_ns: int, zoned: bool = True) -> str | None:
@@ -70,9 +74,9 @@ class View:
 
     def empty(self) -> str:
         """A ``SELECT`` of no rows with the view's columns and types (DuckDB SQL)."""
+        columns = self.table.columns or (Column("time", "timestamp"),)
         typed = ", ".join(
-            f'CAST(NULL AS {DUCKDB_TYPES[column.type]}) AS "{column.name}"'
-            for column in self.table.columns
+            f'CAST(NULL AS {DUCKDB_TYPES[column.type]}) AS "{column.name}"' for column in columns
         )
         return f"SELECT {typed} WHERE false"
 
@@ -89,3 +93,14 @@ def views() -> dict[str, View]:
         name: View(name, known[name], definition.get("time_filter"))
         for name, definition in document.items()
     }
+
+
+USER_TABLE_PREFIX = "events_"
+"""Tables of user-defined event types: ``events_<name>`` (``blocklake.etl.rows``)."""
+
+
+def user_view(name: str) -> View:
+    """The view of a user-defined event type's table: every column its files hold (by name,
+    over every version of the type), restricted to the range by ``time`` like the logs."""
+    table = TableDef(name, "events of a user-defined type", (), ())
+    return View(name, table, "time >= $begin AND time < $end")
