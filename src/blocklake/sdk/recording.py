@@ -318,14 +318,14 @@ def reset_after_fork() -> None:
 _next_span_id = itertools.count((int.from_bytes(os.urandom(8), "little") >> 2) | 1).__next__
 """Span ids of both kinds, unique in the process and, from a random start below 2^62, unlikely
 to meet another process's: a span's id is also its W3C span id (16 hex digits)."""
-_TRACE_PREFIX = os.urandom(8).hex()
+TRACE_PREFIX = os.urandom(8).hex()
 """The high half of the trace ids this process starts: the low half is the root span's id."""
 
 
 def trace_hex(trace: int | str) -> str:
     """A trace as its W3C trace id (32 lowercase hex digits): a text taken from a context as
     is, a root span id with this process's random prefix."""
-    return trace if type(trace) is str else f"{_TRACE_PREFIX}{trace:016x}"
+    return trace if type(trace) is str else f"{TRACE_PREFIX}{trace:016x}"
 
 
 class TraceContext:
@@ -484,27 +484,92 @@ def fatal(message: str, target: str = "", properties: dict | None = None) -> Non
 
 def error(message: str, target: str = "", properties: dict | None = None) -> None:
     if _max_level >= 2:
-        _append_log(2, message, target, properties)
+        try:
+            state = _local.spans
+        except AttributeError:
+            state = _thread_state()
+        stack = state.stack
+        if stack:
+            event = (now(), 2, target, message, properties, state.owner, stack[-1],
+                     state.trace, _context.get())  # fmt: skip
+        else:
+            event = (now(), 2, target, message, properties, state.owner, 0, 0, _context.get())
+        if len(logs) < _flush_at:
+            logs.append(event)
+        else:
+            _overflow(logs, event)
 
 
 def warn(message: str, target: str = "", properties: dict | None = None) -> None:
     if _max_level >= 3:
-        _append_log(3, message, target, properties)
+        try:
+            state = _local.spans
+        except AttributeError:
+            state = _thread_state()
+        stack = state.stack
+        if stack:
+            event = (now(), 3, target, message, properties, state.owner, stack[-1],
+                     state.trace, _context.get())  # fmt: skip
+        else:
+            event = (now(), 3, target, message, properties, state.owner, 0, 0, _context.get())
+        if len(logs) < _flush_at:
+            logs.append(event)
+        else:
+            _overflow(logs, event)
 
 
 def info(message: str, target: str = "", properties: dict | None = None) -> None:
     if _max_level >= 4:
-        _append_log(4, message, target, properties)
+        try:
+            state = _local.spans
+        except AttributeError:
+            state = _thread_state()
+        stack = state.stack
+        if stack:
+            event = (now(), 4, target, message, properties, state.owner, stack[-1],
+                     state.trace, _context.get())  # fmt: skip
+        else:
+            event = (now(), 4, target, message, properties, state.owner, 0, 0, _context.get())
+        if len(logs) < _flush_at:
+            logs.append(event)
+        else:
+            _overflow(logs, event)
 
 
 def debug(message: str, target: str = "", properties: dict | None = None) -> None:
     if _max_level >= 5:
-        _append_log(5, message, target, properties)
+        try:
+            state = _local.spans
+        except AttributeError:
+            state = _thread_state()
+        stack = state.stack
+        if stack:
+            event = (now(), 5, target, message, properties, state.owner, stack[-1],
+                     state.trace, _context.get())  # fmt: skip
+        else:
+            event = (now(), 5, target, message, properties, state.owner, 0, 0, _context.get())
+        if len(logs) < _flush_at:
+            logs.append(event)
+        else:
+            _overflow(logs, event)
 
 
 def trace(message: str, target: str = "", properties: dict | None = None) -> None:
     if _max_level >= 6:
-        _append_log(6, message, target, properties)
+        try:
+            state = _local.spans
+        except AttributeError:
+            state = _thread_state()
+        stack = state.stack
+        if stack:
+            event = (now(), 6, target, message, properties, state.owner, stack[-1],
+                     state.trace, _context.get())  # fmt: skip
+        else:
+            event = (now(), 6, target, message, properties, state.owner, 0, 0, _context.get())
+        if len(logs) < _flush_at:
+            logs.append(event)
+        else:
+            _overflow(logs, event)
 
 
 # --- metrics ----------------------------------------------------------------------------------

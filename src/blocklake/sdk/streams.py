@@ -15,6 +15,7 @@ import functools
 import json
 import time
 import uuid
+from array import array
 from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
 
@@ -277,19 +278,25 @@ class ThreadSpanWriter(StreamWriter):
     def sections(self, events: list[tuple], strings: StringTable) -> list[bytes]:
         # Begins go to columns and the stack holds their indexes: no tuple per span, so the
         # walk allocates nothing the garbage collector tracks (it would run far more often).
-        begins = [list(column) for column in _columns(self.open_spans)]
-        ticks, ids, parents, depths, scopes, traces, remotes, attributes = begins
+        # What few spans have (a remote parent, attributes, an exception) goes to dicts by
+        # index, so the common span costs one append per column it always has.
+        begins = _Begins.of(self.open_spans)
+        ticks, ids, parents, depths, scopes, traces = begins.columns
+        remotes, attributes = begins.remotes, begins.attributes
         stack = list(range(len(ids)))  # the open spans, replayed first
-        ends: tuple[list, ...] = ([], [], [], [], [])
+        end_ticks: list[int] = []
+        end_ids: list[int] = []
+        failures: dict[int, tuple] = {}
         push, pop = stack.append, stack.pop
-        add_ticks, add_id, add_parent, add_depth, add_scope = (
+        add_ticks, add_id, add_parent, add_depth, add_scope, add_trace = (
             ticks.append,
             ids.append,
             parents.append,
             depths.append,
             scopes.append,
+            traces.append,
         )
-        add_trace, add_remote, add_attributes = traces.append, remotes.append, attributes.append
+        add_end_ticks, add_end_id = end_ticks.append, end_ids.append
         span_id = self.last_span_id
         for event in events:
             scope_id = event[0]
@@ -305,30 +312,44 @@ class ThreadSpanWriter(StreamWriter):
                     parent = stack[-2]
                     add_parent(ids[parent])
                     add_trace(traces[parent])
-                    add_remote(0)
-                else:  # a root: parent and trace from the context it began in
-                    _add_root(event, ids[-1], add_parent, add_trace, add_remote)
+                else:  # a root: parent and trace from the context it began in, if any
+                    context = event[3] if len(event) > 3 else None
+                    if context is None:
+                        add_parent(0)
+                        add_trace(ids[-1])
+                    elif type(context) is AsyncSpan:
+                        add_parent(context.span_id)
+                        add_trace(context.trace)
+                    else:
+                        add_parent(0)
+                        add_trace(context.trace)
+                        remotes[len(ids) - 1] = context.span_id
                 add_depth(len(stack) - 1)
                 add_scope(scope_id)
-                add_attributes(None)
             elif scope_id == 0:  # attributes for the innermost open span
                 if stack:
-                    attributes[stack[-1]] = merged(attributes[stack[-1]], event[2])
+                    attributes[stack[-1]] = merged(attributes.get(stack[-1]), event[2])
             elif stack and scopes[stack[-1]] == -scope_id:  # the end of the innermost span
-                _add_end(ends, event, ids[pop()])
+                add_end_ticks(event[1])
+                add_end_id(ids[pop()])
+                if len(event) > 2:  # left by an exception: (type, message)
+                    failures[len(end_ids) - 1] = event[2:]
             else:
                 index = len(stack) - 1
                 while index >= 0 and scopes[stack[index]] != -scope_id:
                     index -= 1
                 # index < 0: its begin was dropped when the buffer was full
                 while index >= 0 and len(stack) > index:  # ends lost close with their parent
-                    _add_end(ends, event, ids[pop()])
+                    add_end_ticks(event[1])
+                    add_end_id(ids[pop()])
+                    if len(event) > 2:
+                        failures[len(end_ids) - 1] = event[2:]
         self.last_span_id = span_id
-        self.open_spans = [tuple(column[i] for column in begins) for i in stack]
+        self.open_spans = [begins.entry(i) for i in stack]
         # one thread appended these, in the order of a monotonic clock
         self.tick_range = events[0][1], events[-1][1]
         self._note_transient(scopes)
-        return self._span_sections(begins, ends, strings)
+        return self._span_sections(begins, (end_ticks, end_ids, failures), strings)
 
     def _note_transient(self, scope_ids: list[int]) -> None:
         """Transient scopes of spans that closed in this block: forgotten once it is sent."""
@@ -342,53 +363,88 @@ class ThreadSpanWriter(StreamWriter):
         return self.open_spans
 
     def _span_sections(
-        self, begins: list[list], ends: tuple[list, ...], strings: StringTable
+        self, begins: _Begins, ends: tuple[list, list, dict], strings: StringTable
     ) -> list[bytes]:
-        """``begins``: columns ticks, span ids, parents, depths, scope ids, traces (a root's
-        span id or a trace id), remote parents, attributes; ``ends``: ticks, span ids,
-        statuses, exception types and messages."""
+        """``ends``: ticks, span ids, and (exception type, message) by index of the failed."""
         begin_type, end_type = self.event_types
         sections = []
-        scope_ids = begins[4]
+        ticks, ids, parents, depths, scope_ids, traces = begins.columns
         if scope_ids:
             registry = SpanScope.registry
             fields = {i: _SCOPE_FIELDS(registry.get(i, _UNKNOWN_SCOPE)) for i in set(scope_ids)}
             by_field = [{i: f[k] for i, f in fields.items()}.__getitem__ for k in range(4)]
-            hexes = {trace: trace_hex(trace) for trace in set(begins[5])}.__getitem__
             columns = [
-                *begins[:4],
+                ticks,
+                ids,
+                parents,
+                depths,
                 *(list(map(get, scope_ids)) for get in by_field),
-                list(map(hexes, begins[5])),
-                begins[6],
-                begins[7],
+                trace_texts(traces),
+                _sparse(begins.remotes, len(ids), 0),
+                _sparse(begins.attributes, len(ids), None),
             ]
             sections.append(encode_section(begin_type, columns, strings))
-        if ends[0]:
-            sections.append(encode_section(end_type, list(ends), strings))
+        end_ticks, end_ids, failures = ends
+        if end_ids:
+            statuses = _sparse(dict.fromkeys(failures, 1), len(end_ids), 0)
+            types = _sparse({i: f[0] for i, f in failures.items()}, len(end_ids), "")
+            messages = _sparse({i: f[1] for i, f in failures.items()}, len(end_ids), "")
+            columns = [end_ticks, end_ids, statuses, types, messages]
+            sections.append(encode_section(end_type, columns, strings))
         return sections
 
 
-def _add_root(event: tuple, span_id: int, add_parent, add_trace, add_remote) -> None:
-    """Parent, trace and remote parent of a thread span that is a root on its thread: from the
-    context its begin recorded (an async span, a trace context), else its own trace."""
-    context = event[3] if len(event) > 3 else None
-    if context is None:
-        add_parent(0), add_trace(span_id), add_remote(0)
-    elif type(context) is AsyncSpan:
-        add_parent(context.span_id), add_trace(context.trace), add_remote(0)
-    else:
-        add_parent(0), add_trace(context.trace), add_remote(context.span_id)
+def trace_texts(traces: list[int | str]) -> list[str]:
+    """Each trace as its W3C id (``recording.trace_hex``): root span ids formatted at once (their
+    big-endian bytes as one hex text, then cut), trace ids taken from contexts as they are."""
+    roots = [trace for trace in traces if type(trace) is int]
+    if not roots:
+        return traces  # type: ignore[return-value]
+    packed = array("Q", roots)
+    packed.byteswap()
+    digits = packed.tobytes().hex()
+    prefix = recording.TRACE_PREFIX
+    formatted = iter([prefix + digits[i : i + 16] for i in range(0, len(digits), 16)])
+    if len(roots) == len(traces):
+        return list(formatted)
+    return [trace if type(trace) is str else next(formatted) for trace in traces]
 
 
-def _add_end(ends: tuple[list, ...], event: tuple, span_id: int) -> None:
-    """An end row: status 1 (error) with the exception's type and message if the event has
-    them (a span left by an exception), else 0."""
-    ends[0].append(event[1])
-    ends[1].append(span_id)
-    failed = len(event) > 3 and type(event[-2]) is str
-    ends[2].append(1 if failed else 0)
-    ends[3].append(event[-2] if failed else "")
-    ends[4].append(event[-1] if failed else "")
+def _sparse(values: dict[int, object], length: int, default: object) -> list:
+    """A column of ``length`` rows: ``default`` but at the indexes ``values`` gives."""
+    column = [default] * length
+    for index, value in values.items():
+        column[index] = value
+    return column
+
+
+@dataclass
+class _Begins:
+    """Begin columns of a block: ticks, span ids, parents, depths, scope ids, traces (a root's
+    span id or a trace id), and by index the remote parents and attributes of the few that
+    have them."""
+
+    columns: tuple[list, ...]
+    remotes: dict[int, int]
+    attributes: dict[int, object]
+
+    @classmethod
+    def of(cls, entries: list) -> _Begins:
+        """From open span entries (``entry``), replayed ahead of a block's own begins."""
+        if not entries:
+            return cls(tuple([] for _ in range(6)), {}, {})
+        columns = [list(column) for column in zip(*entries, strict=True)]
+        remotes = {i: remote for i, remote in enumerate(columns[6]) if remote}
+        attributes = {i: values for i, values in enumerate(columns[7]) if values}
+        return cls(tuple(columns[:6]), remotes, attributes)
+
+    def entry(self, index: int) -> tuple:
+        """(ticks, span id, parent, depth, scope id, trace, remote parent, attributes)."""
+        return (
+            *(column[index] for column in self.columns),
+            self.remotes.get(index, 0),
+            self.attributes.get(index),
+        )
 
 
 def merged(current: dict | str | None, added: dict) -> dict:
@@ -397,12 +453,6 @@ def merged(current: dict | str | None, added: dict) -> dict:
         return dict(added)
     base = json.loads(current) if isinstance(current, str) else current
     return {**base, **added}
-
-
-def _columns(entries: list[tuple]) -> tuple[tuple, ...]:
-    """Open span entries (ticks, span id, parent, depth, scope id, trace, remote parent,
-    attributes) as eight columns."""
-    return tuple(zip(*entries, strict=True)) if entries else ((),) * 8
 
 
 @dataclass
@@ -423,8 +473,10 @@ class AsyncSpanWriter(ThreadSpanWriter):
 
     def sections(self, events: list[tuple], strings: StringTable) -> list[bytes]:
         open_spans = self.open_async
-        begins = list(open_spans.values())
-        ends: tuple[list, ...] = ([], [], [], [], [])
+        entries = list(open_spans.values())
+        end_ticks: list[int] = []
+        end_ids: list[int] = []
+        failures: dict[int, tuple] = {}
         for event in events:
             scope_id, span_id = event[0], event[2]
             if scope_id > 0:
@@ -433,17 +485,20 @@ class AsyncSpanWriter(ThreadSpanWriter):
                 depth = parent[3] + 1 if parent else (1 if parent_id else 0)
                 entry = [event[1], span_id, parent_id, depth, scope_id, *event[4:7]]
                 open_spans[span_id] = entry
-                begins.append(entry)
+                entries.append(entry)
             elif scope_id == 0:
                 entry = open_spans.get(span_id)
                 if entry is not None:
                     entry[7] = merged(entry[7], event[3])
             elif open_spans.pop(span_id, None) is not None:
-                _add_end(ends, event, span_id)
+                end_ticks.append(event[1])
+                end_ids.append(span_id)
+                if len(event) > 3:
+                    failures[len(end_ids) - 1] = event[3:]
         self.tick_range = min(map(_ticks, events)), max(map(_ticks, events))
-        columns = [list(column) for column in _columns(begins)]
-        self._note_transient(columns[4])
-        return self._span_sections(columns, ends, strings)
+        begins = _Begins.of(entries)
+        self._note_transient(begins.columns[4])
+        return self._span_sections(begins, (end_ticks, end_ids, failures), strings)
 
     def _open_entries(self) -> list[tuple]:
         return list(self.open_async.values())
@@ -468,10 +523,36 @@ class LogWriter(StreamWriter):
                     (None,) * len(events),
                 ]
             )
-        keys = list(zip(*columns[5:9], strict=True))
-        resolved = {key: _correlation(*key) for key in dict.fromkeys(keys)}
-        derived = list(zip(*map(resolved.__getitem__, keys), strict=True))
+        derived = correlation_columns(*columns[5:9])
         return [encode_section(event_type, [*columns[:5], *derived], strings)]
+
+
+def correlation_columns(
+    threads: tuple, thread_spans: tuple, thread_traces: tuple, contexts: tuple
+) -> list[list | tuple]:
+    """thread id, thread name, span id, span kind and trace id columns of logs (or
+    user-defined events) from what the record path kept. Without async spans or trace contexts
+    (most logs), column by column at C speed; else per distinct combination (``_correlation``)."""
+    names = {thread: (getattr(thread, "native_id", None) or 0, getattr(thread, "name", ""))
+             for thread in set(threads)}  # fmt: skip
+    if contexts.count(None) == len(contexts):
+        traces = {t: trace_hex(t) if t else "" for t in set(thread_traces)}
+        if len(names) == 1:
+            ((thread_id, thread_name),) = names.values()
+            thread_ids, thread_names = [thread_id] * len(threads), [thread_name] * len(threads)
+        else:
+            thread_ids = [names[thread][0] for thread in threads]
+            thread_names = [names[thread][1] for thread in threads]
+        return [
+            thread_ids,
+            thread_names,
+            thread_spans,
+            list(map(bool, thread_spans)),  # 1 (a thread span) where there is one, else 0
+            list(map(traces.__getitem__, thread_traces)),
+        ]
+    keys = list(zip(threads, thread_spans, thread_traces, contexts, strict=True))
+    resolved = {key: _correlation(*key) for key in dict.fromkeys(keys)}
+    return list(zip(*map(resolved.__getitem__, keys), strict=True))
 
 
 def _correlation(
@@ -544,9 +625,7 @@ class UserEventWriter(StreamWriter):
         (event_type,) = self.event_types
         columns = list(zip(*events, strict=True))
         self.tick_range = min(columns[0]), max(columns[0])
-        keys = list(zip(*columns[-4:], strict=True))
-        resolved = {key: _correlation(*key) for key in dict.fromkeys(keys)}
-        derived = list(zip(*map(resolved.__getitem__, keys), strict=True))
+        derived = correlation_columns(*columns[-4:])
         return [encode_section(event_type, [*columns[:-4], *derived], strings)]
 
 
