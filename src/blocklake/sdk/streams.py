@@ -303,17 +303,19 @@ class ThreadSpanWriter(StreamWriter):
             if scope_id > 0:
                 push(len(ids))
                 add_ticks(event[1])
-                if len(event) > 2:
+                try:
                     add_id(event[2])
-                else:  # (scope, ticks) made by hand, as revision 1 recorded: ids from 1
-                    span_id += 1
-                    add_id(span_id)
+                    context = event[3] if len(stack) == 1 else None  # a root's, maybe None
+                except IndexError:  # (scope, ticks) made by hand, as revision 1 recorded
+                    if len(ids) < len(ticks):
+                        span_id += 1
+                        add_id(span_id)
+                    context = None
                 if len(stack) > 1:
                     parent = stack[-2]
                     add_parent(ids[parent])
                     add_trace(traces[parent])
                 else:  # a root: parent and trace from the context it began in, if any
-                    context = event[3] if len(event) > 3 else None
                     if context is None:
                         add_parent(0)
                         add_trace(ids[-1])
