@@ -116,15 +116,19 @@ def _spans_v2() -> dict[str, list[dict]]:
         for name in ("thread_span_begin", "thread_span_end")
     )
     begins = [
-        (100, 11, 0, 0, "handle_request", "app", "app/http.py", 20, TRACE, 2**63 + 5,
+        (100, 11, 0, 0, "handle_request", "app", "app/http.py", 20, TRACE, 0, 2**63 + 5,
          '{"route":"/cart","status_code":500,"cached":false,"ratio":0.25}'),
-        (110, 12, 11, 1, "load_cart", "app.db", "app/db.py", 7, TRACE, 0, ""),
-        (120, 13, 11, 1, "render", "app", "app/http.py", 40, TRACE, 0, '{"route":"/cart"}'),
+        (110, 12, 11, 1, "load_cart", "app.db", "app/db.py", 7, TRACE, 0, 0, ""),
+        (120, 13, 11, 1, "render", "app", "app/http.py", 40, TRACE, 0, 0, '{"route":"/cart"}'),
+        (140, 14, 0, 0, "cleanup", "app.jobs", "app/jobs.py", 3, "", 14, 0, ""),  # a local root
+        (142, 15, 14, 1, "vacuum", "app.jobs", "app/jobs.py", 9, "", 14, 0, ""),
     ]  # fmt: skip
     ends = [
         (115, 12, 1, "app.db.Timeout", "no answer in 5 s"),
         (125, 13, 0, "", ""),
         (130, 11, 1, "ValueError", "bad cart"),
+        (145, 15, 0, "", ""),
+        (150, 14, 0, "", ""),
     ]
     return {
         "thread_span_begin": [dict(zip(begin, row, strict=True)) for row in begins],

@@ -22,7 +22,10 @@ from blocklake.format.schema import (
 from blocklake.stores.models import ProcessInfo, StreamInfo
 
 VECTORS = Path(__file__).resolve().parents[2] / "schemas" / "vectors"
-PROCESS = ProcessInfo("p", "exe", "user", "host", 1_700_000_000 * 10**9, 0, 10**9)
+PROCESS = ProcessInfo(
+    "9a1c0e2b-57d4-4f0a-8c3e-1b2d3e4f5a6b", "exe", "user", "host", 1_700_000_000 * 10**9, 0, 10**9
+)
+PROCESS_HEX = PROCESS.process_id.replace("-", "")
 
 
 def convert(name: str) -> dict[str, pa.Table]:
@@ -98,7 +101,12 @@ def test_v2_spans_convert_status_exception_remote_parent_and_typed_attributes() 
     assert dict(handle["attributes_num"]) == {"status_code": 500.0, "ratio": 0.25}
     assert rows["render"]["status"] == "ok" and rows["render"]["exception_type"] is None
     assert rows["load_cart"]["attributes"] == [] and rows["load_cart"]["remote_parent_id"] is None
-    assert {r["trace_id"] for r in rows.values()} == {"0af7651916cd43dd8448eb211c80319c"}
+    traces = {r["name"]: r["trace_id"] for r in rows.values()}
+    assert {traces[n] for n in ("handle_request", "load_cart", "render")} == {
+        "0af7651916cd43dd8448eb211c80319c"
+    }
+    # a trace this process started: the process id's first 16 hex digits, then the root's id
+    assert traces["cleanup"] == traces["vacuum"] == f"{PROCESS_HEX[:16]}{14:016x}"
 
 
 def test_a_newer_writer_converts_what_this_reader_knows() -> None:

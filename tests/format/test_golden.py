@@ -146,6 +146,7 @@ def test_spans_v2_vector_is_what_the_sdk_writer_produces() -> None:
         for row in begins
     }
     handle, load_, render = scopes["handle_request"], scopes["load_cart"], scopes["render"]
+    cleanup, vacuum = scopes["cleanup"], scopes["vacuum"]
     context = TraceContext(make_vectors.TRACE, 2**63 + 5)
     attributes = {"route": "/cart", "status_code": 500, "cached": False, "ratio": 0.25}
     events = [
@@ -157,6 +158,10 @@ def test_spans_v2_vector_is_what_the_sdk_writer_produces() -> None:
         (0, 121, {"route": "/cart"}),
         (render.end_id, 125),
         (handle.end_id, 130, "ValueError", "bad cart"),
+        (cleanup.id, 140, 14, None),  # a root of this process: its id is its trace's
+        (vacuum.id, 142, 15),
+        (vacuum.end_id, 145),
+        (cleanup.end_id, 150),
     ]
     strings = StringTable()
     sections = thread_writer({}).sections(events, strings)

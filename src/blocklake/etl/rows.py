@@ -317,6 +317,29 @@ _CORRELATION_TYPES = {
 }
 
 
+def trace_prefix(process: ProcessInfo) -> str:
+    """The high half of the trace ids a process started: its id's first 16 hex digits (the SDK
+    makes the same, ``recording.set_trace_prefix``)."""
+    return process.process_id.replace("-", "")[:16].lower()
+
+
+def _span_traces(paired: pa.Table, process: ProcessInfo) -> pa.Array:
+    """Each span's trace id: its ``trace_id`` text (from a context), else made from its
+    ``trace_root`` (a root span of the process), formatted once per distinct root."""
+    rows = paired.num_rows
+    texts = _field(paired, "trace_id", rows, _empty_as_null)
+    if "trace_root" not in paired.column_names:
+        return texts
+    roots = paired["trace_root"].combine_chunks()
+    distinct = pc.unique(roots)
+    prefix = trace_prefix(process)
+    made = pa.array(
+        [f"{prefix}{root:016x}" if root else None for root in distinct.to_pylist()], pa.string()
+    )
+    from_roots = made.take(pc.index_in(roots, distinct))
+    return pc.coalesce(pc.cast(texts, pa.string()), from_roots)
+
+
 def _indices_of(table: pa.Table, dictionaries: dict[str, pa.Array]) -> pa.Table:
     """``table`` with each dictionary column as its indices, its dictionary put in
     ``dictionaries`` by column name."""
@@ -375,7 +398,7 @@ def spans(
             "begin": timestamps(begin_ns, unit),
             "end": timestamps(end_ns, unit),
             "duration_ns": pc.subtract(end_ns, begin_ns),
-            "trace_id": _field(paired, "trace_id", rows, _empty_as_null),
+            "trace_id": _span_traces(paired, process),
             "remote_parent_id": _field(paired, "remote_parent_id", rows, _zero_as_null),
             "status": _field(paired, "end_status", rows, lambda c: _coded(c, STATUSES, None)),
             "exception_type": _field(paired, "end_exception_type", rows, _empty_as_null),

@@ -125,8 +125,10 @@ def _process_document(properties: dict[str, str], exe: str | None, parent: str |
         username = ""
     start_time_ns, start_ticks = time.time_ns(), now()
     text = registration.text
+    process_id = uuid.uuid4()
+    recording.set_trace_prefix(process_id)
     return {
-        "process_id": str(uuid.uuid4()),
+        "process_id": str(process_id),
         "exe": text(
             exe or os.path.abspath(sys.argv[0] if sys.argv and sys.argv[0] else sys.executable)
         ),

@@ -23,6 +23,7 @@ import re
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from types import FrameType
 from typing import Any, ClassVar, TypeVar
@@ -319,7 +320,14 @@ _next_span_id = itertools.count((int.from_bytes(os.urandom(8), "little") >> 2) |
 """Span ids of both kinds, unique in the process and, from a random start below 2^62, unlikely
 to meet another process's: a span's id is also its W3C span id (16 hex digits)."""
 TRACE_PREFIX = os.urandom(8).hex()
-"""The high half of the trace ids this process starts: the low half is the root span's id."""
+"""The high half of the trace ids this process starts (the low half is the root span's id):
+the process id's first 16 hex digits once ``init`` made it, which is how the lake spells the
+traces of spans (their blocks carry the root's id only: ``trace_root``)."""
+
+
+def set_trace_prefix(process_id: uuid.UUID) -> None:
+    global TRACE_PREFIX
+    TRACE_PREFIX = process_id.hex[:16]
 
 
 def trace_hex(trace: int | str) -> str:

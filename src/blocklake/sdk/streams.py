@@ -15,7 +15,6 @@ import functools
 import json
 import time
 import uuid
-from array import array
 from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
 
@@ -381,7 +380,7 @@ class ThreadSpanWriter(StreamWriter):
                 parents,
                 depths,
                 *(list(map(get, scope_ids)) for get in by_field),
-                trace_texts(traces),
+                *trace_columns(traces),
                 _sparse(begins.remotes, len(ids), 0),
                 _sparse(begins.attributes, len(ids), None),
             ]
@@ -396,20 +395,16 @@ class ThreadSpanWriter(StreamWriter):
         return sections
 
 
-def trace_texts(traces: list[int | str]) -> list[str]:
-    """Each trace as its W3C id (``recording.trace_hex``): root span ids formatted at once (their
-    big-endian bytes as one hex text, then cut), trace ids taken from contexts as they are."""
-    roots = [trace for trace in traces if type(trace) is int]
-    if not roots:
-        return traces  # type: ignore[return-value]
-    packed = array("Q", roots)
-    packed.byteswap()
-    digits = packed.tobytes().hex()
-    prefix = recording.TRACE_PREFIX
-    formatted = iter([prefix + digits[i : i + 16] for i in range(0, len(digits), 16)])
-    if len(roots) == len(traces):
-        return list(formatted)
-    return [trace if type(trace) is str else next(formatted) for trace in traces]
+def trace_columns(traces: list[int | str]) -> tuple[list, list]:
+    """``trace_id`` and ``trace_root`` columns: a trace id taken from a context as text, a trace
+    this process started as its root span's id (the reader makes its text: no formatting and no
+    string per span here)."""
+    if str not in set(map(type, traces)):
+        return [""] * len(traces), traces
+    return (
+        [trace if type(trace) is str else "" for trace in traces],
+        [trace if type(trace) is int else 0 for trace in traces],
+    )
 
 
 def _sparse(values: dict[int, object], length: int, default: object) -> list:
