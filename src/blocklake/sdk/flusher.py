@@ -152,6 +152,15 @@ class Flusher:
             for block in blocks:
                 self.uploader.put(block)
         self._keep_budget()
+        self._forget_ended_threads()
+
+    @staticmethod
+    def _forget_ended_threads() -> None:
+        """Threads that ended: their events drained this round are encoded, named."""
+        names = recording.thread_names
+        for thread_id, thread in list(names.items()):
+            if not thread.is_alive():
+                names.pop(thread_id, None)
 
     def _report_drops(self) -> None:
         dropped = self.counters.dropped_total

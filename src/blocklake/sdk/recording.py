@@ -94,7 +94,7 @@ class DropCounter:
 class Buffer(list):
     """One stream's pending events, with the count of those dropped because it was full."""
 
-    __slots__ = ("drops", "event_bytes", "owner", "stack", "stream", "trace")
+    __slots__ = ("drops", "event_bytes", "owner", "stack", "stream", "thread_id", "trace")
 
     def __init__(self, owner: threading.Thread | None = None) -> None:
         super().__init__()
@@ -103,6 +103,9 @@ class Buffer(list):
         """Estimated bytes one of its events takes in memory, measured by the flusher."""
         self.owner = owner
         """The thread whose spans this buffer holds (thread streams only)."""
+        self.thread_id = (owner.native_id or 0) if owner is not None else 0
+        """Its native id: what a log records (an int keeps the event tuple untracked by the
+        garbage collector; a Thread object would not), named through ``thread_names``."""
         self.stream: object = None
         """The flusher's state for the stream these events go to, set by the flusher."""
         self.stack: list[int] = []
@@ -119,8 +122,10 @@ class Buffer(list):
 
 
 logs = Buffer()
-"""(ticks, level, target, message, properties or None, thread, innermost thread span id or 0,
-its trace (``Buffer.trace``), the context: an ``AsyncSpan``, a ``TraceContext`` or None)"""
+"""(ticks, level, target, message, properties or None, the thread's native id, its innermost
+thread span id or 0, that span's trace (``Buffer.trace``), the context: an ``AsyncSpan``, a
+``TraceContext`` or None). Ints, strings and None only in the common case, so the garbage
+collector untracks the tuple."""
 measures = Buffer()
 """(ticks, name, unit, value, attributes: a dict, an ``Attributes`` or None)"""
 async_events = Buffer()
@@ -235,12 +240,13 @@ class _DroppedSubtree:
     ``append`` here and is counted instead.
     """
 
-    __slots__ = ("buffer", "depth", "owner", "stack")
+    __slots__ = ("buffer", "depth", "owner", "stack", "thread_id")
 
     def __init__(self, buffer: Buffer) -> None:
         self.buffer = buffer
         self.depth = 1
         self.owner = buffer.owner
+        self.thread_id = buffer.thread_id
         self.stack = buffer.stack  # the same list: the record path pushes and pops through it
 
     @property
@@ -308,6 +314,7 @@ def reset_after_fork() -> None:
         buffer.stream = None
     bad_values = DropCounter()
     thread_buffers.clear()
+    thread_names.clear()
     _local = threading.local()
     _thread_buffers_lock = threading.Lock()
     wake_flusher = threading.Event()
@@ -395,13 +402,20 @@ def trace_context(traceparent: str | None = None) -> _ContextScope:
     return _ContextScope(context or TraceContext(os.urandom(16).hex()))
 
 
+thread_names: dict[int, threading.Thread] = {}
+"""Threads by native id, for the flusher to name the threads logs record by id; it forgets
+those that ended once their events are encoded."""
+
+
 def _thread_state() -> Buffer:
     """This thread's buffer (its spans, and what its logs refer to)."""
     try:
         return _local.spans
     except AttributeError:
-        buffer = Buffer(threading.current_thread())
+        thread = threading.current_thread()
+        buffer = Buffer(thread)
         _local.spans = buffer
+        thread_names[buffer.thread_id] = thread
         with _thread_buffers_lock:
             thread_buffers.append(buffer)
         return buffer
@@ -456,10 +470,10 @@ def _append_log(level: int, message: str, target: str, properties: object) -> No
         state = _thread_state()
     stack = state.stack
     if stack:
-        event = (now(), level, target, message, properties, state.owner, stack[-1], state.trace,
+        event = (now(), level, target, message, properties, state.thread_id, stack[-1], state.trace,
                  _context.get())  # fmt: skip
     else:
-        event = (now(), level, target, message, properties, state.owner, 0, 0, _context.get())
+        event = (now(), level, target, message, properties, state.thread_id, 0, 0, _context.get())
     if len(logs) < _flush_at:
         logs.append(event)
     else:
@@ -498,10 +512,10 @@ def error(message: str, target: str = "", properties: dict | None = None) -> Non
             state = _thread_state()
         stack = state.stack
         if stack:
-            event = (now(), 2, target, message, properties, state.owner, stack[-1],
+            event = (now(), 2, target, message, properties, state.thread_id, stack[-1],
                      state.trace, _context.get())  # fmt: skip
         else:
-            event = (now(), 2, target, message, properties, state.owner, 0, 0, _context.get())
+            event = (now(), 2, target, message, properties, state.thread_id, 0, 0, _context.get())
         if len(logs) < _flush_at:
             logs.append(event)
         else:
@@ -516,10 +530,10 @@ def warn(message: str, target: str = "", properties: dict | None = None) -> None
             state = _thread_state()
         stack = state.stack
         if stack:
-            event = (now(), 3, target, message, properties, state.owner, stack[-1],
+            event = (now(), 3, target, message, properties, state.thread_id, stack[-1],
                      state.trace, _context.get())  # fmt: skip
         else:
-            event = (now(), 3, target, message, properties, state.owner, 0, 0, _context.get())
+            event = (now(), 3, target, message, properties, state.thread_id, 0, 0, _context.get())
         if len(logs) < _flush_at:
             logs.append(event)
         else:
@@ -534,10 +548,10 @@ def info(message: str, target: str = "", properties: dict | None = None) -> None
             state = _thread_state()
         stack = state.stack
         if stack:
-            event = (now(), 4, target, message, properties, state.owner, stack[-1],
+            event = (now(), 4, target, message, properties, state.thread_id, stack[-1],
                      state.trace, _context.get())  # fmt: skip
         else:
-            event = (now(), 4, target, message, properties, state.owner, 0, 0, _context.get())
+            event = (now(), 4, target, message, properties, state.thread_id, 0, 0, _context.get())
         if len(logs) < _flush_at:
             logs.append(event)
         else:
@@ -552,10 +566,10 @@ def debug(message: str, target: str = "", properties: dict | None = None) -> Non
             state = _thread_state()
         stack = state.stack
         if stack:
-            event = (now(), 5, target, message, properties, state.owner, stack[-1],
+            event = (now(), 5, target, message, properties, state.thread_id, stack[-1],
                      state.trace, _context.get())  # fmt: skip
         else:
-            event = (now(), 5, target, message, properties, state.owner, 0, 0, _context.get())
+            event = (now(), 5, target, message, properties, state.thread_id, 0, 0, _context.get())
         if len(logs) < _flush_at:
             logs.append(event)
         else:
@@ -570,10 +584,10 @@ def trace(message: str, target: str = "", properties: dict | None = None) -> Non
             state = _thread_state()
         stack = state.stack
         if stack:
-            event = (now(), 6, target, message, properties, state.owner, stack[-1],
+            event = (now(), 6, target, message, properties, state.thread_id, stack[-1],
                      state.trace, _context.get())  # fmt: skip
         else:
-            event = (now(), 6, target, message, properties, state.owner, 0, 0, _context.get())
+            event = (now(), 6, target, message, properties, state.thread_id, 0, 0, _context.get())
         if len(logs) < _flush_at:
             logs.append(event)
         else:
@@ -1045,9 +1059,9 @@ class EventRecorder:
             state = _thread_state()
         stack = state.stack
         if stack:
-            event = (now(), *values, state.owner, stack[-1], state.trace, _context.get())
+            event = (now(), *values, state.thread_id, stack[-1], state.trace, _context.get())
         else:
-            event = (now(), *values, state.owner, 0, 0, _context.get())
+            event = (now(), *values, state.thread_id, 0, 0, _context.get())
         buffer = self.buffer
         if len(buffer) < _flush_at:
             buffer.append(event)

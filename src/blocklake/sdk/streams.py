@@ -530,8 +530,8 @@ def correlation_columns(
     """thread id, thread name, span id, span kind and trace id columns of logs (or
     user-defined events) from what the record path kept. Without async spans or trace contexts
     (most logs), column by column at C speed; else per distinct combination (``_correlation``)."""
-    names = {thread: (getattr(thread, "native_id", None) or 0, getattr(thread, "name", ""))
-             for thread in set(threads)}  # fmt: skip
+    known = recording.thread_names
+    names = {thread: (thread or 0, _thread_name(known.get(thread))) for thread in set(threads)}
     if contexts.count(None) == len(contexts):
         traces = {t: trace_hex(t) if t else "" for t in set(thread_traces)}
         if len(names) == 1:
@@ -552,14 +552,18 @@ def correlation_columns(
     return list(zip(*map(resolved.__getitem__, keys), strict=True))
 
 
+def _thread_name(thread: object) -> str:
+    return getattr(thread, "name", "") if thread is not None else ""
+
+
 def _correlation(
-    thread: object, thread_span: int, thread_trace: int | str, context: object
+    thread: int | None, thread_span: int, thread_trace: int | str, context: object
 ) -> tuple[int, str, int, int, str]:
     """(thread id, thread name, span id, span kind, trace id) of a log: the innermost of the
     thread's open span and the context's async span (ids grow, so the later one), else the
     remote span of a trace context."""
-    thread_id = getattr(thread, "native_id", None) or 0
-    name = getattr(thread, "name", "")
+    thread_id = thread or 0
+    name = _thread_name(recording.thread_names.get(thread))
     if type(context) is AsyncSpan and context.span_id > thread_span:
         return thread_id, name, context.span_id, SPAN_KIND_ASYNC, trace_hex(context.trace)
     if thread_span:
