@@ -24,6 +24,7 @@ GLUE_TYPES = {
     "float64": "double",
     "timestamp": "timestamp",
     "map<string,string>": "map<string,string>",
+    "map<string,float64>": "map<string,double>",
     "list<string>": "array<string>",
 }
 

@@ -72,7 +72,7 @@ def process_document(**overrides: object) -> dict:
 
 
 def stream_document(process_id: str, *names: str, **overrides: object) -> dict:
-    types = event_types()
+    types = event_types(1)
     return {
         "stream_id": str(uuid.uuid4()),
         "process_id": process_id,
@@ -95,7 +95,7 @@ def log_block(
     strings = StringTable()
     ticks = list(range(first_tick, first_tick + len(messages)))
     section = encode_section(
-        event_types()["log_entry"],
+        event_types(1)["log_entry"],
         [ticks, [4] * len(messages), ["test"] * len(messages), messages, [None] * len(messages)],
         strings,
     )

@@ -17,7 +17,7 @@ from blocklake.format.encode import StringTable, encode_block, encode_section
 from blocklake.format.header import HEADER_SIZE
 from blocklake.format.schema import event_types
 
-KNOWN = event_types()
+KNOWN = event_types(1)
 MIB = 1024 * 1024
 SPAN_NAMES = ("thread_span_begin", "thread_span_end")
 

@@ -37,6 +37,10 @@ def charge_card(rng: random.Random, amount: float) -> bool:
     return rng.random() > 0.03
 
 
+ROUTES = ("/orders", "/orders/express")
+"""The demo's two routes: attributes of its spans and latency metric."""
+
+
 @sdk.instrument(name="handle_order")
 def handle_order(rng: random.Random, worker: int, order: int) -> None:
     started = time.perf_counter()
@@ -54,7 +58,9 @@ def handle_order(rng: random.Random, worker: int, order: int) -> None:
         _stdlib_log.warning("order %d abandoned after a declined card", order)
         return
     elapsed_ms = (time.perf_counter() - started) * 1000
-    sdk.metric("order_latency", elapsed_ms, "ms")
+    route = ROUTES[order % len(ROUTES)]
+    sdk.set_span_attributes({"route": route, "items": len(items)})
+    sdk.metric("order_latency", elapsed_ms, "ms", attributes={"route": route})
     sdk.metric("order_amount", amount, "usd")
     if elapsed_ms > 5:
         sdk.warn(f"slow order {order}: {elapsed_ms:.1f} ms", target="demo.orders")

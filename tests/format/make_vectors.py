@@ -51,7 +51,7 @@ def _logs() -> dict[str, list[dict]]:
         (2_200, 4, "", "", {}),
         (2_300, 4, "app", "ready", {"version": "1.2.3"}),
     ]
-    names = [f.name for f in event_types()["log_entry"].fields]
+    names = [f.name for f in event_types(1)["log_entry"].fields]
     return {"log_entry": [dict(zip(names, entry, strict=True)) for entry in entries]}
 
 
@@ -65,43 +65,16 @@ def _measures() -> dict[str, list[dict]]:
         (60, "temperature", "°C", -12.75),
         (70, "blocklake.sdk.dropped_events", "events", 1e300),
     ]
-    names = [f.name for f in event_types()["measure"].fields]
+    names = [f.name for f in event_types(1)["measure"].fields]
     return {"measure": [dict(zip(names, sample, strict=True)) for sample in samples]}
 
 
 def _thread_spans() -> tuple[dict[str, list[dict]], int]:
-    """The second block of a thread stream: ``main`` opened in the first block and still open is
-    replayed ahead of this block's own begins; ``main`` ends here, so its row comes from here."""
-    from blocklake.sdk.recording import SpanScope
-    from blocklake.sdk.streams import thread_writer
-
-    main = SpanScope("main", "app", "app/main.py", 10)
-    load = SpanScope("load", "app.io", "app/io.py", 42)
-    parse = SpanScope("parse", "app.io", "app/io.py", 77)
-    writer = thread_writer({"thread_name": "MainThread"})
-    # first block: main { load { parse } } ... main still open
-    first = [
-        (main.id, 100),
-        (load.id, 110),
-        (parse.id, 120),
-        (parse.end_id, 130),
-        (load.end_id, 140),
-    ]
-    writer.sections(first, StringTable())
-    # second block: load { parse } again, then main ends
-    second = [
-        (load.id, 200),
-        (parse.id, 210),
-        (parse.end_id, 220),
-        (parse.id, 230),
-        (parse.end_id, 240),
-        (load.end_id, 250),
-        (main.end_id, 300),
-    ]
-    strings = StringTable()
-    sections = writer.sections(second, strings)
-    assert len(sections) == 2
-    begin_type = event_types()["thread_span_begin"]
+    """The second block of a thread stream (transit revision 1): ``main`` opened in the first
+    block and still open is replayed ahead of this block's own begins; ``main`` ends here, so
+    its row comes from here."""
+    second_block_events = 7  # begins and ends of the block's own spans, as the SDK records them
+    begin_type = event_types(1)["thread_span_begin"]
     begins = [
         dict(zip([f.name for f in begin_type.fields], row, strict=True))
         for row in [
@@ -117,7 +90,98 @@ def _thread_spans() -> tuple[dict[str, list[dict]], int]:
         {"ticks": 250, "span_id": 4},
         {"ticks": 300, "span_id": 1},
     ]
-    return {"thread_span_begin": begins, "thread_span_end": ends}, len(second)
+    return {"thread_span_begin": begins, "thread_span_end": ends}, second_block_events
+
+
+TRACE = "0af7651916cd43dd8448eb211c80319c"
+"""The W3C Trace Context specification's example trace id."""
+
+
+def _logs_v2() -> dict[str, list[dict]]:
+    """Revision 2 log entries: thread, innermost span (none, thread, async, remote) and trace."""
+    entries = [
+        (1_000, 4, "app", "ready", {}, 4242, "MainThread", 0, 0, ""),
+        (1_100, 2, "app.http", "failed", {"order": "7"}, 4243, "worker-1", 12, 1, TRACE),
+        (1_200, 3, "app.http", "slow", {}, 4243, "worker-1", 13, 2, TRACE),
+        (1_300, 4, "app.http", "from upstream", {}, 4244, "", 2**64 - 1, 3, TRACE),
+    ]
+    names = [f.name for f in event_types(2)["log_entry"].fields]
+    return {"log_entry": [dict(zip(names, entry, strict=True)) for entry in entries]}
+
+
+def _spans_v2() -> dict[str, list[dict]]:
+    """Revision 2 thread spans: trace ids, a remote parent, attributes, a span that failed."""
+    begin, end = (
+        [f.name for f in event_types(2)[name].fields]
+        for name in ("thread_span_begin", "thread_span_end")
+    )
+    begins = [
+        (100, 11, 0, 0, "handle_request", "app", "app/http.py", 20, TRACE, 0, 2**63 + 5,
+         '{"route":"/cart","status_code":500,"cached":false,"ratio":0.25}'),
+        (110, 12, 11, 1, "load_cart", "app.db", "app/db.py", 7, TRACE, 0, 0, ""),
+        (120, 13, 11, 1, "render", "app", "app/http.py", 40, TRACE, 0, 0, '{"route":"/cart"}'),
+        (140, 14, 0, 0, "cleanup", "app.jobs", "app/jobs.py", 3, "", 14, 0, ""),  # a local root
+        (142, 15, 14, 1, "vacuum", "app.jobs", "app/jobs.py", 9, "", 14, 0, ""),
+    ]  # fmt: skip
+    ends = [
+        (115, 12, 1, "app.db.Timeout", "no answer in 5 s"),
+        (125, 13, 0, "", ""),
+        (130, 11, 1, "ValueError", "bad cart"),
+        (145, 15, 0, "", ""),
+        (150, 14, 0, "", ""),
+    ]
+    return {
+        "thread_span_begin": [dict(zip(begin, row, strict=True)) for row in begins],
+        "thread_span_end": [dict(zip(end, row, strict=True)) for row in ends],
+    }
+
+
+EVOLVED_TYPES = [
+    EventType(
+        2,
+        "measure",
+        (*event_types(2)["measure"].fields, Field("sample_rate", "f64"), Field("host", "str")),
+    ),
+    EventType(900, "future_event", (Field("ticks", "i64"), Field("payload", "str"))),
+    EventType(
+        1001,
+        "checkout",
+        (
+            Field("ticks", "i64"),
+            Field("order_id", "i64"),
+            Field("amount", "f64"),
+            Field("currency", "str"),
+            Field("ok", "bool"),
+            Field("thread_id", "u64"),
+            Field("thread_name", "str"),
+            Field("span_id", "u64"),
+            Field("span_kind", "u8"),
+            Field("trace_id", "str"),
+        ),
+    ),
+]
+"""A newer writer's stream: measures with two fields this revision does not know, a built-in
+type it does not know (id 900), and a user-defined type."""
+
+
+def _evolved() -> dict[str, list[dict]]:
+    return {
+        "measure": [
+            {"ticks": 10, "name": "requests", "unit": "count", "value": 1.0,
+             "attributes": '{"route":"/cart"}', "sample_rate": 0.5, "host": "web-1"},
+            {"ticks": 20, "name": "requests", "unit": "count", "value": 2.0,
+             "attributes": '{"route":"/cart"}', "sample_rate": 0.5, "host": "web-2"},
+        ],
+        "future_event": [{"ticks": 15, "payload": "not for this reader"}],
+        "checkout": [
+            {"ticks": 30, "order_id": 7, "amount": 9.5, "currency": "EUR", "ok": True,
+             "thread_id": 4242, "thread_name": "MainThread", "span_id": 11, "span_kind": 1,
+             "trace_id": TRACE},
+            {"ticks": 40, "order_id": 8, "amount": 0.0, "currency": "", "ok": False,
+             "thread_id": 4242, "thread_name": "MainThread", "span_id": 0, "span_kind": 0,
+             "trace_id": ""},
+        ],
+    }  # fmt: skip
 
 
 def _uncompressed() -> dict[str, list[dict]]:
@@ -153,8 +217,9 @@ def _uncompressed() -> dict[str, list[dict]]:
     return {"request_done": rows, **_measures()}
 
 
-def layout_of(names: list[str]) -> list[EventType]:
-    known = {**event_types(), USER_TYPE.name: USER_TYPE}
+def layout_of(names: list[str], revision: int = 1) -> list[EventType]:
+    known = {**event_types(revision), USER_TYPE.name: USER_TYPE}
+    known.update({t.name: t for t in EVOLVED_TYPES} if revision > 2 else {})
     return [known[name] for name in names]
 
 
@@ -224,15 +289,18 @@ def header_document(data: bytes) -> dict:
 def vectors() -> dict[str, tuple[bytes, dict]]:
     """Each vector's name, bytes and JSON document."""
     spans, span_events = _thread_spans()
-    plans = [
-        ("logs", 1, _logs(), None, True),
-        ("measures", 2, _measures(), None, True),
-        ("thread_spans", 3, spans, span_events, True),
-        ("uncompressed", 4, _uncompressed(), None, False),
+    plans = [  # revision 3: a writer newer than this code (EVOLVED_TYPES)
+        ("logs", 1, _logs(), None, True, 1),
+        ("measures", 2, _measures(), None, True, 1),
+        ("thread_spans", 3, spans, span_events, True, 1),
+        ("uncompressed", 4, _uncompressed(), None, False, 1),
+        ("logs_v2", 5, _logs_v2(), None, True, 2),
+        ("spans_v2", 6, _spans_v2(), None, True, 2),
+        ("evolved", 7, _evolved(), None, True, 3),
     ]
     result = {}
-    for name, number, rows, object_count, compress in plans:
-        layout = layout_of(list(rows))
+    for name, number, rows, object_count, compress, revision in plans:
+        layout = layout_of(list(rows), revision)
         ticks = [record["ticks"] for records in rows.values() for record in records]
         own = [r["ticks"] for r in rows.get("thread_span_begin", [])[1:]] + [
             r["ticks"] for r in rows.get("thread_span_end", [])

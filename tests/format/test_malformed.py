@@ -18,7 +18,7 @@ from blocklake.format.encode import StringTable, encode_block, encode_section
 from blocklake.format.header import HEADER_SIZE, BlockHeader, FormatError
 from blocklake.format.schema import event_types
 
-KNOWN = event_types()
+KNOWN = event_types(1)
 LOG, MEASURE = KNOWN["log_entry"], KNOWN["measure"]
 LAYOUT = {t.id: t for t in KNOWN.values()}
 

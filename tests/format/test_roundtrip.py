@@ -47,19 +47,19 @@ def values_of(field_type: str) -> st.SearchStrategy:
             st.sampled_from([math.inf, -math.inf, math.nan, -0.0, 0.0, 5e-324]),
             st.floats(allow_nan=True, allow_infinity=True),
         )
-    if field_type == "str":
+    if field_type in ("str", "attrs"):  # attrs: a frozen set's text is encoded as it is
         return TEXT
+    if field_type == "bool":
+        return st.booleans()
     assert field_type == "map"
     return MAPS
 
 
-def span_values(name: str) -> st.SearchStrategy:
+def span_values(field: Field) -> st.SearchStrategy:
     """Span fields the lake's signed columns can hold (``SPAN_FIELD_LIMITS``)."""
-    if name in SPAN_FIELD_LIMITS:
-        return st.integers(0, SPAN_FIELD_LIMITS[name])
-    return values_of(
-        next(f.type for f in event_types()["thread_span_begin"].fields if f.name == name)
-    )
+    if field.name in SPAN_FIELD_LIMITS:
+        return st.integers(0, SPAN_FIELD_LIMITS[field.name])
+    return values_of(field.type)
 
 
 @st.composite
@@ -68,7 +68,7 @@ def sections_of(draw: st.DrawFn, event_type: EventType) -> tuple[EventType, list
     columns = [
         draw(
             st.lists(
-                span_values(f.name) if "span" in event_type.name else values_of(f.type),
+                span_values(f) if "span" in event_type.name else values_of(f.type),
                 min_size=rows,
                 max_size=rows,
                 unique=f.name == "span_id" and "span" in event_type.name,  # one row per span
@@ -79,7 +79,7 @@ def sections_of(draw: st.DrawFn, event_type: EventType) -> tuple[EventType, list
     return event_type, columns
 
 
-FIELD_TYPE_NAMES = sorted(["i64", "u64", "u32", "u8", "f64", "str", "map"])
+FIELD_TYPE_NAMES = sorted(["i64", "u64", "u32", "u8", "f64", "str", "map", "bool", "attrs"])
 
 
 @st.composite
@@ -179,7 +179,7 @@ def test_every_block_decodes_to_what_was_encoded(
 
 
 def _sample_block(compress: bool) -> tuple[bytes, dict[int, EventType]]:
-    known = event_types()
+    known = event_types(1)
     strings = StringTable()
     log, measure = known["log_entry"], known["measure"]
     sections = [
@@ -276,7 +276,7 @@ def test_string_columns_are_dictionary_arrays_over_the_string_table() -> None:
 def test_a_string_the_sdk_cannot_encode_as_utf8_does_not_spoil_the_block() -> None:
     """A lone surrogate (os.fsdecode of a non-UTF-8 file name, a bad C extension) must not make
     the encoder write a string table the decoder rejects: the block's other events would be lost."""
-    measure = event_types()["measure"]
+    measure = event_types(1)["measure"]
     strings = StringTable()
     section = encode_section(
         measure, [[1, 2], ["file:\udcff", "ok"], ["", ""], [1.0, 2.0]], strings

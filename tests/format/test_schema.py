@@ -48,7 +48,7 @@ def test_event_types_use_known_field_types_and_unique_ids_and_names() -> None:
     assert len(set(ids)) == len(ids)
     assert len(set(names)) == len(names)
     assert all(0 < i < 1000 for i in ids)  # 1000 and up belong to user-defined types
-    assert {"i64", "u64", "u32", "u8", "f64", "str", "map"} == FIELD_TYPES
+    assert {"i64", "u64", "u32", "u8", "f64", "str", "map", "bool", "attrs"} == FIELD_TYPES
     assert set(FIELD_WIDTHS) == FIELD_TYPES - {"map"}
     for doc in docs:
         field_names = [f["name"] for f in doc["fields"]]
@@ -70,7 +70,14 @@ def test_span_begin_and_end_types_agree() -> None:
     known = event_types()
     assert known["thread_span_begin"].fields == known["async_span_begin"].fields
     assert known["thread_span_end"].fields == known["async_span_end"].fields
-    assert [f.name for f in known["thread_span_end"].fields] == ["ticks", "span_id"]
+    assert [f.name for f in event_types(1)["thread_span_end"].fields] == ["ticks", "span_id"]
+    assert [f.name for f in known["thread_span_end"].fields] == [
+        "ticks",
+        "span_id",
+        "status",
+        "exception_type",
+        "exception_message",
+    ]
 
 
 GOOD = {"id": 1000, "name": "request", "fields": [{"name": "ticks", "type": "i64"}]}

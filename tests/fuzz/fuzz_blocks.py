@@ -34,7 +34,7 @@ with atheris.instrument_imports(include=["blocklake"]):
     from blocklake.stores.metadata import SqlMetadataStore
     from blocklake.stores.sql import SqliteExecutor
 
-LAYOUT = {t.id: t for t in event_types().values()}
+LAYOUT = {t.id: t for t in event_types(1).values()}
 STREAM_ID = uuid.UUID(int=0x5EED)
 
 

@@ -34,7 +34,7 @@ def log_block(stream: str, properties: list, *, compress: bool = True) -> bytes:
     n = len(properties)
     ticks = list(range(10, 10 + n))
     columns = [ticks, [4] * n, ["t"] * n, ["m"] * n, properties]
-    section = encode_section(event_types()["log_entry"], columns, strings)
+    section = encode_section(event_types(1)["log_entry"], columns, strings)
     return encode_block(
         stream_id=uuid.UUID(stream),
         sequence=0,
@@ -75,7 +75,7 @@ def test_distinct_keys_across_rows_are_accepted(ingest: Ingest) -> None:
 
 def span_block(stream: str, begins: list[tuple[int, int]], ends: list[tuple[int, int]]) -> bytes:
     """Thread span begins and ends, as (ticks, span id)."""
-    types = event_types()
+    types = event_types(1)
     strings = StringTable()
     k = len(begins)
     sections = []

@@ -20,7 +20,7 @@ START_NS = 1_779_998_400_000_000_000  # 2026-05-28T20:00:00Z; a nanosecond clock
 
 def block(stream: str, begin: int, end: int, logs: list[int], spans=()) -> bytes:
     """Log entries at ``logs``; ``spans``: (begin ticks, end ticks) thread spans."""
-    types = event_types()
+    types = event_types(1)
     strings = StringTable()
     n = len(logs)
     sections = []

@@ -82,7 +82,7 @@ def test_a_wrong_json_type_is_a_400_naming_the_field(ingest, document, name, kin
             stream = _with(stream, name, value)
             fields = STREAM_FIELDS
         else:
-            (event_type,) = layout_to_json([event_types()["log_entry"]])
+            (event_type,) = layout_to_json([event_types(1)["log_entry"]])
             if document == "event type":
                 event_type = _with(event_type, name, value)
                 fields = EVENT_TYPE_FIELDS

@@ -112,7 +112,7 @@ def test_fast_clocks_convert_every_table(settings, context, frequency: int, seco
     )
     first = seconds * frequency + frequency // 7
     ticks = [first, first + 1, first + frequency // 3 + 2]
-    types = event_types()
+    types = event_types(1)
     strings = StringTable()
     span = [ticks[:1], [1], [0], [0], ["s"], ["t"], ["f"], [1]]
     sections = [

@@ -186,11 +186,30 @@ def _layout(types: int, fields: int) -> list[dict]:
             [{"id": 1, "name": "log_entry", "fields": [{"name": "ticks", "type": "i64"}]}],
             ["log_entry", "built-in"],
         ),
-        ([{**layout_to_json([event_types()["measure"]])[0], "id": 1001}], ["measure", "built in"]),
-        ([{"id": 999, "name": "mine", "fields": [{"name": "a", "type": "u8"}]}], ["reserved"]),
+        ([{**layout_to_json([event_types(1)["measure"]])[0], "id": 1001}], ["measure", "built in"]),
+        (
+            [
+                {
+                    "id": 1,
+                    "name": "log_entry",
+                    "fields": [
+                        *layout_to_json([event_types(1)["log_entry"]])[0]["fields"],
+                        {"name": "span_id", "type": "str"},
+                    ],
+                }
+            ],
+            ["span_id", "'u64'", "'str'"],
+        ),
         ([{"id": 1000, "name": "bad name", "fields": [{"name": "a", "type": "u8"}]}], ["name"]),
     ],
-    ids=["10k types", "100k fields", "log_entry redefined", "measure renumbered", "id 999", "name"],
+    ids=[
+        "10k types",
+        "100k fields",
+        "log_entry redefined",
+        "measure renumbered",
+        "a known field retyped",
+        "name",
+    ],
 )
 def test_layouts_that_would_break_conversion(ingest: Ingest, layout, words) -> None:
     process = process_document()

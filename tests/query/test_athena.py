@@ -107,6 +107,39 @@ def test_the_engines_agree_on_typical_questions(lake: Lake, question: str) -> No
     assert answer.scanned_bytes > 0
 
 
+ATTRIBUTE_QUESTIONS = {
+    "p99 latency per route": (
+        "SELECT attributes['route'] AS route, quantile_cont(duration_ns, 0.99) AS p99, "
+        "max(attributes_num['items']) AS items FROM thread_spans WHERE name = 'handle_order' "
+        "AND attributes['route'] IS NOT NULL GROUP BY route ORDER BY route"
+    ),
+    "requests by route": (
+        "SELECT attributes['route'] AS route, count(*) AS requests FROM measures "
+        "WHERE name = 'order_latency' GROUP BY route ORDER BY route"
+    ),
+    "errors and warnings": (
+        "SELECT level, level_number, count(*) AS n, count(thread_id) AS threads FROM log_entries "
+        "WHERE level_number >= 13 GROUP BY level, level_number ORDER BY level"
+    ),
+}
+
+
+@pytest.mark.parametrize("question", sorted(ATTRIBUTE_QUESTIONS))
+def test_attribute_and_correlation_columns_read_alike_on_both_engines(
+    lake: Lake, question: str
+) -> None:
+    """The columns of issue 12 (typed attribute maps, level numbers, threads) transpile: one
+    simple SQL each, the same rows on DuckDB and Athena."""
+    request = lake.request(ATTRIBUTE_QUESTIONS[question])
+    on_duckdb = _rows(lake.duckdb.run(request).table)
+    engine, fake = lake.athena()
+    assert len(on_duckdb) >= 2
+    assert _rows(engine.run(request).table) == on_duckdb
+    (started,) = fake.called("start_query_execution")
+    if "attributes" in request.sql:
+        assert "ELEMENT_AT(" in started["QueryString"].upper()
+
+
 def test_athena_sql_pins_the_tenant_and_dates_and_uses_athena_functions(lake: Lake) -> None:
     sql = athena_sql(lake.request(QUESTIONS["p99 of a metric per minute per attribute"]), "db")
     assert sql.startswith('WITH measures AS (SELECT "process_id"') or "WITH" in sql

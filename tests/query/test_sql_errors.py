@@ -38,7 +38,7 @@ def test_syntax_errors_show_where_without_escape_codes(lake: QueryLake) -> None:
 
 def test_binder_errors_keep_duckdb_s_candidates_and_position(lake: QueryLake) -> None:
     message = _error(lake, "SELECT lvl FROM log_entries")
-    assert 'Candidate bindings: "level"' in message
+    assert 'Candidate bindings: "level_number", "level"' in message
     assert message.endswith("LINE 1: SELECT lvl FROM log_entries\n               ^")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import threading
 
 import pytest
@@ -48,6 +49,34 @@ def pair(blocks: list[bytes], layout: dict) -> list[dict]:
     return spans
 
 
+@pytest.fixture(autouse=True)
+def span_ids_from_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The record path's span ids start at a random number; from 1 here, to read the rows."""
+    monkeypatch.setattr(recording, "_next_span_id", itertools.count(1).__next__)
+
+
+class Recorder:
+    """(scope id, ticks) pairs as the record path appends them: a begin with its span id (from
+    1; a root with the context it began in, none here), an end as it is."""
+
+    def __init__(self) -> None:
+        self.next_id = itertools.count(1).__next__
+        self.stack: list[int] = []
+
+    def __call__(self, pairs: list[tuple[int, int]]) -> list[tuple]:
+        events: list[tuple] = []
+        for scope_id, ticks in pairs:
+            if scope_id > 0:
+                span_id = self.next_id()
+                events.append((scope_id, ticks, span_id, *(() if self.stack else (None,))))
+                self.stack.append(span_id)
+            else:
+                if self.stack:
+                    self.stack.pop()
+                events.append((scope_id, ticks))
+        return events
+
+
 def scopes(*names: str) -> list[SpanScope]:
     return [SpanScope(name, "tests", "test_spans.py", number) for number, name in enumerate(names)]
 
@@ -59,7 +88,7 @@ def test_nested_thread_spans_get_ids_parents_and_depths() -> None:
         (a.id, 1), (b.id, 2), (c.id, 3), (c.end_id, 4), (b.end_id, 5),
         (b.id, 6), (b.end_id, 7), (a.end_id, 8), (a.id, 9), (a.end_id, 10),
     ]  # fmt: skip
-    block = writer.encode(events)
+    block = writer.encode(Recorder()(events))
     spans = pair([block.data], THREAD_LAYOUT)
     got = sorted((s["span_id"], s["parent_span_id"], s["depth"], s["name"]) for s in spans)
     assert got == [(1, 0, 0, "a"), (2, 1, 1, "b"), (3, 2, 2, "c"), (4, 1, 1, "b"), (5, 0, 0, "a")]
@@ -74,9 +103,10 @@ def test_nested_thread_spans_get_ids_parents_and_depths() -> None:
 def test_spans_open_across_blocks_are_replayed_and_emitted_once() -> None:
     a, b, c, d = scopes("a", "b", "c", "d")
     writer = thread_writer({})
-    first = writer.encode([(a.id, 1), (b.id, 2), (b.end_id, 3), (c.id, 4)])
-    second = writer.encode([(d.id, 5), (d.end_id, 6), (c.end_id, 7)])
-    third = writer.encode([(a.end_id, 8)])
+    record = Recorder()
+    first = writer.encode(record([(a.id, 1), (b.id, 2), (b.end_id, 3), (c.id, 4)]))
+    second = writer.encode(record([(d.id, 5), (d.end_id, 6), (c.end_id, 7)]))
+    third = writer.encode(record([(a.end_id, 8)]))
 
     begins, _ends, header = decode(second.data, THREAD_LAYOUT)
     # the second block replays a and c (still open) ahead of its own begin d
@@ -97,7 +127,8 @@ def test_spans_open_across_blocks_are_replayed_and_emitted_once() -> None:
 def test_span_ids_stay_unique_in_a_stream_across_blocks() -> None:
     (a,) = scopes("a")
     writer = thread_writer({})
-    blocks = [writer.encode([(a.id, 2 * i), (a.end_id, 2 * i + 1)]).data for i in range(5)]
+    record = Recorder()
+    blocks = [writer.encode(record([(a.id, 2 * i), (a.end_id, 2 * i + 1)])).data for i in range(5)]
     assert [s["span_id"] for s in pair(blocks, THREAD_LAYOUT)] == [1, 2, 3, 4, 5]
 
 
@@ -105,7 +136,7 @@ def test_writer_ignores_orphan_ends_and_closes_spans_whose_end_was_lost() -> Non
     a, b, c = scopes("a", "b", "c")
     writer = thread_writer({})
     # c's begin was dropped (buffer full): its end is an orphan; b's end was lost: closes with a
-    block = writer.encode([(a.id, 1), (b.id, 2), (c.end_id, 3), (a.end_id, 4)])
+    block = writer.encode(Recorder()([(a.id, 1), (b.id, 2), (c.end_id, 3), (a.end_id, 4)]))
     spans = pair([block.data], THREAD_LAYOUT)
     got = sorted((s["name"], s["parent_span_id"], s["depth"], s["end"]) for s in spans)
     assert got == [("a", 0, 0, 4), ("b", 1, 1, 4)]

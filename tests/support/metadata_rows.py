@@ -27,7 +27,7 @@ def a_process(process_id: str = "p1", **changes: object) -> ProcessInfo:
 
 
 def a_stream(stream_id: str = "s1", process_id: str = "p1", **changes: object) -> StreamInfo:
-    log_entry = next(iter(event_types().values()))
+    log_entry = next(iter(event_types(1).values()))
     stream = StreamInfo(
         stream_id=stream_id,
         process_id=process_id,

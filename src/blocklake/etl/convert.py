@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -25,6 +26,7 @@ from blocklake.etl import rows
 from blocklake.etl.unmatched import unmatched_spans
 from blocklake.format.arrow import decode_block
 from blocklake.format.header import BlockHeader
+from blocklake.format.schema import FIRST_USER_TYPE_ID
 from blocklake.format.tables import arrow_schema
 from blocklake.stores.blobs import BlobStore
 from blocklake.stores.layout import RawKey, parse_raw_key, table_key
@@ -158,7 +160,8 @@ class BlockConverter:
         stream: StreamInfo,
         block_id: str,
         header: BlockHeader,
-    ):
+    ) -> Iterator[tuple[str, pa.Table]]:
+        """(table name, rows) of each lake table the block's events go to."""
         ids = (process, stream.stream_id, block_id)
         if "log_entry" in sections:
             yield "log_entries", rows.log_entries(sections["log_entry"], *ids)
@@ -176,6 +179,15 @@ class BlockConverter:
         unpaired = unmatched_spans(sections, *ids, header.sequence, block_ticks)
         if unpaired is not None:
             yield "unmatched_spans", unpaired
+        # User-defined types, each to a table of its own; built-in types this code does not
+        # know (a newer SDK's) stay in the raw block only.
+        for event_type in stream.layout.values():
+            if event_type.id >= FIRST_USER_TYPE_ID and event_type.name in sections:
+                section = sections[event_type.name]
+                yield (
+                    rows.user_table_name(event_type),
+                    rows.user_events(section, event_type, *ids),
+                )
 
     def _export_metadata(
         self, tenant: str, process: ProcessInfo, stream: StreamInfo, header: BlockHeader

@@ -12,10 +12,11 @@ import struct
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from blocklake.format.check import DEFAULT_BUDGET, BlockSummary, Budget, check_block
 from blocklake.format.header import BlockHeader, FormatError
-from blocklake.format.schema import FIELD_WIDTHS, Layout
+from blocklake.format.schema import FIELD_WIDTHS, REFERENCE_TYPES, Layout
 
 ARROW_TYPES = {
     "i64": pa.int64(),
@@ -23,7 +24,9 @@ ARROW_TYPES = {
     "f64": pa.float64(),
     "u32": pa.uint32(),
     "u8": pa.uint8(),
+    "bool": pa.uint8(),
     "str": pa.uint32(),
+    "attrs": pa.uint32(),
 }
 
 
@@ -31,7 +34,8 @@ ARROW_TYPES = {
 class DecodedBlock:
     header: BlockHeader
     sections: dict[str, pa.Table]
-    """Events of each type present in the block, by event type name, in recording order."""
+    """Events of each type present in the block, by event type name, in recording order; a
+    ``str`` or ``attrs`` column is a dictionary array over the block's string table."""
     summary: BlockSummary
 
 
@@ -127,7 +131,11 @@ def decode_payload(payload: bytes, layout: Layout) -> dict[str, pa.Table]:
                 continue
             data = reader.take(rows * FIELD_WIDTHS[field.type], what)
             array = pa.Array.from_buffers(ARROW_TYPES[field.type], rows, [None, data])
-            columns.append(_dictionary(array, strings, what) if field.type == "str" else array)
+            if field.type in REFERENCE_TYPES:
+                array = _dictionary(array, strings, what)
+            elif field.type == "bool":
+                array = pc.not_equal(array, 0)
+            columns.append(array)
         sections[event_type.name] = pa.Table.from_arrays(
             columns, names=[field.name for field in event_type.fields]
         )

@@ -22,12 +22,21 @@ from dataclasses import dataclass
 import lz4.block
 
 from blocklake.format.header import COMPRESSION_LZ4, BlockHeader, FormatError, parse_header
-from blocklake.format.schema import FIELD_WIDTHS, Layout
+from blocklake.format.schema import FIELD_WIDTHS, REFERENCE_TYPES, Layout
 
 if sys.byteorder != "little":  # pragma: no cover - every platform we ship to is little-endian
     raise ImportError("blocklake's block checks assume a little-endian machine")
 
-_ARRAY_CODES = {"i64": "q", "u64": "Q", "f64": "d", "u32": "I", "u8": "B", "str": "I"}
+_ARRAY_CODES = {
+    "i64": "q",
+    "u64": "Q",
+    "f64": "d",
+    "u32": "I",
+    "u8": "B",
+    "bool": "B",
+    "str": "I",
+    "attrs": "I",
+}
 SPAN_TYPES = {
     "thread_span_begin": "thread_span_end",
     "async_span_begin": "async_span_end",
@@ -278,7 +287,9 @@ def check_payload(
                 continue
             values = walker.array(_ARRAY_CODES[field.type], count, what)
             expanded += FIELD_WIDTHS[field.type] * count
-            if field.type == "str":
+            if field.type == "bool" and values and max(values) > 1:
+                raise FormatError(f"{what} holds {max(values)}: a bool is 0 or 1")
+            if field.type in REFERENCE_TYPES:
                 expanded += _refs_bytes(values, lengths, what, longest=quick, in_range=complete)
             elif complete and field.name == "ticks" and field.type == "i64" and values:
                 low = min(values) if low is None else min(low, min(values))

@@ -6,6 +6,7 @@ constructor can do it, and needs nothing but the standard library and lz4.
 
 from __future__ import annotations
 
+import json
 import struct
 import sys
 import uuid
@@ -26,7 +27,7 @@ from blocklake.format.schema import EventType
 if sys.byteorder != "little":  # pragma: no cover - every platform we ship to is little-endian
     raise ImportError("blocklake's encoder assumes a little-endian machine")
 
-_ARRAY_CODES = {"i64": "q", "u64": "Q", "f64": "d", "u32": "I", "u8": "B"}
+_ARRAY_CODES = {"i64": "q", "u64": "Q", "f64": "d", "u32": "I", "u8": "B", "bool": "B"}
 
 
 def _pad8(size: int) -> bytes:
@@ -86,6 +87,51 @@ def _map_column(values: Sequence[Mapping[str, object] | None], strings: StringTa
     return b"".join(parts)
 
 
+ATTRIBUTE_TYPES = (str, bool, int, float)
+"""Types an attribute value may have; anything else is recorded as its ``str``."""
+
+
+class Attributes(str):
+    """A set of attributes frozen once, as its wire text (a JSON object): recording it costs a
+    reference, and encoding it nothing. ``Attributes.of({"route": "/cart", "ok": True})``."""
+
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, values: Mapping[str, object] | None) -> Attributes:
+        if not values:
+            return EMPTY_ATTRIBUTES
+        typed = {
+            str(key): value if type(value) in ATTRIBUTE_TYPES else str(value)
+            for key, value in values.items()
+        }
+        return cls(json.dumps(typed, separators=(",", ":"), ensure_ascii=False))
+
+
+EMPTY_ATTRIBUTES = Attributes("")
+"""No attributes: the empty string (readers give an empty map)."""
+
+
+def attributes_texts(values: list | tuple) -> list[str]:
+    """Each event's attributes as wire text: a frozen ``Attributes`` as is, a dict as its JSON
+    (made once per distinct dict object in the block), None as empty."""
+    if values.count(None) == len(values):  # no event has attributes: C speed
+        return [""] * len(values)
+    made: dict[int, str] = {}
+    texts = []
+    for value in values:
+        if value is None:
+            texts.append("")
+        elif isinstance(value, str):
+            texts.append(value)
+        else:
+            text = made.get(id(value))
+            if text is None:
+                text = made[id(value)] = Attributes.of(value)
+            texts.append(text)
+    return texts
+
+
 def encode_section(
     event_type: EventType, columns: Sequence[Sequence], strings: StringTable
 ) -> bytes:
@@ -102,9 +148,12 @@ def encode_section(
         if field.type == "map":
             parts.append(_map_column(values, strings))
             continue
-        column = (
-            strings.refs(values) if field.type == "str" else array(_ARRAY_CODES[field.type], values)
-        )
+        if field.type == "str":
+            column = strings.refs(values)
+        elif field.type == "attrs":
+            column = strings.refs(attributes_texts(values))
+        else:
+            column = array(_ARRAY_CODES[field.type], values)
         raw = column.tobytes()
         parts.append(raw)
         parts.append(_pad8(len(raw)))

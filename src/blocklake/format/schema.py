@@ -13,8 +13,11 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-FIELD_WIDTHS = {"i64": 8, "u64": 8, "f64": 8, "u32": 4, "u8": 1, "str": 4}
-"""Bytes per row of each fixed-width field type; ``map`` is variable and handled apart."""
+FIELD_WIDTHS = {"i64": 8, "u64": 8, "f64": 8, "u32": 4, "u8": 1, "bool": 1, "str": 4, "attrs": 4}
+"""Bytes per row of each fixed-width field type; ``map`` is variable and handled apart.
+``attrs`` is a string reference (to a JSON object of typed attributes), ``bool`` a byte 0/1."""
+REFERENCE_TYPES = frozenset({"str", "attrs"})
+"""Field types whose values are references into the block's string table."""
 
 FIELD_TYPES = frozenset({*FIELD_WIDTHS, "map"})
 
@@ -26,6 +29,10 @@ FIRST_USER_TYPE_ID = 1000
 """Ids below this belong to the built-in event types (``events.toml``) and mean exactly them."""
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 """Event type and field names: they become table and column names."""
+
+
+CURRENT_REVISION = 2
+"""The revision of the built-in event types this code writes (``since`` in events.toml)."""
 
 
 class SchemaError(ValueError):
@@ -108,8 +115,10 @@ Layout = dict[int, EventType]
 
 def layout_from_json(doc: object) -> Layout:
     """Validates a stream's layout in time linear in its size: at most ``MAX_EVENT_TYPES``
-    types of at most ``MAX_FIELDS`` fields; ids below ``FIRST_USER_TYPE_ID`` and the names of
-    the built-in types mean the built-in types exactly, so a layout cannot redefine them.
+    types of at most ``MAX_FIELDS`` fields. A built-in type (its id or its name) has its
+    revision-1 fields first, exactly, then any later fields: those events.toml knows with their
+    type, others (a newer SDK's) of any wire type, kept in the raw block. Other ids below
+    ``FIRST_USER_TYPE_ID`` are built-in types of a newer version (decoded, not converted).
     Raises ``SchemaError`` naming the offending part."""
     if not isinstance(doc, list) or not doc:
         raise SchemaError("layout must be a non-empty list of event types")
@@ -126,24 +135,39 @@ def layout_from_json(doc: object) -> Layout:
         if event_type.name in names:
             raise SchemaError(f"layout has event type name {event_type.name!r} twice")
         expected = built_in.get(event_type.id)
-        if event_type.id < FIRST_USER_TYPE_ID and expected is None:
-            raise SchemaError(
-                f"event type id {event_type.id} is reserved for built-in types: user-defined "
-                f"types take ids from {FIRST_USER_TYPE_ID} on"
-            )
         if event_type.name in built_in_ids and event_type.id != built_in_ids[event_type.name]:
             raise SchemaError(
                 f"event type name {event_type.name!r} is built in with id "
                 f"{built_in_ids[event_type.name]}, not {event_type.id}"
             )
-        if expected is not None and event_type != expected:
-            raise SchemaError(
-                f"event type {event_type.id} is the built-in {expected.name!r}: its name and "
-                "fields must be exactly those of events.toml"
-            )
+        if expected is not None:
+            _check_built_in(event_type, expected)
         names.add(event_type.name)
         layout[event_type.id] = event_type
     return layout
+
+
+def _check_built_in(event_type: EventType, expected: EventType) -> None:
+    """``event_type`` is a revision of the built-in ``expected``: its revision-1 fields, then
+    later ones, each field events.toml knows with its type there."""
+    if event_type.name != expected.name:
+        raise SchemaError(
+            f"event type {event_type.id} is the built-in {expected.name!r}: its name must be "
+            f"{expected.name!r}, not {event_type.name[:140]!r}"
+        )
+    first = revision_fields(expected, 1)
+    if event_type.fields[: len(first)] != first:
+        raise SchemaError(
+            f"event type {event_type.id} is the built-in {expected.name!r}: its first fields "
+            f"must be exactly the name and type of {[f.name for f in first]} of events.toml"
+        )
+    known = {field.name: field.type for field in expected.fields}
+    for field in event_type.fields[len(first) :]:
+        if known.get(field.name, field.type) != field.type:
+            raise SchemaError(
+                f"event type {expected.name!r}: field {field.name!r} is built in with type "
+                f"{known[field.name]!r}, not {field.type!r}"
+            )
 
 
 @functools.lru_cache(maxsize=1024)
@@ -170,14 +194,24 @@ def _events_doc() -> dict:
 
 
 @functools.cache
-def event_types() -> dict[str, EventType]:
-    """The built-in event types, by name."""
+def event_types(revision: int = CURRENT_REVISION) -> dict[str, EventType]:
+    """The built-in event types, by name, with the fields of ``revision`` (1: the original
+    ones, what v1 SDKs send; the default: every field this code knows)."""
     return {
         doc["name"]: EventType(
-            doc["id"], doc["name"], tuple(Field(f["name"], f["type"]) for f in doc["fields"])
+            doc["id"],
+            doc["name"],
+            tuple(
+                Field(f["name"], f["type"]) for f in doc["fields"] if f.get("since", 1) <= revision
+            ),
         )
         for doc in _events_doc()["event"]
     }
+
+
+def revision_fields(event_type: EventType, revision: int) -> tuple[Field, ...]:
+    """The fields the built-in ``event_type`` had in ``revision``."""
+    return event_types(revision)[event_type.name].fields
 
 
 @functools.cache
@@ -189,6 +223,12 @@ def _built_in_by_id() -> dict[int, EventType]:
 def log_levels() -> dict[int, str]:
     """Wire code of each log level to its name, most severe first."""
     return {int(code): name for code, name in _events_doc()["log_levels"].items()}
+
+
+@functools.cache
+def severity_numbers() -> dict[str, int]:
+    """OpenTelemetry SeverityNumber of each log level name."""
+    return dict(_events_doc()["log_severity_numbers"])
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ ARROW_COLUMN_TYPES = {
     # durations keep their nanoseconds in duration_ns.
     "timestamp": pa.timestamp("us", tz="UTC"),
     "map<string,string>": pa.map_(pa.string(), pa.string()),
+    "map<string,float64>": pa.map_(pa.string(), pa.float64()),
     "list<string>": pa.list_(pa.string()),
 }
 

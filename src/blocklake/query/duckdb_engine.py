@@ -37,12 +37,18 @@ import duckdb
 
 from blocklake.config import QueryLimits, Settings
 from blocklake.errors import ClientError
-from blocklake.format.schema import tables
 from blocklake.query.duckdb_sandbox import PlannedView, QueryPlan, error_for, run_isolated
 from blocklake.query.duckdb_sql import check_query, tables_named
 from blocklake.query.engine import QueryRequest, QueryResult
 from blocklake.query.plan import Scan, TableScan, check_scan
-from blocklake.query.views import derived_views, view_names, views, views_read
+from blocklake.query.views import (
+    USER_TABLE_PREFIX,
+    View,
+    derived_views,
+    user_view,
+    views,
+    views_read,
+)
 from blocklake.stores.blobs import BlobStore
 from blocklake.stores.layout import partition_hour, table_prefix
 from blocklake.stores.table_files import live_files
@@ -95,9 +101,24 @@ class DuckDbEngine:
             duckdb_s3.DUCKDB_CONFIG,
         )
 
-    def _keys(self, table: str, request: QueryRequest) -> list[str]:
+    def _views(self, tenant: str) -> dict[str, View]:
+        """The views the tenant's SQL may name: the lake's tables, and the table of each
+        user-defined event type the tenant has files of (found by listing; a catalog can
+        answer this instead)."""
+        found = dict(views())
+        for folder in self.blobs.list_folders("tables/"):
+            name = folder.removeprefix("tables/").rstrip("/")
+            if (
+                name.startswith(USER_TABLE_PREFIX)
+                and name not in found
+                and f"{folder}tenant={tenant}/" in self.blobs.list_folders(folder)
+            ):
+                found[name] = user_view(name)
+        return found
+
+    def _keys(self, table: str, request: QueryRequest, view: View) -> list[str]:
         keys = list(self.blobs.list(table_prefix(table, request.tenant)))
-        if views()[table].time_filter:
+        if view.time_filter:
             # Partition H holds rows of [H, H + 1 h + slack): keep those that overlap the range.
             after = (
                 datetime.fromtimestamp(request.begin_ns / 1e9, UTC)
@@ -150,10 +171,13 @@ class DuckDbEngine:
     def scan(self, request: QueryRequest) -> Scan:
         """What ``request`` would read (the views it names, in its range), without running it:
         the dry run's figures, and the count any engine checks before running."""
-        check_query(request.sql, view_names())
-        named = views_read(tables_named(request.sql))
+        available = self._views(request.tenant)
+        check_query(request.sql, frozenset(available) | frozenset(derived_views()))
+        named = views_read(tables_named(request.sql), available)
         try:
-            return self._measure(request.tenant, {t: self._keys(t, request) for t in named})
+            return self._measure(
+                request.tenant, {t: self._keys(t, request, available[t]) for t in named}
+            )
         except ClientError as error:
             raise self._scrubbed(error, "") from None
 
@@ -162,11 +186,12 @@ class DuckDbEngine:
     ) -> QueryResult:
         """The answer to ``request``; ``admit``, when given, sees what the query would read
         before it runs and may refuse it (a daily budget) by raising ``ClientError``."""
-        check_query(request.sql, view_names())
-        named = views_read(tables_named(request.sql))
+        available = self._views(request.tenant)
+        check_query(request.sql, frozenset(available) | frozenset(derived_views()))
+        named = views_read(tables_named(request.sql), available)
         temp_dir = tempfile.mkdtemp(prefix="blocklake-query-")
         try:
-            keys = {table: self._keys(table, request) for table in tables()}
+            keys = {table: self._keys(table, request, view) for table, view in available.items()}
             scan = self._measure(request.tenant, {t: keys[t] for t in named})
             check_scan(scan, self.limits)
             if admit is not None:
@@ -177,7 +202,7 @@ class DuckDbEngine:
                 limits=self.limits,
                 temp_dir=temp_dir,
                 views=[
-                    *(self._view(table, keys[table], request) for table in tables()),
+                    *(self._view(view, keys[view.name], request) for view in available.values()),
                     *(PlannedView(d.name, [], d.sql) for d in derived_views().values()),
                 ],
                 setup=self.connection_setup(request.tenant),
@@ -189,9 +214,9 @@ class DuckDbEngine:
         finally:
             shutil.rmtree(temp_dir, ignore_errors=True)
 
-    def _view(self, table: str, keys: list[str], request: QueryRequest) -> PlannedView:
+    def _view(self, view: View, keys: list[str], request: QueryRequest) -> PlannedView:
+        table = view.name
         files = [self.blobs.url(key) for key in keys]
-        view = views()[table]
         if not files:
             return PlannedView(table, [], view.empty())
         listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)

@@ -30,7 +30,7 @@ from functools import cache
 import duckdb
 
 from blocklake.errors import ClientError
-from blocklake.format.schema import tables
+from blocklake.format.schema import log_levels, tables
 
 QUERY_NODES = frozenset({"SELECT_NODE", "SET_OPERATION_NODE", "RECURSIVE_CTE_NODE", "CTE_NODE"})
 RELATIONS = frozenset(
@@ -239,6 +239,59 @@ def check_query(sql: str, views: frozenset[str]) -> None:
         if isinstance(location, int) and 0 <= location < len(sql):
             problem += "\n\n" + pointer(sql, location)
         raise ClientError(400, "not_allowed", problem)
+    if "log_entries" in tables_named(sql):
+        _check_level_names(statements[0]["node"], sql)
+
+
+_LEVEL_COMPARISONS = frozenset(
+    {"COMPARE_EQUAL", "COMPARE_NOTEQUAL", "COMPARE_IN", "COMPARE_NOT_IN"}
+)
+_LEVEL_SPELLINGS = {"WARNING": "WARN", "CRITICAL": "FATAL"}
+
+
+def _check_level_names(node: object, sql: str) -> None:
+    """A query that compares ``level`` with a text that is no level of the lake would silently
+    match nothing (logging spells WARN as WARNING): refused, naming the lake's spelling."""
+    names = list(log_levels().values())
+    for found in _walk(node):
+        kind = found.get("type")
+        if not isinstance(kind, str) or kind not in _LEVEL_COMPARISONS:
+            continue
+        operands = found.get("children") or [found.get("left"), found.get("right")]
+        columns = [o for o in operands if isinstance(o, dict) and o.get("class") == "COLUMN_REF"]
+        if not any(c["column_names"][-1].lower() == "level" for c in columns):
+            continue
+        for operand in operands:
+            value = operand.get("value") if isinstance(operand, dict) else None
+            if (
+                operand.get("class") == "CONSTANT"
+                and isinstance(value, dict)
+                and isinstance(value.get("value"), str)
+                and value["value"] not in names
+            ):
+                text = value["value"]
+                meant = _LEVEL_SPELLINGS.get(text.upper(), text.upper())
+                hint = f" (you may mean '{meant}')" if meant in names else ""
+                message = (
+                    f"log_entries.level is never '{text}'{hint}: levels are "
+                    f"{', '.join(names)} (OpenTelemetry's names; logging's WARNING is WARN, "
+                    "CRITICAL is FATAL); level_number >= 13 is WARN and above"
+                )
+                location = operand.get("query_location")
+                if isinstance(location, int) and 0 <= location < len(sql):
+                    message += "\n\n" + pointer(sql, location)
+                raise ClientError(400, "invalid_sql", message)
+
+
+def _walk(node: object) -> Iterator[dict]:
+    """Every object of a parse tree."""
+    if isinstance(node, dict):
+        yield node
+        for child in node.values():
+            yield from _walk(child)
+    elif isinstance(node, list):
+        for child in node:
+            yield from _walk(child)
 
 
 def tables_named(sql: str) -> frozenset[str]:

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import functools
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from blocklake.format.schema import TableDef, schemas_dir, tables
+from blocklake.format.schema import Column, TableDef, schemas_dir, tables
 
 DUCKDB_TYPES = {
     "string": "VARCHAR",
@@ -25,6 +26,7 @@ DUCKDB_TYPES = {
     "float64": "DOUBLE",
     "timestamp": "TIMESTAMPTZ",
     "map<string,string>": "MAP(VARCHAR, VARCHAR)",
+    "map<string,float64>": "MAP(VARCHAR, DOUBLE)",
     "list<string>": "VARCHAR[]",
 }
 """DuckDB's type of each column type of ``schemas/tables.toml``."""
@@ -52,6 +54,10 @@ class View:
     """Condition on ``$begin``/``$end`` the rows meet; None: the table is read whole."""
 
     def columns(self) -> str:
+        """The table's columns; every column of the files for a user-defined event type's
+        table (its columns are those its layouts declared, ``schemas/tables.toml``)."""
+        if not self.table.columns:
+            return "*"
         return ", ".join(f'"{column.name}"' for column in self.table.columns)
 
     def condition(self, begin_ns: int, end_ns: int, zoned: bool = True) -> str | None:
@@ -72,9 +78,9 @@ class View:
 
     def empty(self) -> str:
         """A ``SELECT`` of no rows with the view's columns and types (DuckDB SQL)."""
+        columns = self.table.columns or (Column("time", "timestamp"),)
         typed = ", ".join(
-            f'CAST(NULL AS {DUCKDB_TYPES[column.type]}) AS "{column.name}"'
-            for column in self.table.columns
+            f'CAST(NULL AS {DUCKDB_TYPES[column.type]}) AS "{column.name}"' for column in columns
         )
         return f"SELECT {typed} WHERE false"
 
@@ -102,6 +108,17 @@ def views() -> dict[str, View]:
     }
 
 
+USER_TABLE_PREFIX = "events_"
+"""Tables of user-defined event types: ``events_<name>`` (``blocklake.etl.rows``)."""
+
+
+def user_view(name: str) -> View:
+    """The view of a user-defined event type's table: every column its files hold (by name,
+    over every version of the type), restricted to the range by ``time`` like the logs."""
+    table = TableDef(name, "events of a user-defined type", (), ())
+    return View(name, table, "time >= $begin AND time < $end")
+
+
 @functools.cache
 def derived_views() -> dict[str, DerivedView]:
     """Every derived view by name; ``ValueError`` when one reads what is not a view or takes a
@@ -123,11 +140,15 @@ def view_names() -> frozenset[str]:
     return frozenset(views()) | frozenset(derived_views())
 
 
-def views_read(named: frozenset[str] | set[str]) -> set[str]:
+def views_read(
+    named: frozenset[str] | set[str], available: Mapping[str, View] | None = None
+) -> set[str]:
     """The views a query naming ``named`` reads: those named, and those the derived views among
-    them read; other names (the query's own CTEs) dropped."""
+    them read; other names (the query's own CTEs) dropped. ``available``: the views the query
+    may read (default: the lake's tables; the engine adds the tenant's user-defined tables)."""
     derived = derived_views()
-    found = {name for name in named if name in views()}
+    known = views() if available is None else available
+    found = {name for name in named if name in known}
     for name in named & set(derived):
         found.update(derived[name].reads)
     return found

@@ -3,9 +3,11 @@
     from blocklake import sdk
     sdk.init("http://127.0.0.1:8787", api_key="blocklake-local")
     sdk.info("ready", target="app")
-    sdk.metric("queue_depth", 12, unit="items")
-    with sdk.span("load"):
-        ...
+    sdk.metric("queue_depth", 12, unit="items", attributes={"queue": "orders"})
+    with sdk.trace_context(headers.get("traceparent")), sdk.span("load"):
+        sdk.set_span_attributes({"route": "/cart"})
+    checkout = sdk.event_type("checkout", order_id=int, amount=float, currency=str, ok=bool)
+    checkout.record(7, 9.5, "EUR", True)
 
 Imports the standard library and lz4 only. Recording is an append to a buffer; a background
 thread encodes and compresses, another uploads. Memory is capped in bytes (events past the cap
@@ -29,6 +31,7 @@ import threading
 import time
 import uuid
 
+from blocklake.format.encode import Attributes
 from blocklake.sdk import attachments, recording, registration
 from blocklake.sdk.attachments import attach
 from blocklake.sdk.flusher import DROPPED_METRIC, Flusher
@@ -36,10 +39,15 @@ from blocklake.sdk.logging_handler import LoggingHandler
 from blocklake.sdk.recording import (
     TICK_FREQUENCY,
     AsyncSpan,
+    EventRecorder,
     SpanScope,
+    TraceContext,
     async_span,
+    current_span,
+    current_traceparent,
     debug,
     error,
+    event_type,
     fatal,
     info,
     instrument,
@@ -47,8 +55,10 @@ from blocklake.sdk.recording import (
     log,
     metric,
     now,
+    set_span_attributes,
     span,
     trace,
+    trace_context,
     warn,
 )
 from blocklake.sdk.stats import DROP_REASONS, Counters
@@ -61,12 +71,19 @@ __all__ = [
     "DROPPED_METRIC",
     "DROP_REASONS",
     "AsyncSpan",
+    "Attributes",
+    "EventRecorder",
     "LoggingHandler",
     "SpanScope",
+    "TraceContext",
     "async_span",
     "attach",
+    "attributes",
+    "current_span",
+    "current_traceparent",
     "debug",
     "error",
+    "event_type",
     "fatal",
     "flush",
     "info",
@@ -76,12 +93,22 @@ __all__ = [
     "log",
     "metric",
     "process_id",
+    "set_span_attributes",
     "shutdown",
     "span",
     "stats",
     "trace",
+    "trace_context",
     "warn",
 ]
+
+
+def attributes(values: dict | None = None, /, **named: object) -> Attributes:
+    """A set of attributes frozen once (``sdk.attributes(route="/cart", ok=True)``): recording
+    it with a metric or span costs a reference, and encoding it nothing; values str, int,
+    float or bool (others as their ``str``)."""
+    return Attributes.of({**(values or {}), **named})
+
 
 _flusher: Flusher | None = None
 _settings: dict = {}
@@ -100,8 +127,10 @@ def _process_document(properties: dict[str, str], exe: str | None, parent: str |
         username = ""
     start_time_ns, start_ticks = time.time_ns(), now()
     text = registration.text
+    process_id = uuid.uuid4()
+    recording.set_trace_prefix(process_id)
     return {
-        "process_id": str(uuid.uuid4()),
+        "process_id": str(process_id),
         "exe": text(
             exe or os.path.abspath(sys.argv[0] if sys.argv and sys.argv[0] else sys.executable)
         ),
@@ -296,6 +325,7 @@ def _all_buffers() -> list[recording.Buffer]:
         recording.measures,
         recording.async_events,
         attachments.events,
+        *recording.user_buffers,
         *recording.thread_buffers,
     ]
 

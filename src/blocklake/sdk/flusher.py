@@ -18,7 +18,13 @@ import time
 from blocklake.sdk import attachments, recording
 from blocklake.sdk.recording import Buffer, take, take_dropped
 from blocklake.sdk.stats import Counters
-from blocklake.sdk.streams import async_writer, log_writer, metrics_writer, thread_writer
+from blocklake.sdk.streams import (
+    async_writer,
+    log_writer,
+    metrics_writer,
+    thread_writer,
+    user_writer,
+)
 from blocklake.sdk.uploader import Uploader
 
 DROPPED_METRIC = "blocklake.sdk.dropped_events"
@@ -63,7 +69,8 @@ class Flusher:
             (attachments.events, attachments.writer),
         ):
             buffer.stream = make(properties)
-        for buffer in recording.thread_buffers:  # their streams belonged to the previous process
+        # their streams belonged to the previous process
+        for buffer in (*recording.thread_buffers, *recording.user_buffers):
             buffer.stream = None
         uploader.apply = self.apply
 
@@ -146,13 +153,28 @@ class Flusher:
             for block in blocks:
                 self.uploader.put(block)
         self._keep_budget()
+        self._forget_ended_threads()
+
+    @staticmethod
+    def _forget_ended_threads() -> None:
+        """Threads that ended: their events drained this round are encoded, named."""
+        names = recording.thread_names
+        for thread_id, thread in list(names.items()):
+            if not thread.is_alive():
+                names.pop(thread_id, None)
 
     def _report_drops(self) -> None:
         dropped = self.counters.dropped_total
         if dropped > self._dropped_reported:
             # appended past the record path's checks: one event, sent even during shutdown
             recording.measures.append(
-                (recording.now(), DROPPED_METRIC, "events", float(dropped - self._dropped_reported))
+                (
+                    recording.now(),
+                    DROPPED_METRIC,
+                    "events",
+                    float(dropped - self._dropped_reported),
+                    None,
+                )
             )
             self._dropped_reported = dropped
             with self.counters.lock:
@@ -160,6 +182,7 @@ class Flusher:
 
     def _buffers(self) -> list[Buffer]:
         buffers = [recording.logs, recording.measures, recording.async_events, attachments.events]
+        buffers.extend(recording.user_buffers)
         with recording._thread_buffers_lock:
             # Retire by identity: buffers are lists, and list.remove() would take the first
             # *equal* one, so an empty buffer of a finished thread could retire a live thread's.
@@ -176,7 +199,9 @@ class Flusher:
             events = take(buffer)
             if not events:
                 continue
-            if buffer.stream is None:
+            if buffer.stream is None and isinstance(buffer, recording.TypeBuffer):
+                buffer.stream = user_writer(buffer)
+            elif buffer.stream is None:
                 owner = buffer.owner
                 buffer.stream = thread_writer(
                     {"thread_name": owner.name, "thread_id": str(owner.native_id)}

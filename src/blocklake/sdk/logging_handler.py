@@ -1,4 +1,5 @@
-"""A ``logging.Handler`` so that code already using the standard library's logging flows in."""
+"""A ``logging.Handler`` so that code already using the standard library's logging flows in,
+keeping what people put in their records."""
 
 from __future__ import annotations
 
@@ -7,9 +8,20 @@ import logging
 from blocklake.sdk import recording
 from blocklake.sdk.recording import DEBUG, ERROR, FATAL, INFO, TRACE, WARN
 
+_STANDARD_ATTRIBUTES = frozenset(
+    {
+        *logging.LogRecord("", 0, "", 0, "", (), None).__dict__,
+        "message",
+        "asctime",
+        "taskName",
+    }
+)
+"""What every ``LogRecord`` has; anything else on a record came from ``extra``."""
+
 
 def level_code(levelno: int) -> int:
-    """stdlib level number to wire level code (anything between two levels takes the lower)."""
+    """stdlib level number to wire level code (anything between two levels takes the lower):
+    CRITICAL is FATAL and WARNING is WARN, the lake's (OpenTelemetry's) names."""
     if levelno >= logging.CRITICAL:
         return FATAL
     if levelno >= logging.ERROR:
@@ -23,13 +35,34 @@ def level_code(levelno: int) -> int:
 
 class LoggingHandler(logging.Handler):
     """Records each ``LogRecord`` as a log entry: target is the logger's name, the message is
-    formatted with its arguments, the exception (if any) goes to the ``exception`` property."""
+    formatted with its arguments; properties hold the ``extra`` fields (as text), where it was
+    logged from (``code.filepath``, ``code.lineno``, ``code.function``, OpenTelemetry's names)
+    and, if any, the formatted traceback (``exception``) and stack (``stack``). The thread, span
+    and trace are recorded as for any log entry (the handler runs on the logging thread)."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            properties = None
+            properties = {
+                key: value if type(value) is str else _text(value)
+                for key, value in record.__dict__.items()
+                if key not in _STANDARD_ATTRIBUTES
+            }
+            properties["code.filepath"] = record.pathname
+            properties["code.lineno"] = str(record.lineno)
+            properties["code.function"] = record.funcName or ""
             if record.exc_info:
-                properties = {"exception": logging.Formatter().formatException(record.exc_info)}
+                properties["exception"] = logging.Formatter().formatException(record.exc_info)
+            elif record.exc_text:
+                properties["exception"] = record.exc_text
+            if record.stack_info:
+                properties["stack"] = record.stack_info
             recording.log(level_code(record.levelno), record.getMessage(), record.name, properties)
         except Exception:
             self.handleError(record)
+
+
+def _text(value: object) -> str:
+    try:
+        return str(value)
+    except Exception:
+        return f"<{type(value).__name__}>"

@@ -18,9 +18,12 @@ import functools
 import inspect
 import itertools
 import logging
+import os
+import re
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from types import FrameType
 from typing import Any, ClassVar, TypeVar
@@ -91,7 +94,7 @@ class DropCounter:
 class Buffer(list):
     """One stream's pending events, with the count of those dropped because it was full."""
 
-    __slots__ = ("drops", "event_bytes", "owner", "stream")
+    __slots__ = ("drops", "event_bytes", "owner", "stack", "stream", "thread_id", "trace")
 
     def __init__(self, owner: threading.Thread | None = None) -> None:
         super().__init__()
@@ -100,8 +103,17 @@ class Buffer(list):
         """Estimated bytes one of its events takes in memory, measured by the flusher."""
         self.owner = owner
         """The thread whose spans this buffer holds (thread streams only)."""
+        self.thread_id = (owner.native_id or 0) if owner is not None else 0
+        """Its native id: what a log records (an int keeps the event tuple untracked by the
+        garbage collector; a Thread object would not), named through ``thread_names``."""
         self.stream: object = None
         """The flusher's state for the stream these events go to, set by the flusher."""
+        self.stack: list[int] = []
+        """Ids of the thread spans open on ``owner``, outermost first (the record path's: logs
+        name the innermost)."""
+        self.trace: int | str = 0
+        """The trace of the outermost open thread span: a root span id (whose trace id is made
+        from it, ``trace_hex``) or a trace id taken from a context."""
 
     @property
     def dropped(self) -> int:
@@ -110,11 +122,16 @@ class Buffer(list):
 
 
 logs = Buffer()
-"""(ticks, level, target, message, properties or None)"""
+"""(ticks, level, target, message, properties or None, the thread's native id, its innermost
+thread span id or 0, that span's trace (``Buffer.trace``), the context: an ``AsyncSpan``, a
+``TraceContext`` or None). Ints, strings and None only in the common case, so the garbage
+collector untracks the tuple."""
 measures = Buffer()
-"""(ticks, name, unit, value)"""
+"""(ticks, name, unit, value, attributes: a dict, an ``Attributes`` or None)"""
 async_events = Buffer()
-"""(scope id, ticks, span id, parent id) for a begin; (-scope id, ticks, span id, 0) for an end"""
+"""(scope id, ticks, span id, parent id, trace, remote parent id, attributes) for a begin;
+(-scope id, ticks, span id) for an end, (-scope id, ticks, span id, exception type, message)
+for one left by an exception; (0, ticks, span id, attributes) adds attributes to an open span"""
 
 bad_values = DropCounter()
 """Events refused on the record path itself (``log`` with a level that is not a number)."""
@@ -223,17 +240,30 @@ class _DroppedSubtree:
     ``append`` here and is counted instead.
     """
 
-    __slots__ = ("buffer", "depth")
+    __slots__ = ("buffer", "depth", "owner", "stack", "thread_id")
 
     def __init__(self, buffer: Buffer) -> None:
         self.buffer = buffer
         self.depth = 1
+        self.owner = buffer.owner
+        self.thread_id = buffer.thread_id
+        self.stack = buffer.stack  # the same list: the record path pushes and pops through it
+
+    @property
+    def trace(self) -> int | str:
+        return self.buffer.trace
+
+    @trace.setter
+    def trace(self, value: int | str) -> None:
+        self.buffer.trace = value
 
     def __len__(self) -> int:
         return sys.maxsize
 
     def append(self, event: tuple) -> None:
         """A span end: the end of the dropped subtree's root puts the real buffer back."""
+        if not event[0]:  # attributes of a dropped span
+            return
         forget_scope(-event[0])
         self.depth -= 1
         if self.depth == 0:
@@ -278,16 +308,140 @@ def reset_after_fork() -> None:
     made anew: a thread of the parent may have held one at the fork, and it is gone."""
     global _local, _thread_buffers_lock, wake_flusher
     global bad_values
-    for buffer in (logs, measures, async_events):
+    for buffer in (logs, measures, async_events, *user_buffers):
         del buffer[:]
         buffer.drops = DropCounter()
         buffer.stream = None
     bad_values = DropCounter()
     thread_buffers.clear()
+    thread_names.clear()
     _local = threading.local()
     _thread_buffers_lock = threading.Lock()
     wake_flusher = threading.Event()
     set_overflow_bytes(0)
+
+
+# --- correlation ------------------------------------------------------------------------------
+
+_next_span_id = itertools.count((int.from_bytes(os.urandom(8), "little") >> 2) | 1).__next__
+"""Span ids of both kinds, unique in the process and, from a random start below 2^62, unlikely
+to meet another process's: a span's id is also its W3C span id (16 hex digits)."""
+TRACE_PREFIX = os.urandom(8).hex()
+"""The high half of the trace ids this process starts (the low half is the root span's id):
+the process id's first 16 hex digits once ``init`` made it, which is how the lake spells the
+traces of spans (their blocks carry the root's id only: ``trace_root``)."""
+
+
+def set_trace_prefix(process_id: uuid.UUID) -> None:
+    global TRACE_PREFIX
+    TRACE_PREFIX = process_id.hex[:16]
+
+
+def trace_hex(trace: int | str) -> str:
+    """A trace as its W3C trace id (32 lowercase hex digits): a text taken from a context as
+    is, a root span id with this process's random prefix."""
+    return trace if type(trace) is str else f"{TRACE_PREFIX}{trace:016x}"
+
+
+class TraceContext:
+    """A W3C trace context (``traceparent``): the trace and the remote span the spans opened
+    in it take as parent (``span_id`` 0: none, a trace started here)."""
+
+    __slots__ = ("flags", "span_id", "trace")
+
+    def __init__(self, trace: str, span_id: int = 0, flags: int = 1) -> None:
+        self.trace, self.span_id, self.flags = trace, span_id, flags
+
+    @classmethod
+    def parse(cls, traceparent: str) -> TraceContext | None:
+        """``00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`` (later versions: the same
+        first fields), else None; all-zero ids are invalid (W3C Trace Context)."""
+        if type(traceparent) is not str:
+            return None
+        parts = traceparent.strip().lower().split("-")
+        if len(parts) < 4 or len(parts[0]) != 2 or parts[0] == "ff":
+            return None
+        version, trace, parent, flags = parts[:4]
+        if (version == "00" and len(parts) != 4) or len(trace) != 32 or len(parent) != 16:
+            return None
+        try:
+            span_id, flag_bits = int(parent, 16), int(flags, 16)
+            int(trace, 16)
+        except ValueError:
+            return None
+        if not span_id or trace == "0" * 32 or len(flags) != 2:
+            return None
+        return cls(trace, span_id, flag_bits)
+
+
+_context: contextvars.ContextVar[AsyncSpan | TraceContext | None] = contextvars.ContextVar(
+    "blocklake_context", default=None
+)
+"""The innermost async span, or the trace context, of the running task or thread."""
+
+
+class _ContextScope:
+    __slots__ = ("context", "token")
+
+    def __init__(self, context: TraceContext) -> None:
+        self.context = context
+
+    def __enter__(self) -> TraceContext:
+        self.token = _context.set(self.context)
+        return self.context
+
+    def __exit__(self, *exc: object) -> None:
+        _context.reset(self.token)
+
+
+def trace_context(traceparent: str | None = None) -> _ContextScope:
+    """``with sdk.trace_context(request.headers.get("traceparent")):`` spans opened inside
+    (thread spans that are roots on their thread, async spans) join that trace and take the
+    remote span as parent; without a valid ``traceparent``, a new trace (random id)."""
+    context = TraceContext.parse(traceparent) if traceparent else None
+    return _ContextScope(context or TraceContext(os.urandom(16).hex()))
+
+
+thread_names: dict[int, threading.Thread] = {}
+"""Threads by native id, for the flusher to name the threads logs record by id; it forgets
+those that ended once their events are encoded."""
+
+
+def _thread_state() -> Buffer:
+    """This thread's buffer (its spans, and what its logs refer to)."""
+    try:
+        return _local.spans
+    except AttributeError:
+        thread = threading.current_thread()
+        buffer = Buffer(thread)
+        _local.spans = buffer
+        thread_names[buffer.thread_id] = thread
+        with _thread_buffers_lock:
+            thread_buffers.append(buffer)
+        return buffer
+
+
+def current_span() -> tuple[int, str] | None:
+    """(span id, trace id) of the innermost open span (thread or async) of the caller, or of
+    its trace context's remote span; None if there is none."""
+    state = _thread_state()
+    stack, context = state.stack, _context.get()
+    if type(context) is AsyncSpan and (not stack or context.span_id > stack[-1]):
+        return context.span_id, trace_hex(context.trace)
+    if stack:
+        return stack[-1], trace_hex(state.trace)
+    if context is not None and context.span_id:
+        return context.span_id, trace_hex(context.trace)
+    return None
+
+
+def current_traceparent() -> str | None:
+    """The W3C ``traceparent`` to send with an outgoing call: the innermost open span as the
+    parent; None outside any span or trace context."""
+    span = current_span()
+    if span is None:
+        return None
+    return f"00-{span[1]}-{span[0]:016x}-01"
 
 
 # --- logs -------------------------------------------------------------------------------------
@@ -306,10 +460,24 @@ def log(level: int, message: str, target: str = "", properties: dict | None = No
     except TypeError:  # a level that is not a number: dropped alone, counted
         bad_values.add()
         return
-    if len(logs) < _flush_at:
-        logs.append((now(), level, target, message, properties))
+    _append_log(level, message, target, properties)
+
+
+def _append_log(level: int, message: str, target: str, properties: object) -> None:
+    try:
+        state = _local.spans
+    except AttributeError:
+        state = _thread_state()
+    stack = state.stack
+    if stack:
+        event = (now(), level, target, message, properties, state.thread_id, stack[-1], state.trace,
+                 _context.get())  # fmt: skip
     else:
-        _overflow(logs, (now(), level, target, message, properties))
+        event = (now(), level, target, message, properties, state.thread_id, 0, 0, _context.get())
+    if len(logs) < _flush_at:
+        logs.append(event)
+    else:
+        _overflow(logs, event)
 
 
 def _from_logging(levelno: int) -> int:
@@ -333,60 +501,119 @@ def level_name(level: object) -> str | None:
 
 
 def fatal(message: str, target: str = "", properties: dict | None = None) -> None:
-    if len(logs) < _flush_at:
-        logs.append((now(), 1, target, message, properties))
-    else:
-        _overflow(logs, (now(), 1, target, message, properties))
+    _append_log(1, message, target, properties)
 
 
 def error(message: str, target: str = "", properties: dict | None = None) -> None:
     if _max_level >= 2:
-        if len(logs) < _flush_at:
-            logs.append((now(), 2, target, message, properties))
+        try:
+            state = _local.spans
+        except AttributeError:
+            state = _thread_state()
+        stack = state.stack
+        if stack:
+            event = (now(), 2, target, message, properties, state.thread_id, stack[-1],
+                     state.trace, _context.get())  # fmt: skip
         else:
-            _overflow(logs, (now(), 2, target, message, properties))
+            event = (now(), 2, target, message, properties, state.thread_id, 0, 0, _context.get())
+        if len(logs) < _flush_at:
+            logs.append(event)
+        else:
+            _overflow(logs, event)
 
 
 def warn(message: str, target: str = "", properties: dict | None = None) -> None:
     if _max_level >= 3:
-        if len(logs) < _flush_at:
-            logs.append((now(), 3, target, message, properties))
+        try:
+            state = _local.spans
+        except AttributeError:
+            state = _thread_state()
+        stack = state.stack
+        if stack:
+            event = (now(), 3, target, message, properties, state.thread_id, stack[-1],
+                     state.trace, _context.get())  # fmt: skip
         else:
-            _overflow(logs, (now(), 3, target, message, properties))
+            event = (now(), 3, target, message, properties, state.thread_id, 0, 0, _context.get())
+        if len(logs) < _flush_at:
+            logs.append(event)
+        else:
+            _overflow(logs, event)
 
 
 def info(message: str, target: str = "", properties: dict | None = None) -> None:
     if _max_level >= 4:
-        if len(logs) < _flush_at:
-            logs.append((now(), 4, target, message, properties))
+        try:
+            state = _local.spans
+        except AttributeError:
+            state = _thread_state()
+        stack = state.stack
+        if stack:
+            event = (now(), 4, target, message, properties, state.thread_id, stack[-1],
+                     state.trace, _context.get())  # fmt: skip
         else:
-            _overflow(logs, (now(), 4, target, message, properties))
+            event = (now(), 4, target, message, properties, state.thread_id, 0, 0, _context.get())
+        if len(logs) < _flush_at:
+            logs.append(event)
+        else:
+            _overflow(logs, event)
 
 
 def debug(message: str, target: str = "", properties: dict | None = None) -> None:
     if _max_level >= 5:
-        if len(logs) < _flush_at:
-            logs.append((now(), 5, target, message, properties))
+        try:
+            state = _local.spans
+        except AttributeError:
+            state = _thread_state()
+        stack = state.stack
+        if stack:
+            event = (now(), 5, target, message, properties, state.thread_id, stack[-1],
+                     state.trace, _context.get())  # fmt: skip
         else:
-            _overflow(logs, (now(), 5, target, message, properties))
+            event = (now(), 5, target, message, properties, state.thread_id, 0, 0, _context.get())
+        if len(logs) < _flush_at:
+            logs.append(event)
+        else:
+            _overflow(logs, event)
 
 
 def trace(message: str, target: str = "", properties: dict | None = None) -> None:
     if _max_level >= 6:
-        if len(logs) < _flush_at:
-            logs.append((now(), 6, target, message, properties))
+        try:
+            state = _local.spans
+        except AttributeError:
+            state = _thread_state()
+        stack = state.stack
+        if stack:
+            event = (now(), 6, target, message, properties, state.thread_id, stack[-1],
+                     state.trace, _context.get())  # fmt: skip
         else:
-            _overflow(logs, (now(), 6, target, message, properties))
+            event = (now(), 6, target, message, properties, state.thread_id, 0, 0, _context.get())
+        if len(logs) < _flush_at:
+            logs.append(event)
+        else:
+            _overflow(logs, event)
 
 
 # --- metrics ----------------------------------------------------------------------------------
 
 
-def metric(name: str, value: float, unit: str = "") -> None:
+def metric(
+    name: str,
+    value: float,
+    unit: str = "",
+    attributes: dict | str | None = None,
+    *,
+    properties: dict | None = None,
+) -> None:
+    """One sample. ``attributes`` (``properties`` is the same): a dict of str, int, float or
+    bool values, kept by reference (do not change it afterwards), or an ``sdk.attributes(...)``
+    set frozen once; a repeated set costs one reference per event in a block."""
+    if properties is not None:
+        attributes = properties
     if len(measures) < _flush_at:
-        measures.append((now(), name, unit, value))
+        measures.append((now(), name, unit, value, attributes))
     else:
-        _overflow(measures, (now(), name, unit, value))
+        _overflow(measures, (now(), name, unit, value, attributes))
 
 
 # --- thread spans -----------------------------------------------------------------------------
@@ -444,18 +671,32 @@ class SpanScope:
             buffer = _local.spans
         except AttributeError:
             buffer = _new_thread_buffer()
+        span_id = _next_span_id()
+        stack = buffer.stack
+        if stack:
+            event = (self.id, now(), span_id)
+        else:  # a root: its parent and trace come from the context, if any
+            context = _context.get()
+            buffer.trace = span_id if context is None else context.trace
+            event = (self.id, now(), span_id, context)
+        stack.append(span_id)
         if len(buffer) < _flush_at:
-            buffer.append((self.id, now()))
+            buffer.append(event)
         else:
-            _span_begin_overflow(buffer, (self.id, now()))
+            _span_begin_overflow(buffer, event)
         return self
 
-    def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
+    def __exit__(self, exc_type: type | None, exc: object, traceback: object) -> None:
         try:
             buffer = _local.spans
         except AttributeError:  # a begin recorded before a fork, in a thread that is gone
             return
-        buffer.append((self.end_id, now()))
+        if buffer.stack:
+            buffer.stack.pop()
+        if exc_type is None:
+            buffer.append((self.end_id, now()))
+        else:
+            buffer.append((self.end_id, now(), *exception_fields(exc_type, exc)))
 
     def __call__(self, function: F) -> F:
         return _instrument(function, self)
@@ -498,11 +739,30 @@ def _check_event_loop() -> None:
 
 def _new_thread_buffer() -> Buffer:
     _check_event_loop()
-    buffer = Buffer(threading.current_thread())
-    _local.spans = buffer
-    with _thread_buffers_lock:
-        thread_buffers.append(buffer)
-    return buffer
+    return _thread_state()
+
+
+def exception_fields(exc_type: type, exc: object) -> tuple[str, str]:
+    """(type, message) of an exception a span was left by: the type's qualified name (module
+    too, but for builtins), the message as ``str`` gives it, cut like names."""
+    module = getattr(exc_type, "__module__", "")
+    name = getattr(exc_type, "__qualname__", str(exc_type))
+    try:
+        message = str(exc)
+    except Exception:
+        message = f"<{name}>"
+    return (name if module in ("builtins", "") else f"{module}.{name}"), _text(message)
+
+
+def set_span_attributes(attributes: dict) -> None:
+    """Adds ``attributes`` (str, int, float or bool values) to the innermost open span of the
+    caller (thread or async); nothing outside a span."""
+    state = _thread_state()
+    stack, context = state.stack, _context.get()
+    if type(context) is AsyncSpan and (not stack or context.span_id > stack[-1]):
+        context.set_attributes(attributes)
+    elif stack:
+        state.append((0, now(), attributes))
 
 
 class _ScopesByName(dict):
@@ -565,14 +825,28 @@ def _instrument(function: F, scope: SpanScope) -> F:
             buffer = _local.spans
         except AttributeError:
             buffer = _new_thread_buffer()
-        if len(buffer) < _flush_at:
-            buffer.append((begin, now()))
+        span_id = _next_span_id()
+        stack = buffer.stack
+        if stack:
+            event = (begin, now(), span_id)
         else:
-            buffer = _span_begin_overflow(buffer, (begin, now()))
+            context = _context.get()
+            buffer.trace = span_id if context is None else context.trace
+            event = (begin, now(), span_id, context)
+        stack.append(span_id)
+        if len(buffer) < _flush_at:
+            buffer.append(event)
+        else:
+            buffer = _span_begin_overflow(buffer, event)
         try:
-            return function(*args, **kwargs)
-        finally:
-            buffer.append((end, now()))
+            result = function(*args, **kwargs)
+        except BaseException as error:
+            stack.pop()
+            buffer.append((end, now(), *exception_fields(type(error), error)))
+            raise
+        stack.pop()
+        buffer.append((end, now()))
+        return result
 
     return wrapper  # type: ignore[return-value]
 
@@ -587,27 +861,52 @@ def instrument(function: F | None = None, *, name: str | None = None) -> Any:
 # --- async spans ------------------------------------------------------------------------------
 
 _async_scopes: dict[str, SpanScope] = {}
-_next_async_id = itertools.count(1).__next__
-"""Async span ids, unique in the process (``next`` on a count is atomic under the GIL)."""
-_current_async: contextvars.ContextVar[int] = contextvars.ContextVar(
-    "blocklake_async_span", default=0
-)
 
 
 class AsyncSpan:
     """One async span: it may end on another thread or task than it began. Its parent is the
-    enclosing async span of the same context, which asyncio tasks inherit."""
+    innermost open span where it begins: the enclosing async span of the same context (which
+    asyncio tasks inherit), or a thread span opened since, or the remote span of a trace
+    context; or ``parent`` (another ``AsyncSpan``, or a ``traceparent``) for work handed to
+    other tasks or threads."""
 
-    __slots__ = ("scope", "span_id", "stored", "token")
+    __slots__ = ("attributes", "parent", "scope", "span_id", "stored", "token", "trace")
 
-    def __init__(self, scope: SpanScope) -> None:
+    def __init__(
+        self,
+        scope: SpanScope,
+        attributes: dict | str | None = None,
+        parent: AsyncSpan | str | None = None,
+    ) -> None:
         self.scope = scope
+        self.attributes = attributes
+        self.parent = parent
+        self.span_id = 0
+        self.trace: int | str = 0
 
     def __enter__(self) -> AsyncSpan:
-        parent = _current_async.get()
-        self.span_id = _next_async_id()
-        self.token = _current_async.set(self.span_id)
-        event = (self.scope.id, now(), self.span_id, parent)
+        span_id = self.span_id = _next_span_id()
+        context = self.parent
+        if context is None:
+            context = _context.get()
+        elif type(context) is str:
+            context = TraceContext.parse(context)
+        try:
+            state = _local.spans
+            stack = state.stack
+        except AttributeError:
+            state, stack = None, ()
+        remote = 0
+        if stack and (type(context) is not AsyncSpan or stack[-1] > context.span_id):
+            parent, self.trace = stack[-1], state.trace  # a thread span opened inside
+        elif type(context) is AsyncSpan:
+            parent, self.trace = context.span_id, context.trace
+        elif context is not None:
+            parent, self.trace, remote = 0, context.trace, context.span_id
+        else:
+            parent, self.trace = 0, span_id
+        self.token = _context.set(self)
+        event = (self.scope.id, now(), span_id, parent, self.trace, remote, self.attributes)
         if len(async_events) < _flush_at:
             async_events.append(event)
             self.stored = True
@@ -615,14 +914,28 @@ class AsyncSpan:
             self.stored = _overflow(async_events, event)
         return self
 
-    def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
+    def set_attributes(self, attributes: dict) -> None:
+        """Adds ``attributes`` to this open span."""
+        if self.stored:
+            async_events.append((0, now(), self.span_id, attributes))
+
+    @property
+    def traceparent(self) -> str:
+        """This span as the W3C ``traceparent`` of work it hands to another process."""
+        return f"00-{trace_hex(self.trace)}-{self.span_id:016x}-01"
+
+    def __exit__(self, exc_type: type | None, exc: object, traceback: object) -> None:
         # The end of a kept begin is always kept: ends are bounded by the begins kept.
         if self.stored:
-            async_events.append((self.scope.end_id, now(), self.span_id, 0))
+            if exc_type is None:
+                async_events.append((self.scope.end_id, now(), self.span_id))
+            else:
+                fields = exception_fields(exc_type, exc)
+                async_events.append((self.scope.end_id, now(), self.span_id, *fields))
         else:  # the end of a dropped begin is lost with it: an event, counted as its begin was
             forget_scope(self.scope.id)
             _count_drop(async_events)
-        _current_async.reset(self.token)
+        _context.reset(self.token)
 
     def __call__(self, *args: object, **kwargs: object) -> Any:
         raise TypeError(_NOT_A_DECORATOR)
@@ -630,7 +943,7 @@ class AsyncSpan:
     async def __aenter__(self) -> AsyncSpan:
         return self.__enter__()
 
-    async def __aexit__(self, exc_type: object, exc: object, traceback: object) -> None:
+    async def __aexit__(self, exc_type: type | None, exc: object, traceback: object) -> None:
         self.__exit__(exc_type, exc, traceback)
 
 
@@ -641,8 +954,16 @@ _NOT_A_DECORATOR = (
 )
 
 
-def async_span(name: str, target: str | None = None) -> AsyncSpan:
-    """``async with async_span("name"):`` (or ``with``): a new span each time it is entered."""
+def async_span(
+    name: str,
+    target: str | None = None,
+    *,
+    attributes: dict | str | None = None,
+    parent: AsyncSpan | str | None = None,
+) -> AsyncSpan:
+    """``async with async_span("name"):`` (or ``with``): a new span each time it is entered,
+    with ``attributes`` (str, int, float, bool values) and, for work handed over from another
+    task, thread or process, an explicit ``parent`` (an ``AsyncSpan`` or a ``traceparent``)."""
     scope = _async_scopes.get(name)
     if scope is None:
         if callable(name):  # @sdk.async_span on a function (first use of a name: off the fast path)
@@ -650,7 +971,7 @@ def async_span(name: str, target: str | None = None) -> AsyncSpan:
         caller = sys._getframe(1)
         module = target if target is not None else caller.f_globals.get("__name__", "")
         scope = _named_scope(_async_scopes, name, module, caller)
-    return AsyncSpan(scope)
+    return AsyncSpan(scope, attributes, parent)
 
 
 def instrument_async(function: F | None = None, *, name: str | None = None) -> Any:
@@ -665,3 +986,126 @@ def instrument_async(function: F | None = None, *, name: str | None = None) -> A
             return await function(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+# --- user-defined event types ---------------------------------------------------------------
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
+FIELD_TYPES = {int: "i64", float: "f64", str: "str", bool: "bool"}
+"""Python types a user-defined event's field may be declared with, and their wire types (the
+wire type names themselves are taken too)."""
+_DEFAULTS = {"i64": 0, "f64": 0.0, "str": "", "bool": False}
+CORRELATION_FIELDS = (
+    ("thread_id", "u64"),
+    ("thread_name", "str"),
+    ("span_id", "u64"),
+    ("span_kind", "u8"),
+    ("trace_id", "str"),
+)
+"""What every user-defined event records after its fields, as a log entry does."""
+RESERVED_FIELDS = frozenset(
+    {"ticks", "time", "process_id", "stream_id", "block_id", *dict(CORRELATION_FIELDS)}
+)
+FIRST_USER_TYPE_ID = 1000
+user_buffers: list[TypeBuffer] = []
+"""The buffer of each user-defined event type; the flusher drains them like the others."""
+_user_types: dict[str, EventRecorder] = {}
+_user_types_lock = threading.Lock()
+
+
+class TypeBuffer(Buffer):
+    """The pending events of one user-defined event type (a stream of their own)."""
+
+    __slots__ = ("fields", "name", "type_id")
+
+    def __init__(self, type_id: int, name: str, fields: tuple[tuple[str, str], ...]) -> None:
+        super().__init__()
+        self.type_id, self.name, self.fields = type_id, name, fields
+
+
+class EventRecorder:
+    """A user-defined event type, declared once with ``sdk.event_type``; ``record(...)`` (or a
+    call) records one event with the fields in declaration order or by name (a field left out
+    is 0, 0.0, "" or False), and, like a log entry, its thread, innermost span and trace."""
+
+    __slots__ = ("buffer", "defaults", "names")
+
+    def __init__(self, buffer: TypeBuffer) -> None:
+        self.buffer = buffer
+        self.names = tuple(name for name, _ in buffer.fields)
+        self.defaults = {name: _DEFAULTS[kind] for name, kind in buffer.fields}
+
+    @property
+    def name(self) -> str:
+        return self.buffer.name
+
+    @property
+    def fields(self) -> tuple[tuple[str, str], ...]:
+        """(name, wire type) of each declared field."""
+        return self.buffer.fields
+
+    def record(self, *values: object, **named: object) -> None:
+        if named:
+            unknown = set(named).difference(self.defaults)
+            if unknown:
+                raise TypeError(f"event type {self.name!r} has no field {sorted(unknown)[0]!r}")
+            values = (*values, *(named.get(n, self.defaults[n]) for n in self.names[len(values) :]))
+        elif len(values) != len(self.names):
+            values = (*values, *(self.defaults[n] for n in self.names[len(values) :]))
+        if len(values) != len(self.names):
+            raise TypeError(f"event type {self.name!r} takes {len(self.names)} fields")
+        try:
+            state = _local.spans
+        except AttributeError:
+            state = _thread_state()
+        stack = state.stack
+        if stack:
+            event = (now(), *values, state.thread_id, stack[-1], state.trace, _context.get())
+        else:
+            event = (now(), *values, state.thread_id, 0, 0, _context.get())
+        buffer = self.buffer
+        if len(buffer) < _flush_at:
+            buffer.append(event)
+        else:
+            _overflow(buffer, event)
+
+    __call__ = record
+
+
+def event_type(name: str, **fields: type | str) -> EventRecorder:
+    """Declares an event type once: ``checkout = sdk.event_type("checkout", order_id=int,
+    amount=float, currency=str, ok=bool)``, then ``checkout.record(7, 9.5, "EUR", True)``.
+    Its events go to a stream of their own, whose layout carries the type; the lake writes
+    them to the table ``events_<name>``, one column per field. Declaring the same name with
+    the same fields again returns the same type; with other fields raises ``ValueError`` (a
+    later version of the application may add fields: new columns, NULL for older rows)."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValueError(f"event type name {name!r}: 1-100 letters, digits or _, not a digit first")
+    if not fields:
+        raise ValueError(f"event type {name!r} needs at least one field")
+    declared = []
+    for field_name, kind in fields.items():
+        wire = FIELD_TYPES.get(kind) if isinstance(kind, type) else kind
+        if wire not in _DEFAULTS:
+            raise ValueError(
+                f"event type {name!r}: field {field_name!r} has type {kind!r}, expected int, "
+                "float, str or bool"
+            )
+        if field_name in RESERVED_FIELDS or not _NAME.match(field_name):
+            raise ValueError(
+                f"event type {name!r}: field name {field_name!r} is reserved or not a name "
+                f"(reserved: {sorted(RESERVED_FIELDS)})"
+            )
+        declared.append((field_name, wire))
+    with _user_types_lock:
+        existing = _user_types.get(name)
+        if existing is not None:
+            if existing.fields != tuple(declared):
+                raise ValueError(
+                    f"event type {name!r} is already declared with fields {existing.fields}"
+                )
+            return existing
+        buffer = TypeBuffer(FIRST_USER_TYPE_ID + len(_user_types), name, tuple(declared))
+        recorder = _user_types[name] = EventRecorder(buffer)
+        user_buffers.append(buffer)
+    return recorder

@@ -59,8 +59,35 @@ def _mapping(value: object) -> dict[str, str]:
     return {"properties": _text(value)}
 
 
-_FIX = {"str": _text, "f64": _number, "map": _mapping}
-_EXACT = {"str": (str,), "f64": (float, int), "map": (dict, type(None))}
+def _attributes(value: object) -> dict[str, object]:
+    if isinstance(value, Mapping):
+        return {_text(k): v for k, v in value.items()}
+    return {"attributes": _text(value)}
+
+
+def _integer(value: object) -> int:
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except Exception:
+        raise _Unfixable from None
+
+
+_FIX = {
+    "str": _text,
+    "f64": _number,
+    "map": _mapping,
+    "attrs": _attributes,
+    "bool": bool,
+    "i64": _integer,
+}
+_EXACT = {
+    "bool": (bool,),
+    "i64": (int,),
+    "str": (str,),
+    "f64": (float, int),
+    "map": (dict, type(None)),
+    "attrs": (dict, str, type(None)),
+}
 
 
 def _repair_one(event_type: EventType, event: tuple) -> tuple[tuple, bool]:
@@ -76,6 +103,8 @@ def _repair_one(event_type: EventType, event: tuple) -> tuple[tuple, bool]:
             continue
         if type(value) in exact and (field.type != "map" or _plain_map(value)):
             continue
+        if field.type == "attrs" and isinstance(value, str):  # a frozen set
+            continue
         values[index] = _FIX[field.type](value)
         changed = True
     return tuple(values), changed
@@ -86,8 +115,10 @@ def _plain_map(value: dict | None) -> bool:
 
 
 def _encodes(event_type: EventType, event: tuple) -> bool:
+    """Whether the event's values of ``event_type``'s fields (its first ones) encode."""
     try:
-        encode_section(event_type, [[value] for value in event], StringTable())
+        values = event[: len(event_type.fields)]
+        encode_section(event_type, [[value] for value in values], StringTable())
     except (TypeError, ValueError, OverflowError, AttributeError):
         return False
     return True
