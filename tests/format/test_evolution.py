@@ -41,7 +41,9 @@ def convert(name: str) -> dict[str, pa.Table]:
     stream = StreamInfo("s", "p", (), layout)
     return {
         table: pq.read_table(io.BytesIO(parquet_bytes(rows)))
-        for table, rows in BlockConverter._event_tables(decoded.sections, PROCESS, stream, "b")
+        for table, rows in BlockConverter._event_tables(
+            decoded.sections, PROCESS, stream, "b", decoded.header
+        )
     }
 
 
@@ -137,8 +139,8 @@ def test_layouts_of_every_revision_are_accepted() -> None:
     # a newer SDK's: a field appended to a built-in type, a built-in id this code lacks
     newer = layout_to_json([event_types()["measure"]])
     newer[0]["fields"].append({"name": "sample_rate", "type": "f64"})
-    newer.append({"id": 7, "name": "attachment", "fields": [{"name": "ticks", "type": "i64"}]})
-    assert [t.name for t in layout_from_json(newer).values()] == ["measure", "attachment"]
+    newer.append({"id": 900, "name": "profile", "fields": [{"name": "ticks", "type": "i64"}]})
+    assert [t.name for t in layout_from_json(newer).values()] == ["measure", "profile"]
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from blocklake.format.encode import StringTable, encode_block, encode_section
 from blocklake.format.schema import event_types
 from blocklake.stores.models import ProcessInfo
 
-TYPES = event_types()
+TYPES = event_types(1)  # revision 1 blocks: the later columns NULL
 LAYOUT = {t.id: t for t in TYPES.values()}
 START_NS = 1_779_998_400_000_000_000
 PROCESS = ProcessInfo(str(uuid.UUID(int=5)), "x", "u", "c", START_NS, 100, 4_000)  # 4 kHz
@@ -62,11 +62,13 @@ def test_log_entries_every_column() -> None:
     table = rows.log_entries(section, PROCESS, STREAM, BLOCK)
     assert table.schema.names == [f.name for f in table.schema]
     ids = {"process_id": PROCESS.process_id, "stream_id": STREAM, "block_id": BLOCK}
+    # revision 1 blocks record no thread, span or trace
+    later = dict.fromkeys(("thread_id", "thread_name", "span_id", "span_kind", "trace_id"))
     assert read(table) == [
         {**ids, "time": micros(101), "level": "ERROR", "target": "a", "message": "m1",
-         "properties": [("k", "v")]},
+         "properties": [("k", "v")], "level_number": 17, **later},
         {**ids, "time": micros(103), "level": "LEVEL7", "target": "b", "message": "m2",
-         "properties": []},  # no properties: an empty map
+         "properties": [], "level_number": None, **later},  # no properties: an empty map
     ]  # fmt: skip
 
 
@@ -75,8 +77,10 @@ def test_measures_every_column() -> None:
     table = rows.measures(section["measure"], PROCESS, STREAM, BLOCK)
     ids = {"process_id": PROCESS.process_id, "stream_id": STREAM, "block_id": BLOCK}
     assert read(table) == [
-        {**ids, "time": micros(100), "name": "cpu", "unit": "%", "value": 1.5},
-        {**ids, "time": micros(4_100), "name": "mem", "unit": "B", "value": -2.0},
+        {**ids, "time": micros(100), "name": "cpu", "unit": "%", "value": 1.5,
+         "attributes": None, "attributes_num": None},
+        {**ids, "time": micros(4_100), "name": "mem", "unit": "B", "value": -2.0,
+         "attributes": None, "attributes_num": None},
     ]
 
 

@@ -22,7 +22,7 @@ from blocklake.errors import ClientError
 from blocklake.etl import rows
 from blocklake.etl.unmatched import unmatched_spans
 from blocklake.format.encode import StringTable, encode_block, encode_section
-from blocklake.format.schema import event_types
+from blocklake.format.schema import event_types, layout_to_json
 from blocklake.query import span_tree
 from blocklake.query.athena_engine import AthenaEngine
 from blocklake.query.duckdb_engine import DuckDbEngine
@@ -75,27 +75,41 @@ def _async_blocks() -> list:
     """Two requests with explicit parents; the first one's db and cache overlap."""
     writer = async_writer({})
     t = EARLY
+    # begins (scope, ticks, span id, parent, trace, remote parent, attributes); ends (-scope,
+    # ticks, span id), as the record path makes them
     first = writer.encode(
         [
-            (REQUEST.id, t + 1 * US, 1, 0),
-            (DB.id, t + 2 * US, 2, 1),
-            (CACHE.id, t + 3 * US, 3, 1),
-            (-CACHE.id, t + 5 * US, 3, 1),
-            (-DB.id, t + 8 * US, 2, 1),
-            (-REQUEST.id, t + 10 * US, 1, 0),
-            (REQUEST.id, t + 20 * US, 4, 0),
+            (REQUEST.id, t + 1 * US, 1, 0, 1, 0, None),
+            (DB.id, t + 2 * US, 2, 1, 1, 0, None),
+            (CACHE.id, t + 3 * US, 3, 1, 1, 0, None),
+            (-CACHE.id, t + 5 * US, 3),
+            (-DB.id, t + 8 * US, 2),
+            (-REQUEST.id, t + 10 * US, 1),
+            (REQUEST.id, t + 20 * US, 4, 0, 4, 0, None),
         ]
     )
     second = writer.encode(
-        [(DB.id, t + 21 * US, 5, 4), (-DB.id, t + 24 * US, 5, 4), (-REQUEST.id, t + 30 * US, 4, 0)]
+        [
+            (DB.id, t + 21 * US, 5, 4, 4, 0, None),
+            (-DB.id, t + 24 * US, 5),
+            (-REQUEST.id, t + 30 * US, 4),
+        ]
     )
     return [writer, first.data, second.data]
+
+
+def _revision_1_registration(writer, process_id: str) -> dict:
+    """The stream registration of a writer of revision 1 span blocks (made by hand here)."""
+    registration = writer.registration(process_id)
+    types = event_types(1)
+    registration["layout"] = layout_to_json([types["thread_span_begin"], types["thread_span_end"]])
+    return registration
 
 
 def _lost_end_blocks(stream_id: str) -> list[bytes]:
     """A writer that is not ours: 'lost' is open at the end of block 0, then neither replayed
     nor ended in block 1 (which ingest accepts: its own ends have their begins)."""
-    types = event_types()
+    types = event_types(1)  # blocks made by hand, as revision 1 writers made them
     blocks = []
     for sequence, (span_id, name, ticks, ended) in enumerate(
         [(1, "lost", EARLY + 40 * US, False), (2, "after", EARLY + 50 * US, True)]
@@ -151,7 +165,7 @@ class Lake:
     def stored(self, table: str) -> list[dict]:
         """The table's rows as its Parquet files hold them."""
         files = sorted((self.root / "tables" / table).rglob("*.parquet"))
-        return pa.concat_tables([pq.read_table(f) for f in files]).to_pylist() if files else []
+        return [row for file in files for row in pq.read_table(file).to_pylist()]
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +187,7 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
         for writer in (thread, spans):
             post("/v1/streams", writer.registration(process["process_id"]))
         other = thread_writer({})  # a stream for the blocks of a writer that is not ours
-        post("/v1/streams", other.registration(process["process_id"]))
+        post("/v1/streams", _revision_1_registration(other, process["process_id"]))
         for data in [*thread_data, *async_data, *_lost_end_blocks(str(other.stream_id))]:
             post("/v1/blocks", data)
         server.lake.wait_converted()
@@ -379,8 +393,8 @@ def test_a_cycle_of_reused_span_ids_ends_at_the_level_bound(settings: Settings) 
         process = process_document(start_time_ns=T0, start_ticks=0)
         post("/v1/processes", process)
         writer = thread_writer({})
-        post("/v1/streams", writer.registration(process["process_id"]))
-        types = event_types()
+        post("/v1/streams", _revision_1_registration(writer, process["process_id"]))
+        types = event_types(1)  # blocks made by hand, as revision 1 writers made them
         for sequence, spans in enumerate([[(1, 0, "root"), (2, 1, "x")], [(1, 2, "y")]]):
             strings = StringTable()
             ticks = [EARLY + (sequence * 10 + i) * US for i in range(len(spans))]
@@ -436,9 +450,9 @@ def test_a_stored_block_with_ends_without_begins_converts_them_to_unmatched_rows
     accepted = writer.encode([(main.id, EARLY), (main.end_id, EARLY + US)]).data
     status, answer = ingest.call("/v1/blocks", accepted)
     assert status == 201, answer
-    types = event_types()
+    types = event_types()  # the stream's layout, as the writer registered it
     strings = StringTable()
-    ends = [[EARLY + 2 * US, EARLY + 3 * US], [7, 8]]
+    ends = [[EARLY + 2 * US, EARLY + 3 * US], [7, 8], [0, 0], ["", ""], ["", ""]]
     legacy = encode_block(
         stream_id=writer.stream_id,
         block_id=uuid.UUID(answer["block_id"]),
