@@ -8,7 +8,7 @@ from synthetic events, then each is taken through the real conversion path, sing
 
     blocklake.format.arrow.decode_block      lz4 + CRC + zero-copy Arrow arrays
     blocklake.etl.rows.measures / log_entries / spans     rows of the lake table
-    blocklake.etl.convert.parquet_bytes      Parquet (zstd) in memory
+    blocklake.lake.staging.parquet_bytes      Parquet (zstd) in memory
 
 Target: at least 3 million metric events per second per core. Logs and thread spans are shown
 for information. The same run times a naive reader (struct.unpack into Python lists, rows as
@@ -30,11 +30,11 @@ import pyarrow as pa
 from _common import Stopwatch, Verdicts, machine  # before blocklake: puts src/ on sys.path
 
 from blocklake.etl import rows
-from blocklake.etl.convert import parquet_bytes
 from blocklake.format import schema
 from blocklake.format.arrow import decode_block
 from blocklake.format.header import parse_header
 from blocklake.format.tables import arrow_schema
+from blocklake.lake.staging import parquet_bytes
 from blocklake.sdk.recording import SpanScope
 from blocklake.sdk.streams import log_writer, metrics_writer, thread_writer
 from blocklake.stores.models import ProcessInfo

@@ -1,5 +1,8 @@
-"""ETL Lambda: S3 ObjectCreated notifications of raw blocks, delivered through SQS, and the
-hourly ``{"action": "compact"}`` and ``{"action": "reconcile"}`` of the schedule.
+"""ETL Lambda: S3 ObjectCreated notifications of raw blocks, delivered through SQS (conversion
+stages rows, ``blocklake.etl.convert``), and the schedule's ``{"action": "commit"}`` (each
+minute, on the committer function: folds staged rows into the Iceberg tables for about a
+minute), hourly ``{"action": "compact"}`` (compaction, snapshot expiry, orphan removal: also on
+the committer, the tables' single writer) and ``{"action": "reconcile"}``.
 
 Each SQS message is handled on its own and failures are reported per message, so one bad
 block is retried (and after the queue's receive limit, moved to the dead-letter queue) without
@@ -8,8 +11,9 @@ than raised. A failed conversion is also recorded, with its reason, where its te
 (``blocklake.etl.convert``).
 
 Metrics (namespace ``blocklake``, off when not on Lambda: ``blocklake.observability``):
-``BlocksConverted``, ``RowsWritten``, ``ConversionFailures``; compaction:
-``PartitionsCompacted``, ``FragmentsCompacted``; reconciliation: ``BlocksReconciled``,
+``BlocksConverted``, ``RowsWritten``, ``ConversionFailures``; commits: ``FragmentsCommitted``,
+``LakeCommits``; compaction: ``PartitionsCompacted``, ``FilesCompacted``, ``SnapshotsExpired``,
+``OrphansRemoved``; reconciliation: ``BlocksReconciled``,
 ``BlocksUnrecoverable`` (reported by the reconciler, see ``blocklake.etl.reconcile``).
 """
 
@@ -30,10 +34,10 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from blocklake.config import Settings
-from blocklake.etl.compact import HOUR_NS, HOURS_BACK, Compactor
 from blocklake.etl.convert import BlockConverter, ConversionFailed
 from blocklake.etl.reconcile import Reconciler, ReconcileReport
 from blocklake.ingest.service import IngestService
+from blocklake.lake import CommitReport
 from blocklake.observability import MetricsSink, MetricUnit, metrics_for, observed, tracer_for
 from blocklake.stores import factory
 from blocklake.stores.layout import partition
@@ -44,6 +48,14 @@ metrics = metrics_for(SERVICE)
 tracer = tracer_for(SERVICE)
 
 
+HOUR_NS = 3600 * 1_000_000_000
+HOURS_BACK = 3
+"""Closed hours whose raw blocks reconciliation revisits."""
+COMMIT_INTERVAL_S = 5.0
+"""Time between two commits of the committer: blocks reach queries (Athena's too) this long
+after they converted, plus a commit's duration (well within the minute asked)."""
+COMMIT_RESERVE_MS = 10_000
+"""The committer stops committing when its invocation has less time left than this."""
 RECONCILE_SETTLE_NS = 10 * 60 * 1_000_000_000
 """Blocks inserted this recently are left to their notification, still on its way."""
 RECONCILE_RESERVE_MS = 15_000
@@ -80,7 +92,7 @@ def make_handler(
             metrics.add_metric("RowsWritten", MetricUnit.Count, sum(conversion.rows.values()))
             logger.info("block converted", extra={"key": key, "rows": conversion.rows})
 
-    compactor = Compactor(converter.blobs)
+    lake = converter.lake
 
     def reconcile(context: object) -> dict:
         """Blocks of the last hours left unconverted (a lost notification, a conversion that
@@ -121,31 +133,52 @@ def make_handler(
         logger.info("reconciliation done", extra=report.to_json())
         return report.to_json()
 
+    def commit(context: object) -> dict:
+        """Commits what conversions staged, again and again until ``COMMIT_RESERVE_MS`` before
+        the invocation's end (the schedule starts one a minute, the function runs one at a
+        time): a block is visible to queries ``COMMIT_INTERVAL_S`` or so after it converted."""
+        total = CommitReport()
+        while True:
+            started = time.monotonic()
+            with tracer.subsegment("commit"):
+                report = lake.commit_pending()
+            total.fragments += report.fragments
+            total.rows += report.rows
+            total.commits += report.commits
+            left_ms = context.get_remaining_time_in_millis()
+            if left_ms < COMMIT_RESERVE_MS + COMMIT_INTERVAL_S * 1000:
+                break
+            time.sleep(max(0.0, COMMIT_INTERVAL_S - (time.monotonic() - started)))
+        metrics.add_metric("FragmentsCommitted", MetricUnit.Count, total.fragments)
+        metrics.add_metric("LakeCommits", MetricUnit.Count, total.commits)
+        result = {"fragments": total.fragments, "rows": total.rows, "commits": total.commits}
+        logger.info("commits done", extra=result)
+        return result
+
     def scheduled(action: str, context: object) -> dict:
         if action == "reconcile":
             return reconcile(context)
+        if action == "commit":
+            return commit(context)
         if action != "compact":
             raise ValueError(
-                f"unknown scheduled action {action!r}: expected 'compact' or 'reconcile'"
+                f"unknown scheduled action {action!r}: expected 'commit', 'compact' or 'reconcile'"
             )
         with tracer.subsegment("compact"):
-            report = compactor.compact_closed_hours(time.time_ns())
+            lake.commit_pending()  # the single writer: nothing staged waits behind compaction
+            report = lake.compact(time.time_ns())
         metrics.add_metric("PartitionsCompacted", MetricUnit.Count, report.partitions)
-        metrics.add_metric("FragmentsCompacted", MetricUnit.Count, report.fragments)
-        metrics.add_metric("ReplacedFilesDeleted", MetricUnit.Count, report.deleted)
-        logger.info(
-            "compaction done",
-            extra={
-                "partitions": report.partitions,
-                "fragments": report.fragments,
-                "deleted": report.deleted,
-            },
-        )
-        return {
+        metrics.add_metric("FilesCompacted", MetricUnit.Count, report.files_replaced)
+        metrics.add_metric("SnapshotsExpired", MetricUnit.Count, report.snapshots_expired)
+        metrics.add_metric("OrphansRemoved", MetricUnit.Count, report.orphans_removed)
+        result = {
             "partitions": report.partitions,
-            "fragments": report.fragments,
-            "deleted": report.deleted,
+            "files_replaced": report.files_replaced,
+            "snapshots_expired": report.snapshots_expired,
+            "orphans_removed": report.orphans_removed,
         }
+        logger.info("compaction done", extra=result)
+        return result
 
     def handle(event: dict, context: object) -> dict:
         if "action" in event:  # the EventBridge schedule's constant input
@@ -158,8 +191,9 @@ def make_handler(
 @functools.cache
 def _configured() -> Callable[[dict, object], dict]:
     settings = Settings.from_env()
+    blobs = factory.blob_store(settings)
     return make_handler(
-        BlockConverter(factory.blob_store(settings), factory.metadata_store(settings))
+        BlockConverter(blobs, factory.metadata_store(settings), factory.lake(settings, blobs))
     )
 
 
