@@ -25,7 +25,14 @@ BUILD_DIR = PROJECT_ROOT / ".build"
 
 FUNCTION_DEPENDENCIES: dict[str, tuple[str, ...]] = {
     "ingest": ("lz4", "aws-lambda-powertools", "aws-xray-sdk"),
-    "etl": ("lz4", "aws-lambda-powertools", "aws-xray-sdk", "pyarrow"),
+    "etl": (
+        "lz4",
+        "aws-lambda-powertools",
+        "aws-xray-sdk",
+        "pyarrow",
+        "pyiceberg",
+        "pyiceberg-core",
+    ),
     "query": (
         "lz4",
         "aws-lambda-powertools",
@@ -33,6 +40,9 @@ FUNCTION_DEPENDENCIES: dict[str, tuple[str, ...]] = {
         "pyarrow",
         "duckdb",
         "duckdb-extension-httpfs",
+        "duckdb-extension-iceberg",
+        "duckdb-extension-avro",
+        "pyiceberg",
         "pyathena",
         "sqlglot",
     ),

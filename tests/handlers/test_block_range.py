@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import uuid
 
-import pyarrow.parquet as pq
 import pytest
 
 from blocklake.etl.convert import BlockConverter
 from blocklake.format.encode import StringTable, encode_block, encode_section
 from blocklake.format.schema import event_types
 from tests.handlers.test_ingest_refusals import Ingest, refused
+from tests.helpers import lake_for, stored_rows
 
 HOUR = 3600 * 10**9
 START_NS = 1_779_998_400_000_000_000  # 2026-05-28T20:00:00Z; a nanosecond clock from tick 0
@@ -79,10 +79,9 @@ def test_an_hour_long_block_and_replayed_span_begins_are_accepted(ingest, stream
     # a span that began three hours before the block holding its end: its begin is replayed
     replayed = block(stream, 4 * HOUR, 4 * HOUR + 5, [4 * HOUR], [(HOUR // 2, 4 * HOUR + 5)])
     assert ingest.call("/v1/blocks", replayed)[0] == 201
-    converter = BlockConverter(ingest.blobs, ingest.metadata)
+    converter = BlockConverter(ingest.blobs, ingest.metadata, lake_for(ingest.blobs))
     for key in ingest.blobs.list("raw/"):
         converter.convert_key(key)
-    (path,) = ingest.blobs.list("tables/thread_spans/")
-    assert pq.read_table(ingest.blobs.url(path))["duration_ns"].to_pylist() == [
+    assert stored_rows(ingest.blobs, "thread_spans")["duration_ns"].to_pylist() == [
         4 * HOUR + 5 - HOUR // 2
     ]

@@ -25,6 +25,7 @@ import io
 import json
 import posixpath
 import uuid
+import warnings
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -336,11 +337,15 @@ class IcebergLake:
         iceberg = self.load(table, tenant)
         if row is None:
             if iceberg is not None:
-                iceberg.delete(In(column, [value]))
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)
+                    iceberg.delete(In(column, [value]))
             return
         iceberg = self._table_for(table, tenant, _plain(row).schema)
         data = self._aligned(iceberg, _plain(row))
-        iceberg.overwrite(data, overwrite_filter=In(column, [value]))
+        with warnings.catch_warnings():  # "did not match any records": the first failure
+            warnings.simplefilter("ignore", UserWarning)
+            iceberg.overwrite(data, overwrite_filter=In(column, [value]))
 
     def all_tables(self) -> Iterator[tuple[str, str]]:
         """(tenant, table) of every table in the catalog."""
