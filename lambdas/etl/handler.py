@@ -1,8 +1,8 @@
 """ETL Lambda: S3 ObjectCreated notifications of raw blocks, delivered through SQS (conversion
-stages rows, ``blocklake.etl.convert``), and the schedule's ``{"action": "commit"}`` (each
-minute, on the committer function: folds staged rows into the Iceberg tables for about a
-minute), hourly ``{"action": "compact"}`` (compaction, snapshot expiry, orphan removal: also on
-the committer, the tables' single writer) and ``{"action": "reconcile"}``.
+stages rows, ``blocklake.etl.convert``), and the schedules' ``{"action": "commit"}`` (each
+minute, on the committer function, the tables' single writer: folds staged rows into the
+Iceberg tables for most of the minute, and once an hour first compacts, expires snapshots and
+removes orphans; ``{"action": "compact"}`` does that alone) and ``{"action": "reconcile"}``.
 
 Each SQS message is handled on its own and failures are reported per message, so one bad
 block is retried (and after the queue's receive limit, moved to the dead-letter queue) without
@@ -54,8 +54,14 @@ HOURS_BACK = 3
 COMMIT_INTERVAL_S = 5.0
 """Time between two commits of the committer: blocks reach queries (Athena's too) this long
 after they converted, plus a commit's duration (well within the minute asked)."""
+COMMIT_WINDOW_S = 50.0
+"""How long one committer run commits: less than the schedule's minute, so that runs follow
+each other rather than queue behind the reserved concurrency of 1."""
 COMMIT_RESERVE_MS = 10_000
 """The committer stops committing when its invocation has less time left than this."""
+COMPACT_MINUTE = 5
+"""The committer run starting in this minute of each hour compacts the lake first (five
+minutes past: the hour that just closed has its late blocks)."""
 RECONCILE_SETTLE_NS = 10 * 60 * 1_000_000_000
 """Blocks inserted this recently are left to their notification, still on its way."""
 RECONCILE_RESERVE_MS = 15_000
@@ -134,38 +140,37 @@ def make_handler(
         return report.to_json()
 
     def commit(context: object) -> dict:
-        """Commits what conversions staged, again and again until ``COMMIT_RESERVE_MS`` before
-        the invocation's end (the schedule starts one a minute, the function runs one at a
-        time): a block is visible to queries ``COMMIT_INTERVAL_S`` or so after it converted."""
+        """Commits what conversions staged, every ``COMMIT_INTERVAL_S`` for ``COMMIT_WINDOW_S``
+        (the schedule starts one run a minute on the committer, which runs one at a time): a
+        block is visible to queries seconds after it converted. The run that starts in minute
+        ``COMPACT_MINUTE`` of an hour compacts first: the same single writer, so compaction
+        never races a commit."""
+        started = time.monotonic()
+        result: dict = {}
+        if time.gmtime().tm_min == COMPACT_MINUTE:
+            result["compaction"] = compact()
         total = CommitReport()
         while True:
-            started = time.monotonic()
+            round_started = time.monotonic()
             with tracer.subsegment("commit"):
                 report = lake.commit_pending()
             total.fragments += report.fragments
             total.rows += report.rows
             total.commits += report.commits
+            elapsed = time.monotonic() - started
             left_ms = context.get_remaining_time_in_millis()
-            if left_ms < COMMIT_RESERVE_MS + COMMIT_INTERVAL_S * 1000:
+            if elapsed + COMMIT_INTERVAL_S > COMMIT_WINDOW_S or left_ms < COMMIT_RESERVE_MS:
                 break
-            time.sleep(max(0.0, COMMIT_INTERVAL_S - (time.monotonic() - started)))
+            time.sleep(max(0.0, COMMIT_INTERVAL_S - (time.monotonic() - round_started)))
         metrics.add_metric("FragmentsCommitted", MetricUnit.Count, total.fragments)
         metrics.add_metric("LakeCommits", MetricUnit.Count, total.commits)
-        result = {"fragments": total.fragments, "rows": total.rows, "commits": total.commits}
+        result.update(fragments=total.fragments, rows=total.rows, commits=total.commits)
         logger.info("commits done", extra=result)
         return result
 
-    def scheduled(action: str, context: object) -> dict:
-        if action == "reconcile":
-            return reconcile(context)
-        if action == "commit":
-            return commit(context)
-        if action != "compact":
-            raise ValueError(
-                f"unknown scheduled action {action!r}: expected 'commit', 'compact' or 'reconcile'"
-            )
+    def compact() -> dict:
         with tracer.subsegment("compact"):
-            lake.commit_pending()  # the single writer: nothing staged waits behind compaction
+            lake.commit_pending()  # nothing staged waits behind compaction
             report = lake.compact(time.time_ns())
         metrics.add_metric("PartitionsCompacted", MetricUnit.Count, report.partitions)
         metrics.add_metric("FilesCompacted", MetricUnit.Count, report.files_replaced)
@@ -179,6 +184,17 @@ def make_handler(
         }
         logger.info("compaction done", extra=result)
         return result
+
+    def scheduled(action: str, context: object) -> dict:
+        if action == "reconcile":
+            return reconcile(context)
+        if action == "commit":
+            return commit(context)
+        if action == "compact":
+            return compact()
+        raise ValueError(
+            f"unknown scheduled action {action!r}: expected 'commit', 'compact' or 'reconcile'"
+        )
 
     def handle(event: dict, context: object) -> dict:
         if "action" in event:  # the EventBridge schedule's constant input

@@ -51,6 +51,7 @@ def _places(lake: QueryLake) -> dict[str, str]:
     (other,) = _parquet(lake, "globex")
     return {
         "root": root,
+        "other_metadata": lake.lake.lake.metadata_location("log_entries", "globex"),
         "own": f"{root}/{own}",
         "other": f"{root}/{other}",
         "own_dir": f"{root}/{own.rsplit('/', 1)[0]}",
@@ -97,6 +98,10 @@ def no_sql_check(monkeypatch: pytest.MonkeyPatch) -> None:
         "SELECT * FROM read_text('{own_dir}/link-to-passwd')",
         "SELECT * FROM glob('/tmp/blocklake-query-*/**')",
         "SELECT * FROM read_text('{root}/metadata.db')",
+        # The other tenant's Iceberg table, whole, from its current metadata.
+        "SELECT * FROM iceberg_scan('{other_metadata}')",
+        "SELECT * FROM iceberg_metadata('{other_metadata}')",
+        "SELECT * FROM read_text('{root}/catalog.db')",
         "COPY (SELECT 1) TO '{own_dir}/x.csv'",
         "ATTACH '{root}/metadata.db' AS meta",
         "SET allowed_paths = ['{other}']",

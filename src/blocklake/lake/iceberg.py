@@ -43,13 +43,17 @@ from pyiceberg.expressions import (
     In,
     LessThan,
 )
+from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionField, PartitionSpec
+from pyiceberg.schema import assign_fresh_schema_ids
 from pyiceberg.table import Table
+from pyiceberg.table.sorting import UNSORTED_SORT_ORDER, SortField, SortOrder
 from pyiceberg.transforms import HourTransform, IdentityTransform
 
 from blocklake.format.schema import tables as schema_tables
 from blocklake.format.tables import arrow_schema
-from blocklake.lake import CommitReport, CompactionReport, DataFile, Fragment, TablePlan
+from blocklake.lake import CommitReport, CompactionReport, Fragment, TablePlan
 from blocklake.lake.layout import TableLayout, layout
+from blocklake.lake.reader import IcebergPlanner, local_connection
 from blocklake.lake.staging import (
     BATCHES,
     MARKS,
@@ -60,7 +64,6 @@ from blocklake.lake.staging import (
     staged_key,
 )
 from blocklake.stores.blobs import BlobStore
-from blocklake.stores.layout import partition
 
 BATCH_PROPERTY = "blocklake.batch"
 HOUR_NS = 3600 * 1_000_000_000
@@ -72,6 +75,8 @@ COMPACT_HOURS_BACK = 3
 COMPACT_OPEN_HOUR_FILES = 32
 """The current (open) hour is compacted too once it holds this many files: a query on the last
 minutes opens few files even at high rates."""
+PARTITION_FIELD_ID = 1000
+"""Iceberg's first partition field id."""
 DIRECT_TABLES = frozenset({"conversion_failures"})
 """Tables written by ``upsert`` (not by the committer): compaction, the committer's work, leaves
 them alone, so that only one writer ever commits to a table."""
@@ -256,20 +261,34 @@ class IcebergLake:
             for other in sorted(set(schema_tables()) - {name}):
                 self._create(other, tenant, arrow_schema(other))
         table_layout = layout(name, schema)
-        table = self.catalog.create_table_if_not_exists(
+        # One catalog commit: the schema with ids, so that the partition spec and sort order
+        # can name their source columns (the catalog re-assigns ids, by name, consistently).
+        iceberg_schema = assign_fresh_schema_ids(Catalog._convert_schema_if_needed(schema))
+        spec = UNPARTITIONED_PARTITION_SPEC
+        if table_layout.end is not None:
+            spec = PartitionSpec(
+                PartitionField(
+                    iceberg_schema.find_field(table_layout.end).field_id,
+                    PARTITION_FIELD_ID,
+                    HourTransform(),
+                    f"{table_layout.end}_hour",
+                )
+            )
+        order = SortOrder(
+            *(
+                SortField(iceberg_schema.find_field(column).field_id, IdentityTransform())
+                for column in table_layout.sort
+                if column in schema.names
+            )
+        )
+        return self.catalog.create_table_if_not_exists(
             identifier,
-            schema=schema,
+            schema=iceberg_schema,
             location=f"{self.location}/tables/{name}/tenant={tenant}",
+            partition_spec=spec,
+            sort_order=order if order.fields else UNSORTED_SORT_ORDER,
             properties=TABLE_PROPERTIES,
         )
-        if table_layout.end is not None and not table.spec().fields:
-            with table.update_spec() as spec:
-                spec.add_field(table_layout.end, HourTransform(), f"{table_layout.end}_hour")
-        if table_layout.sort and table.sort_order().is_unsorted:
-            with table.update_sort_order() as order:
-                for column in table_layout.sort:
-                    order.asc(column, IdentityTransform())
-        return self.catalog.load_table(identifier)
 
     @staticmethod
     def _aligned(table: Table, data: pa.Table) -> pa.Table:
@@ -288,36 +307,25 @@ class IcebergLake:
 
     # -- reading -------------------------------------------------------------------------
 
-    def plan(self, table: str, tenant: str, begin_ns: int, end_ns: int) -> TablePlan:
+    def metadata_location(self, table: str, tenant: str) -> str | None:
+        """The table's current ``metadata.json``, None when the table does not exist."""
         iceberg = self.load(table, tenant)
-        if iceberg is None or iceberg.current_snapshot() is None:
-            return TablePlan(table, tenant, None)
-        snapshot = iceberg.current_snapshot()
-        table_layout = layout(table, iceberg.schema().as_arrow())
-        tasks = list(
-            iceberg.scan(row_filter=range_filter(table_layout, begin_ns, end_ns)).plan_files()
-        )
-        files = [
-            DataFile(t.file.file_path, t.file.file_size_in_bytes, t.file.record_count)
-            for t in tasks
-        ]
-        partitions = sorted(
-            {
-                partition(value * HOUR_NS)
-                for t in tasks
-                for value in t.file.partition
-                if isinstance(value, int)
-            }
-        )
-        manifests = [m.manifest_path for m in snapshot.manifests(iceberg.io)]
-        return TablePlan(
-            table,
-            tenant,
-            iceberg.metadata_location,
-            [iceberg.metadata_location, snapshot.manifest_list, *manifests],
-            sorted(files, key=lambda f: f.path),
-            partitions,
-        )
+        return None if iceberg is None else iceberg.metadata_location
+
+    def plan(self, table: str, tenant: str, begin_ns: int, end_ns: int) -> TablePlan:
+        """What a reader of the range opens, planned as the query side plans it
+        (``blocklake.lake.reader``)."""
+        return self.planner().plan(table, tenant, begin_ns, end_ns)
+
+    def planner(self) -> IcebergPlanner:
+        """A planner over this lake's catalog (on S3 with the process's own credentials)."""
+        setup: tuple[str, ...] = ()
+        if self.location.startswith("s3://"):
+            from blocklake.query import duckdb_s3
+
+            bucket = self.location.removeprefix("s3://")
+            setup = duckdb_s3.s3_connection_setup(bucket, duckdb_s3.environment_credentials())
+        return IcebergPlanner(self, lambda tenant: local_connection(setup))
 
     # -- maintenance ---------------------------------------------------------------------
 

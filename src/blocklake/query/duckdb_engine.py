@@ -32,16 +32,19 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
-from typing import Protocol
+
+import duckdb
 
 from blocklake.config import QueryLimits, Settings
 from blocklake.errors import ClientError
 from blocklake.format.schema import tables
 from blocklake.lake import TablePlan
+from blocklake.lake.reader import GlueLocator, IcebergPlanner, Locator
 from blocklake.query.duckdb_extensions import ICEBERG, load_statements
-from blocklake.query.duckdb_sandbox import PlannedView, QueryPlan, run_isolated
+from blocklake.query.duckdb_sandbox import PlannedView, QueryPlan, error_for, run_isolated
 from blocklake.query.duckdb_sql import check_query, tables_named
 from blocklake.query.engine import QueryRequest, QueryResult
 from blocklake.query.plan import Scan, TableScan, check_scan
@@ -54,27 +57,20 @@ DUCKDB_CONFIG = {"allow_unsigned_extensions": "true"}
 users' SQL cannot ``LOAD`` anything (``blocklake.query.duckdb_s3``)."""
 
 
-class TablePlanner(Protocol):
-    """What the engine needs of the lake (``blocklake.lake.Lake``)."""
-
-    def plan(self, table: str, tenant: str, begin_ns: int, end_ns: int) -> TablePlan: ...
-
-    def tables(self, tenant: str) -> list[str]: ...
-
-
 class DuckDbEngine:
     dialect = "duckdb"
 
     def __init__(
         self,
         blobs: BlobStore,
-        lake: TablePlanner,
+        locator: Locator,
         limits: QueryLimits | None = None,
         connection_setup: Callable[[str], tuple[str, ...]] = lambda tenant: (),
         config: dict[str, str] | None = None,
     ) -> None:
         self.blobs = blobs
-        self.lake = lake
+        self.planner = IcebergPlanner(locator, self._metadata_connection)
+        """Plans each table's read from its metadata, read with the tenant's access."""
         self.limits = limits or QueryLimits()
         self.connection_setup = connection_setup
         """Statements run on each new connection for a tenant first (loading httpfs, the
@@ -86,18 +82,25 @@ class DuckDbEngine:
 
     @classmethod
     def for_settings(
-        cls, settings: Settings, blobs: BlobStore, lake: TablePlanner | None = None
+        cls, settings: Settings, blobs: BlobStore, locator: Locator | None = None
     ) -> DuckDbEngine:
-        """The engine the settings describe, over ``lake`` (by default the lake of
-        ``settings``, ``blocklake.lake.catalog``): on S3 (``settings.bucket``), httpfs from the
+        """The engine the settings describe, its tables located by ``locator`` (by default
+        the catalog of ``settings``: Glue through boto3 when deployed, no pyiceberg; else the
+        SQL catalog, ``blocklake.lake.catalog``): on S3 (``settings.bucket``), httpfs from the
         installed wheel with each tenant's credentials (from the reader role when one is
         configured, else the process's own); on a local directory, nothing more to set up."""
-        if lake is None:
+        if locator is None and settings.bucket and settings.glue_database:
+            import boto3
+
+            from blocklake.lake.catalog import namespace_prefix
+
+            locator = GlueLocator(boto3.client("glue"), namespace_prefix(settings))
+        elif locator is None:
             from blocklake.lake.catalog import open_lake
 
-            lake = open_lake(settings, blobs)
+            locator = open_lake(settings, blobs)
         if not settings.bucket:
-            return cls(blobs, lake, settings.query)
+            return cls(blobs, locator, settings.query)
         from blocklake.query import duckdb_s3
 
         credentials: Callable[[str], duckdb_s3.Credentials | None]
@@ -111,21 +114,43 @@ class DuckDbEngine:
             credentials = lambda tenant: duckdb_s3.environment_credentials()  # noqa: E731
         return cls(
             blobs,
-            lake,
+            locator,
             settings.query,
             duckdb_s3.s3_tenant_setup(settings.bucket, credentials),
             duckdb_s3.DUCKDB_CONFIG,
         )
 
+    @contextmanager
+    def _metadata_connection(self, tenant: str) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A database that reads the tenant's table metadata (our SQL only, never the
+        tenant's), with its S3 access when the lake is on S3."""
+        connection = duckdb.connect(
+            ":memory:",
+            config={
+                "autoinstall_known_extensions": "false",
+                "autoload_known_extensions": "false",
+                **self.config,
+            },
+        )
+        try:
+            for statement in (*self.connection_setup(tenant), *load_statements("avro")):
+                connection.execute(statement)
+            yield connection
+        finally:
+            connection.close()
+
     def _names(self, tenant: str) -> frozenset[str]:
         """The views a tenant's SQL may name: the schema's tables and its own tables."""
-        return frozenset(tables()) | frozenset(self.lake.tables(tenant))
+        return frozenset(tables()) | frozenset(self.planner.tables(tenant))
 
     def _plans(self, names: set[str], request: QueryRequest) -> dict[str, TablePlan]:
-        return {
-            name: self.lake.plan(name, request.tenant, request.begin_ns, request.end_ns)
-            for name in sorted(names)
-        }
+        """Each named table's plan; ``ClientError`` 502 when its metadata cannot be read."""
+        try:
+            return self.planner.plan_tables(
+                sorted(names), request.tenant, request.begin_ns, request.end_ns
+            )
+        except duckdb.Error as error:
+            raise error_for(error, False, self.limits) from None
 
     @staticmethod
     def _measure(plans: dict[str, TablePlan]) -> Scan:
