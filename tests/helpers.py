@@ -115,9 +115,9 @@ def log_block(
 def lake_for(blobs: LocalBlobStore) -> IcebergLake:
     """The local lake whose files are in ``blobs`` (its SQLite catalog beside them)."""
     from blocklake.config import Settings
-    from blocklake.stores import factory
+    from blocklake.lake.catalog import open_lake
 
-    return factory.lake(Settings(data_dir=blobs.root), blobs)
+    return open_lake(Settings(data_dir=blobs.root), blobs)
 
 
 def stored_rows(blobs: LocalBlobStore, table: str, tenant: str = "acme") -> pa.Table:

@@ -38,6 +38,7 @@ from blocklake.etl.convert import BlockConverter, ConversionFailed
 from blocklake.etl.reconcile import Reconciler, ReconcileReport
 from blocklake.ingest.service import IngestService
 from blocklake.lake import CommitReport
+from blocklake.lake.catalog import open_lake
 from blocklake.observability import MetricsSink, MetricUnit, metrics_for, observed, tracer_for
 from blocklake.stores import factory
 from blocklake.stores.layout import partition
@@ -209,7 +210,7 @@ def _configured() -> Callable[[dict, object], dict]:
     settings = Settings.from_env()
     blobs = factory.blob_store(settings)
     return make_handler(
-        BlockConverter(blobs, factory.metadata_store(settings), factory.lake(settings, blobs))
+        BlockConverter(blobs, factory.metadata_store(settings), open_lake(settings, blobs))
     )
 
 

@@ -317,14 +317,9 @@ class IcebergLake:
         (``blocklake.lake.reader``)."""
         return self.planner().plan(table, tenant, begin_ns, end_ns)
 
-    def planner(self) -> IcebergPlanner:
-        """A planner over this lake's catalog (on S3 with the process's own credentials)."""
-        setup: tuple[str, ...] = ()
-        if self.location.startswith("s3://"):
-            from blocklake.query import duckdb_s3
-
-            bucket = self.location.removeprefix("s3://")
-            setup = duckdb_s3.s3_connection_setup(bucket, duckdb_s3.environment_credentials())
+    def planner(self, setup: tuple[str, ...] = ()) -> IcebergPlanner:
+        """A planner over this lake's catalog; ``setup`` runs first on each of its DuckDB
+        connections (on S3: httpfs and credentials, ``blocklake.query.duckdb_s3``)."""
         return IcebergPlanner(self, lambda tenant: local_connection(setup))
 
     # -- maintenance ---------------------------------------------------------------------

@@ -77,7 +77,7 @@ class GlueLocator:
 @contextmanager
 def local_connection(setup: tuple[str, ...] = ()) -> Iterator[duckdb.DuckDBPyConnection]:
     """A DuckDB database that reads Iceberg metadata (avro loaded), after ``setup``."""
-    from blocklake.query.duckdb_extensions import load_statements
+    from blocklake.lake.duckdb_extensions import load_statements
 
     connection = duckdb.connect(
         ":memory:",

@@ -42,8 +42,8 @@ from blocklake.config import QueryLimits, Settings
 from blocklake.errors import ClientError
 from blocklake.format.schema import tables
 from blocklake.lake import TablePlan
+from blocklake.lake.duckdb_extensions import ICEBERG, load_statements
 from blocklake.lake.reader import GlueLocator, IcebergPlanner, Locator
-from blocklake.query.duckdb_extensions import ICEBERG, load_statements
 from blocklake.query.duckdb_sandbox import PlannedView, QueryPlan, error_for, run_isolated
 from blocklake.query.duckdb_sql import check_query, tables_named
 from blocklake.query.engine import QueryRequest, QueryResult

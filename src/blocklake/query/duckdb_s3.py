@@ -1,7 +1,7 @@
 """DuckDB reading the lake's Parquet on S3: httpfs from the installed wheel, and credentials that
 reach only the querying tenant's tables.
 
-httpfs is loaded from its wheel (``blocklake.query.duckdb_extensions``); known extensions are
+httpfs is loaded from its wheel (``blocklake.lake.duckdb_extensions``); known extensions are
 never auto-installed.
 
 Credentials: with a reader role configured (``BLOCKLAKE_QUERY_READER_ROLE_ARN``, set by the stack)
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from blocklake.query.duckdb_extensions import load_statements
+from blocklake.lake.duckdb_extensions import load_statements
 
 SECRET_NAME = "blocklake_s3"
 S3_CREDENTIAL_SETTINGS = ("s3_access_key_id", "s3_secret_access_key", "s3_session_token")

@@ -25,6 +25,7 @@ from blocklake.config import Settings
 from blocklake.etl.convert import BlockConverter
 from blocklake.etl.reconcile import Reconciler, ReconcileReport
 from blocklake.ingest.service import IngestService
+from blocklake.lake.catalog import open_lake
 from blocklake.query.duckdb_engine import DuckDbEngine
 from blocklake.server.events import LambdaContext, http_api_event, s3_notification, sqs_event
 from blocklake.stores import factory
@@ -70,7 +71,7 @@ class LocalLake:
         self._new_blocks: queue.Queue[str | None] = queue.Queue()
         self.blobs = factory.blob_store(settings, on_created=self._on_created)
         ingest = IngestService(self.blobs, self.metadata, settings.max_block_bytes)
-        self.lake = factory.lake(settings, self.blobs)
+        self.lake = open_lake(settings, self.blobs)
         self.handlers = {
             "ingest": ingest_handler.make_handler(ingest),
             "query": query_handler.make_handler(

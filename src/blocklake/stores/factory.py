@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from blocklake.config import Settings
 from blocklake.stores.blobs import BlobStore, LocalBlobStore
 from blocklake.stores.metadata import SqlMetadataStore
 from blocklake.stores.sql import SqlExecutor, SqliteExecutor
-
-if TYPE_CHECKING:
-    from blocklake.lake.iceberg import IcebergLake
 
 # The AWS and PostgreSQL adapters are imported when configured: the local lake installs neither
 # boto3 nor psycopg (extras ``aws`` and ``postgres`` in pyproject.toml).
@@ -50,10 +46,3 @@ def blob_store(settings: Settings, on_created: Callable[[str], None] | None = No
 
         return S3BlobStore(settings.bucket, on_created=on_created)
     return LocalBlobStore(settings.data_dir, on_created=on_created)
-
-
-def lake(settings: Settings, blobs: BlobStore) -> IcebergLake:
-    """The lake's Iceberg tables (``blocklake.lake.catalog``), fragments staged in ``blobs``."""
-    from blocklake.lake.catalog import open_lake
-
-    return open_lake(settings, blobs)
