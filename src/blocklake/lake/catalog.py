@@ -13,6 +13,8 @@ about 0.9 s): code that only reads does not pay for it.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from blocklake.config import Settings
@@ -38,16 +40,27 @@ def namespace_prefix(settings: Settings) -> str:
     return f"{settings.glue_database}_" if settings.glue_database else "blocklake_"
 
 
-def open_catalog(settings: Settings) -> Catalog:
-    """The catalog for ``settings`` (see the module's docstring)."""
+def open_catalog(settings: Settings, env: Mapping[str, str] = os.environ) -> Catalog:
+    """The catalog for ``settings`` (see the module's docstring); ``ValueError`` naming the
+    setting when a bucket has no catalog to go with it."""
+    url = settings.metadata_url
+    postgres = bool(url and url.startswith(("postgresql://", "postgres://")))
     if settings.bucket and settings.glue_database:
         from pyiceberg.catalog.glue import GlueCatalog
 
-        return GlueCatalog(CATALOG_NAME, warehouse=lake_location(settings))
+        # AWS's own variable for another endpoint (a test's moto): boto3 reads it for Glue,
+        # pyiceberg's S3 file IO needs it said.
+        endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
+        properties = {"s3.endpoint": endpoint} if endpoint else {}
+        return GlueCatalog(CATALOG_NAME, warehouse=lake_location(settings), **properties)
+    if settings.bucket and not postgres:
+        raise ValueError(
+            "BLOCKLAKE_BUCKET needs an Iceberg catalog: BLOCKLAKE_GLUE_DATABASE (AWS Glue), or "
+            "BLOCKLAKE_METADATA_URL=postgresql://... (a SQL catalog in PostgreSQL)"
+        )
     from pyiceberg.catalog.sql import SqlCatalog
 
-    url = settings.metadata_url
-    if url and url.startswith(("postgresql://", "postgres://")):
+    if postgres:
         rest = url.split("://", 1)[1]
         uri = f"postgresql+psycopg://{rest}"
     else:
