@@ -88,6 +88,8 @@ TABLE_PROPERTIES = {
     "write.metadata.delete-after-commit.enabled": "true",
     "write.metadata.previous-versions-max": "10",
     "write.parquet.compression-codec": "zstd",
+    # Row groups a reader can skip on their statistics (files are sorted by process, time).
+    "write.parquet.row-group-limit": "131072",
 }
 
 
