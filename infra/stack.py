@@ -104,6 +104,7 @@ class BlocklakeStack(Stack):
         # The tables' single writer: commits what conversions staged (about every 5 s), and
         # compacts, expires snapshots and removes orphans hourly. One at a time (reserved
         # concurrency 1): Glue's commit check makes racing writers safe, but not cheap.
+        retention = settings.retention.tables_days
         committer = LakeFunction(
             self,
             "Committer",
@@ -111,7 +112,11 @@ class BlocklakeStack(Stack):
             traced=True,
             memory_mb=2048,
             timeout=ETL_TIMEOUT,
-            environment=lake_env,
+            environment={
+                **lake_env,
+                # Rows past the retention are deleted through the tables (not by S3 lifecycle).
+                **({"BLOCKLAKE_TABLES_RETENTION_DAYS": str(retention)} if retention else {}),
+            },
             reserved_concurrency=1,
         )
         for prefix in (STAGING_PREFIX, LAKE_RECORDS_PREFIX, TABLES_PREFIX):

@@ -15,12 +15,8 @@ from blocklake import observability
 from blocklake.config import QueryLimits
 from blocklake.etl.convert import BlockConverter
 from blocklake.ingest.service import IngestService
-from blocklake.query.duckdb_s3 import (
-    S3_CREDENTIAL_SETTINGS,
-    Credentials,
-    httpfs_extension_path,
-    s3_connection_setup,
-)
+from blocklake.lake.duckdb_extensions import extension_path
+from blocklake.query.duckdb_s3 import S3_CREDENTIAL_SETTINGS, Credentials, s3_connection_setup
 from blocklake.server.events import LambdaContext
 from blocklake.stores.layout import raw_key
 from lambdas.etl import handler as etl_handler
@@ -166,10 +162,10 @@ def test_connection_setup_scopes_the_given_credentials_and_resets_the_environmen
     setup = s3_connection_setup("lake", tenant, env)
     assert setup[0] == "SET autoinstall_known_extensions = false"
     assert "SET home_directory = '/tmp'" in setup  # Lambda has no HOME
-    assert f"LOAD '{httpfs_extension_path()}'" in setup
-    assert httpfs_extension_path().is_file()
+    assert f"LOAD '{extension_path('httpfs')}'" in setup
+    assert extension_path("httpfs").is_file()
     # httpfs copies AWS_* into its settings when it loads: they are reset right after.
-    load = setup.index(f"LOAD '{httpfs_extension_path()}'")
+    load = setup.index(f"LOAD '{extension_path('httpfs')}'")
     assert setup[load + 1 : load + 4] == tuple(f"RESET {name}" for name in S3_CREDENTIAL_SETTINGS)
     (secret,) = [s for s in setup if s.startswith("CREATE")]
     for part in ("SCOPE 's3://lake/tables/'", "KEY_ID 'ASIATENANT'", "SECRET 'it''s secret'",

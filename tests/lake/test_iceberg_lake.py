@@ -152,3 +152,16 @@ def test_deleted_rows_are_gone_for_every_reader(lake: IcebergLake, root: Path) -
     assert ours(lake) == athena_view.count(root, "acme", "log_entries") == 4
     plan = lake.plan("log_entries", "acme", T0_US * 1000, (T0_US + HOUR_US) * 1000)
     assert plan.rows == 4
+
+
+def test_rows_past_the_retention_go_for_every_reader(lake: IcebergLake, root: Path) -> None:
+    day_us = 24 * HOUR_US
+    old = Fragment("p", logs(["old"], minute=-3 * 24 * 60), ("b-old",))
+    new = Fragment("p", logs(["new"]), ("b-new",))
+    lake.append_fragments("log_entries", "acme", [old, new])
+    lake.commit_pending()
+    lake.retention_days = 2
+    report = lake.compact((T0_US + day_us) * 1000)
+    assert report.tables_trimmed == 1
+    assert ours(lake) == athena_view.count(root, "acme", "log_entries") == 1
+    assert lake.compact((T0_US + day_us) * 1000).tables_trimmed == 0

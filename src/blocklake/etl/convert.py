@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
@@ -24,11 +25,13 @@ from blocklake.format.arrow import decode_block
 from blocklake.format.header import BlockHeader
 from blocklake.format.tables import arrow_schema
 from blocklake.lake import Fragment
-from blocklake.lake.iceberg import IcebergLake
 from blocklake.stores.blobs import BlobStore
 from blocklake.stores.layout import RawKey, parse_raw_key, partition
 from blocklake.stores.metadata import MetadataStore
 from blocklake.stores.models import ProcessInfo, StreamInfo
+
+if TYPE_CHECKING:
+    from blocklake.lake.iceberg import IcebergLake
 
 _log = logging.getLogger(__name__)
 

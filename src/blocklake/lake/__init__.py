@@ -90,6 +90,8 @@ class CompactionReport:
     partitions: int = 0
     """Hour partitions whose files were replaced by one."""
     files_replaced: int = 0
+    tables_trimmed: int = 0
+    """Tables whose rows past the retention were deleted."""
     snapshots_expired: int = 0
     orphans_removed: int = 0
 

@@ -74,5 +74,9 @@ def open_lake(settings: Settings, blobs: BlobStore) -> IcebergLake:
     from blocklake.lake.iceberg import IcebergLake
 
     return IcebergLake(
-        open_catalog(settings), blobs, lake_location(settings), namespace_prefix(settings)
+        open_catalog(settings),
+        blobs,
+        lake_location(settings),
+        namespace_prefix(settings),
+        settings.tables_retention_days,
     )

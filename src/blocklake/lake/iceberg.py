@@ -129,11 +129,14 @@ class IcebergLake:
         blobs: BlobStore,
         location: str,
         namespace_prefix: str = "blocklake_",
+        retention_days: int | None = None,
     ) -> None:
         self.catalog = catalog
         self.blobs = blobs
         self.location = location.rstrip("/")
         self.namespace_prefix = namespace_prefix
+        self.retention_days = retention_days
+        """Rows whose hour ended longer ago than this are deleted by ``compact``."""
 
     # -- names ---------------------------------------------------------------------------
 
@@ -368,9 +371,22 @@ class IcebergLake:
             table = self.load(name, tenant)
             if table is None or table.current_snapshot() is None:
                 continue
-            self._compact_table(table, now_ns, report)
+            self._expire_rows(table, now_ns, report)
+            self._compact_table(self.catalog.load_table(table.name()), now_ns, report)
             self._expire(self.catalog.load_table(table.name()), now_ns, report)
         return report
+
+    def _expire_rows(self, table: Table, now_ns: int, report: CompactionReport) -> None:
+        """Deletes the rows of hours that ended ``retention_days`` ago: whole partitions, so
+        their files leave the table without being rewritten (and go with the snapshots)."""
+        table_layout = layout(table.name()[-1], table.schema().as_arrow())
+        if self.retention_days is None or table_layout.end is None:
+            return
+        cutoff = (now_ns - self.retention_days * 24 * HOUR_NS) // HOUR_NS * HOUR_NS
+        old = LessThan(table_layout.end, _time(cutoff))
+        if any(True for _ in table.scan(row_filter=old).plan_files()):
+            table.delete(old)
+            report.tables_trimmed += 1
 
     def _compact_table(self, table: Table, now_ns: int, report: CompactionReport) -> None:
         table_layout = layout(table.name()[-1], table.schema().as_arrow())
