@@ -12,13 +12,19 @@ Shape of the port (``Lake``), what every writer and reader of table rows goes th
 - ``commit_pending(...) -> CommitReport``: folds the staged fragments into their tables, one
   Iceberg commit per (table, tenant) per batch, exactly once even if the committer crashed
   halfway before (see ``blocklake.lake.committer``).
-- ``compact(now_ns) -> CompactionReport``: replaces each hour's small files by one (atomically,
-  one snapshot), then expires old snapshots and removes files no snapshot references.
+- ``compact(now_ns) -> CompactionReport``: deletes rows past the retention, replaces each hour's
+  small files by one (atomically), then expires old snapshots and removes files no snapshot
+  references.
 - ``plan(table, tenant, begin_ns, end_ns) -> TablePlan``: what DuckDB reads for a time range,
   from the table's metadata (no listing): ``iceberg_scan`` of ``metadata_location``, opening
   exactly ``metadata_files`` and ``data_files``.
 - ``tables(tenant)``: the tables the catalog holds for a tenant (those of ``schemas/tables.toml``
   and any other table written, such as ``events_<name>``).
+- ``delete(table, tenant, column, values)``: deletes rows (copy-on-write, one snapshot).
+
+The adapter is ``blocklake.lake.iceberg.IcebergLake`` (``blocklake.lake.catalog.open_lake``
+builds it from the settings); the query side plans without pyiceberg
+(``blocklake.lake.reader``).
 
 Times are nanoseconds since the epoch (UTC); sizes bytes.
 """
@@ -110,3 +116,5 @@ class Lake(Protocol):
     def plan(self, table: str, tenant: str, begin_ns: int, end_ns: int) -> TablePlan: ...
 
     def tables(self, tenant: str) -> list[str]: ...
+
+    def delete(self, table: str, tenant: str, column: str, values: Sequence[str]) -> None: ...
