@@ -18,6 +18,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from infra.nag import acknowledge
 from infra.storage import ATHENA_RESULTS_PREFIX
 
 GLUE_READ_ACTIONS = ["glue:GetDatabase", "glue:GetTable", "glue:GetTables"]
@@ -80,7 +81,18 @@ class QueryCatalog(Construct):
         ]
         """Every tenant's Glue database and tables, and nothing else of the account's."""
 
+    def _acknowledge(self, role: iam.IRole) -> None:
+        arn = "arn:<AWS::Partition>:glue:<AWS::Region>:<AWS::AccountId>"
+        for resource in (f"database/{self.database_name}_*", f"table/{self.database_name}_*/*"):
+            acknowledge(
+                role,
+                f"AwsSolutions-IAM5[Resource::{arn}:{resource}]",
+                "Each tenant's Glue database is created at run time by its first commit "
+                f"({self.database_name}_<tenant>); the role is limited to those databases.",
+            )
+
     def grant_read(self, role: iam.IRole) -> None:
+        self._acknowledge(role)
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=GLUE_READ_ACTIONS,
@@ -93,6 +105,7 @@ class QueryCatalog(Construct):
         )
 
     def grant_commit(self, role: iam.IRole) -> None:
+        self._acknowledge(role)
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=GLUE_WRITE_ACTIONS,
