@@ -175,12 +175,14 @@ def test_no_allowed_function_reads_settings_files_or_sql_text() -> None:
 
 def test_error_messages_show_no_server_paths(two_tenants: QueryLake) -> None:
     places = _places(two_tenants)
-    corrupt = Path(places["own_dir"]) / "corrupt.parquet"
+    # A file the table names, corrupted (a stray file beside it is not the table's: unread).
+    corrupt = Path(places["own"])
+    kept = corrupt.read_bytes()
     corrupt.write_bytes(b"not parquet at all")
     try:
-        status, body = two_tenants.query(window(0, 4, "SELECT count(*) FROM log_entries"))
+        status, body = two_tenants.query(window(0, 4, "SELECT message FROM log_entries"))
     finally:
-        corrupt.unlink()
+        corrupt.write_bytes(kept)
     assert status >= 400 and "error" in body
     assert places["root"] not in json.dumps(body)
     status, body = two_tenants.query(window(0, 4, "SELECT nope FROM log_entries"))
