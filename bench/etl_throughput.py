@@ -8,7 +8,7 @@ from synthetic events, then each is taken through the real conversion path, sing
 
     blocklake.format.arrow.decode_block      lz4 + CRC + zero-copy Arrow arrays
     blocklake.etl.rows.measures / log_entries / spans     rows of the lake table
-    blocklake.etl.convert.parquet_bytes      Parquet (zstd) in memory
+    blocklake.lake.staging.parquet_bytes      Parquet (zstd) in memory
 
 Blocks hold 8,192 events, as the SDK cuts them (its default ``flush_at``; a block a second
 holds fewer). Targets are ratios measured in this run: the columnar path against a naive reader
@@ -34,11 +34,11 @@ import pyarrow as pa
 from _common import Stopwatch, Verdicts, machine  # before blocklake: puts src/ on sys.path
 
 from blocklake.etl import rows
-from blocklake.etl.convert import parquet_bytes
 from blocklake.format import schema
 from blocklake.format.arrow import decode_block
 from blocklake.format.header import parse_header
 from blocklake.format.tables import arrow_schema
+from blocklake.lake.staging import parquet_bytes
 from blocklake.sdk import recording
 from blocklake.sdk.recording import SpanScope
 from blocklake.sdk.streams import log_writer, metrics_writer, thread_writer

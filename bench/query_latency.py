@@ -24,10 +24,13 @@ import time
 from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._common import Verdicts, best_of, machine
-from blocklake.config import QueryLimits
+from blocklake.config import QueryLimits, Settings
+from blocklake.lake import Fragment
+from blocklake.lake.catalog import open_lake
 from blocklake.query.duckdb_engine import DuckDbEngine
 from blocklake.query.engine import QueryRequest
 from blocklake.query.plan import dry_run
@@ -113,7 +116,22 @@ def build_lake(root: Path, events: int) -> dict[str, int]:
                   MAP {{'app': 'shop', 'build': '1.4.' || (i % 3)}} AS properties
            FROM range({PROCESSES}) t(i)) TO '{processes}/part-0.parquet' (FORMAT parquet)"""
     )
+    register(root)
     return counts
+
+
+def register(root: Path) -> None:
+    """The files written above become the tenant's Iceberg tables (``blocklake.lake``): each
+    hour's files one commit, which the lake writes as one file per hour partition."""
+    blobs = LocalBlobStore(root)
+    lake = open_lake(Settings(data_dir=root), blobs)
+    for table_dir in sorted((root / "tables").iterdir()):
+        for hour_dir in sorted(table_dir.glob(f"tenant={TENANT}/date=*/hour=*")):
+            data = pq.read_table(hour_dir)
+            sources = (f"{table_dir.name}/{hour_dir.name}",)
+            lake.append_fragments(table_dir.name, TENANT, [Fragment(hour_dir.name, data, sources)])
+            lake.commit_pending()
+            shutil.rmtree(hour_dir)
 
 
 def rchar() -> int:
@@ -142,7 +160,8 @@ def main() -> int:
             f"built in {time.perf_counter() - started:.1f} s"
         )
         limits = QueryLimits(timeout_s=TIME_LIMIT_S)
-        engine = DuckDbEngine(LocalBlobStore(root), limits)
+        blobs = LocalBlobStore(root)
+        engine = DuckDbEngine(blobs, open_lake(Settings(data_dir=root), blobs), limits)
         begin = int(time.mktime(time.strptime(f"{DAY}", "%Y-%m-%d")) - time.timezone) * 10**9
         verdicts = Verdicts()
         print(

@@ -25,7 +25,22 @@ BUILD_DIR = PROJECT_ROOT / ".build"
 
 FUNCTION_DEPENDENCIES: dict[str, tuple[str, ...]] = {
     "ingest": ("lz4", "aws-lambda-powertools", "aws-xray-sdk"),
-    "etl": ("lz4", "aws-lambda-powertools", "aws-xray-sdk", "pyarrow"),
+    "etl": (
+        "lz4",
+        "aws-lambda-powertools",
+        "aws-xray-sdk",
+        "pyarrow",
+        "pyiceberg",
+        "pyiceberg-core",
+    ),
+    "committer": (
+        "lz4",
+        "aws-lambda-powertools",
+        "aws-xray-sdk",
+        "pyarrow",
+        "pyiceberg",
+        "pyiceberg-core",
+    ),
     "query": (
         "lz4",
         "aws-lambda-powertools",
@@ -33,6 +48,8 @@ FUNCTION_DEPENDENCIES: dict[str, tuple[str, ...]] = {
         "pyarrow",
         "duckdb",
         "duckdb-extension-httpfs",
+        "duckdb-extension-iceberg",
+        "duckdb-extension-avro",
         "pyathena",
         "sqlglot",
     ),
@@ -40,8 +57,14 @@ FUNCTION_DEPENDENCIES: dict[str, tuple[str, ...]] = {
     "migrate": (),
 }
 """Distributions each function imports, pinned from pyproject.toml: ingest never converts, so it
-carries neither pyarrow nor duckdb; the metadata store reaches Aurora through boto3's Data API
-client, so no function needs psycopg; typer and rich serve the CLI only."""
+carries neither pyarrow nor duckdb; the ETL function (conversion, and the committer: commits,
+compaction, expiry) writes Iceberg tables with pyiceberg and never runs DuckDB; the query
+function plans Iceberg reads from the tables' metadata with DuckDB itself
+(``blocklake.lake.reader``: the Glue table's metadata location, ``read_avro`` of the
+manifests), so it carries the iceberg and avro extensions but not pyiceberg (about 60 MB with
+its dependencies: the asset would pass Lambda's 250 MB); the metadata store reaches Aurora
+through boto3's Data API client, so no function needs psycopg; typer and rich serve the CLI
+only."""
 
 PIP_PLATFORM_ARGS = (
     "--platform=manylinux2014_aarch64",
@@ -70,7 +93,41 @@ PRUNED = (
     "pyarrow/tests",
     "pyarrow/*.pyx",
     "pyarrow/*.pxd",
+    # pyarrow's ORC reader and its Azure, GCS and HDFS filesystems: never used (each is imported
+    # only when asked for). The extension modules link libarrow_python.so.2600 (its soname):
+    # the unversioned and fully versioned copies are for building against pyarrow.
+    "pyarrow/_orc.*.so",
+    "pyarrow/_dataset_orc.*.so",
+    "pyarrow/_azurefs.*.so",
+    "pyarrow/_gcsfs.*.so",
+    "pyarrow/_hdfs.*.so",
+    "pyarrow/libarrow_python.so",
+    "pyarrow/libarrow_python.so.*.*.*",
+    "pyarrow/libarrow_python_parquet_encryption.so",
+    "pyarrow/libarrow_python_parquet_encryption.so.*.*.*",
+    # lz4's frame format: the lake uses lz4 blocks only.
+    "lz4/frame",
+    # pyathena's cursors for pandas, polars, asyncio and its SQLAlchemy dialect: the query
+    # engine uses the plain cursor.
+    "pyathena/pandas",
+    "pyathena/polars",
+    "pyathena/aio",
+    "pyathena/sqlalchemy",
+    # pyiceberg's command line (click, rich and what rich pulls in): never run in a Lambda.
+    "pyiceberg/cli",
+    "click",
+    "rich",
+    "pygments",
+    "markdown_it",
+    "mdurl",
+    # zstandard ships a C backend (used) and a CFFI one (a fallback): the second goes.
+    "zstandard/_cffi.*.so",
+    "zstandard/backend_cffi.py",
 )
+PRUNED_BY_FUNCTION: dict[str, tuple[str, ...]] = {
+    # DuckDB reads S3 itself (httpfs): pyarrow's S3 filesystem is never loaded in queries.
+    "query": ("pyarrow/libarrow_s3.so.*", "pyarrow/_s3fs.*.so"),
+}
 
 BUILDER_VERSION = "1"
 """Part of every cache key: bump it when the build steps change."""
@@ -100,7 +157,7 @@ def pinned_requirements(
 def build_asset(function: str) -> Path:
     """The directory to deploy as ``function``'s code, built now unless cached."""
     requirements = pinned_requirements(FUNCTION_DEPENDENCIES[function])
-    dependencies = _dependencies_dir(requirements)
+    dependencies = _dependencies_dir(requirements, PRUNED_BY_FUNCTION.get(function, ()))
     sources = _source_files()
     key = _digest([BUILDER_VERSION, dependencies.name, *_file_digests(sources)])
     asset = BUILD_DIR / "assets" / f"{function}-{key}"
@@ -125,24 +182,24 @@ def directory_size(path: Path) -> int:
     return sum(file.stat().st_size for file in path.rglob("*") if file.is_file())
 
 
-def _dependencies_dir(requirements: list[str]) -> Path:
-    key = _digest([BUILDER_VERSION, *PIP_PLATFORM_ARGS, *requirements])
+def _dependencies_dir(requirements: list[str], pruned: tuple[str, ...]) -> Path:
+    key = _digest([BUILDER_VERSION, *PIP_PLATFORM_ARGS, *requirements, *PRUNED, *pruned])
     target = BUILD_DIR / "deps" / key
     if not target.is_dir():
         with _staging(target) as staging:
             if requirements:
-                _pip_install(requirements, staging)
+                _pip_install(requirements, staging, (*PRUNED, *pruned))
     return target
 
 
-def _pip_install(requirements: list[str], target: Path) -> None:
+def _pip_install(requirements: list[str], target: Path, pruned: tuple[str, ...]) -> None:
     command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-compile"]
     command += [*PIP_PLATFORM_ARGS, "--target", str(target), *requirements]
     subprocess.run(command, check=True)
     for name in PROVIDED_BY_RUNTIME:
         for path in [target / name, *target.glob(f"{name}-*.dist-info")]:
             shutil.rmtree(path, ignore_errors=True)
-    for pattern in PRUNED:
+    for pattern in pruned:
         for path in target.glob(pattern):
             shutil.rmtree(path) if path.is_dir() else path.unlink()
 

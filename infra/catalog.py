@@ -1,63 +1,36 @@
-"""Glue tables over ``tables/`` with partition projection, and the Athena workgroup.
+"""The Glue Data Catalog's part in the lake, and the Athena workgroup.
 
-The tables come from ``schemas/tables.toml``: the same definitions the ETL writes. Partition
-projection computes partitions from the query instead of a crawler or ``MSCK REPAIR``: the tenant
-is injected (every query must name it, which also keeps tenants apart), the date is a range up to
-tomorrow, the hour is 00-23.
+The lake's tables are Apache Iceberg tables, one set per tenant: the committer (the ETL code on
+its own function, ``blocklake.lake``) registers a tenant's Glue database
+``<database_name>_<tenant>`` and its tables on the tenant's first commit, through pyiceberg's
+``GlueCatalog``: each Glue table has ``table_type=ICEBERG`` and the ``metadata_location`` of its
+current snapshot, which is what Athena reads (and what the query function reads, with DuckDB).
+The stack cannot declare them (tenants come and go without a deployment); it grants the
+committer the right to create and update exactly those databases and tables, and the query
+function the right to read them.
 """
 
 from __future__ import annotations
 
-from aws_cdk import Aws, Stack
+from aws_cdk import Stack
 from aws_cdk import aws_athena as athena
-from aws_cdk import aws_glue as glue
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from blocklake.format import schema
-from infra.storage import ATHENA_RESULTS_PREFIX, TABLES_PREFIX
+from infra.nag import acknowledge
+from infra.storage import ATHENA_RESULTS_PREFIX
 
-GLUE_TYPES = {
-    "string": "string",
-    "int64": "bigint",
-    "int32": "int",
-    "float64": "double",
-    "timestamp": "timestamp",
-    "map<string,string>": "map<string,string>",
-    "map<string,float64>": "map<string,double>",
-    "list<string>": "array<string>",
-}
-
-FIRST_DATE = "2020-01-01"
-PARTITION_PROJECTION = {
-    "tenant": {"type": "injected"},
-    "date": {
-        "type": "date",
-        "format": "yyyy-MM-dd",
-        # Tomorrow too: a client whose clock runs ahead must not see its data vanish.
-        "range": f"{FIRST_DATE},NOW+1DAYS",
-        "interval": "1",
-        "interval.unit": "DAYS",
-    },
-    "hour": {"type": "integer", "range": "0,23", "digits": "2"},
-}
-
-
-def projection_parameters(bucket_name: str, table: str) -> dict[str, str]:
-    keys = schema.partition_keys()
-    if set(keys) != set(PARTITION_PROJECTION):
-        raise ValueError(f"partition keys {keys} have no projection defined here")
-    location = f"s3://{bucket_name}/{TABLES_PREFIX}{table}/"
-    template = "/".join(f"{key}=${{{key}}}" for key in keys)
-    parameters = {
-        "classification": "parquet",
-        "projection.enabled": "true",
-        "storage.location.template": f"{location}{template}/",
-    }
-    for key in keys:
-        for name, value in PARTITION_PROJECTION[key].items():
-            parameters[f"projection.{key}.{name}"] = value
-    return parameters
+GLUE_READ_ACTIONS = ["glue:GetDatabase", "glue:GetTable", "glue:GetTables"]
+"""What reading a tenant's tables asks of Glue (the query function; Athena with its rights)."""
+GLUE_WRITE_ACTIONS = [
+    *GLUE_READ_ACTIONS,
+    "glue:GetDatabases",
+    "glue:CreateDatabase",
+    "glue:CreateTable",
+    "glue:UpdateTable",
+]
+"""What the committer asks of Glue: pyiceberg's GlueCatalog creating and committing tables."""
 
 
 class QueryCatalog(Construct):
@@ -66,45 +39,7 @@ class QueryCatalog(Construct):
     ) -> None:
         super().__init__(scope, id)
         self.database_name = Stack.of(self).stack_name.lower().replace("-", "_")
-        database = glue.CfnDatabase(
-            self,
-            "Database",
-            catalog_id=Aws.ACCOUNT_ID,
-            database_input=glue.CfnDatabase.DatabaseInputProperty(
-                name=self.database_name, description="blocklake lake tables (Parquet)"
-            ),
-        )
-        self.table_names = list(schema.tables())
-        for table in schema.tables().values():
-            glue_table = glue.CfnTable(
-                self,
-                f"Table-{table.name}",
-                catalog_id=Aws.ACCOUNT_ID,
-                database_name=self.database_name,
-                table_input=glue.CfnTable.TableInputProperty(
-                    name=table.name,
-                    description=table.doc,
-                    table_type="EXTERNAL_TABLE",
-                    parameters=projection_parameters(bucket.bucket_name, table.name),
-                    partition_keys=[
-                        glue.CfnTable.ColumnProperty(name=key, type="string")
-                        for key in schema.partition_keys()
-                    ],
-                    storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
-                        location=f"s3://{bucket.bucket_name}/{TABLES_PREFIX}{table.name}/",
-                        columns=[
-                            glue.CfnTable.ColumnProperty(name=c.name, type=GLUE_TYPES[c.type])
-                            for c in table.columns
-                        ],
-                        input_format="org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
-                        output_format="org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
-                        serde_info=glue.CfnTable.SerdeInfoProperty(
-                            serialization_library="org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
-                        ),
-                    ),
-                ),
-            )
-            glue_table.node.add_dependency(database)
+        """The prefix of every tenant's Glue database (``BLOCKLAKE_GLUE_DATABASE``)."""
 
         self.workgroup = athena.CfnWorkGroup(
             self,
@@ -132,13 +67,52 @@ class QueryCatalog(Construct):
         self.workgroup_arn = Stack.of(self).format_arn(
             service="athena", resource="workgroup", resource_name=self.workgroup.name
         )
-        self.database_arn = Stack.of(self).format_arn(
-            service="glue", resource="database", resource_name=self.database_name
-        )
-        self.catalog_arn = Stack.of(self).format_arn(service="glue", resource="catalog")
-        self.table_arns = [
-            Stack.of(self).format_arn(
-                service="glue", resource="table", resource_name=f"{self.database_name}/{name}"
+        stack = Stack.of(self)
+        self.catalog_arn = stack.format_arn(service="glue", resource="catalog")
+        self.tenant_database_arns = [
+            stack.format_arn(
+                service="glue", resource="database", resource_name=f"{self.database_name}_*"
             )
-            for name in self.table_names
         ]
+        self.tenant_table_arns = [
+            stack.format_arn(
+                service="glue", resource="table", resource_name=f"{self.database_name}_*/*"
+            )
+        ]
+        """Every tenant's Glue database and tables, and nothing else of the account's."""
+
+    def _acknowledge(self, role: iam.IRole) -> None:
+        arn = "arn:<AWS::Partition>:glue:<AWS::Region>:<AWS::AccountId>"
+        for resource in (f"database/{self.database_name}_*", f"table/{self.database_name}_*/*"):
+            acknowledge(
+                role,
+                f"AwsSolutions-IAM5[Resource::{arn}:{resource}]",
+                "Each tenant's Glue database is created at run time by its first commit "
+                f"({self.database_name}_<tenant>); the role is limited to those databases.",
+            )
+
+    def grant_read(self, role: iam.IRole) -> None:
+        self._acknowledge(role)
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=GLUE_READ_ACTIONS,
+                resources=[
+                    self.catalog_arn,
+                    *self.tenant_database_arns,
+                    *self.tenant_table_arns,
+                ],
+            )
+        )
+
+    def grant_commit(self, role: iam.IRole) -> None:
+        self._acknowledge(role)
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=GLUE_WRITE_ACTIONS,
+                resources=[
+                    self.catalog_arn,
+                    *self.tenant_database_arns,
+                    *self.tenant_table_arns,
+                ],
+            )
+        )

@@ -1,5 +1,6 @@
 """Raw block notifications to the ETL, through a queue with a dead-letter queue, and the
-schedule that runs compaction."""
+schedules: the committer's (commits every minute, compaction hourly) and the ETL's
+reconciliation."""
 
 from __future__ import annotations
 
@@ -17,10 +18,15 @@ MAX_RECEIVES = 5
 """Attempts before a notification goes to the dead-letter queue: enough to ride out a paused
 database resuming, few enough that a block that cannot be converted stops costing."""
 
-SCHEDULED_TASKS = {
-    # Five minutes past each hour, so that the hour that just closed is compacted. Health checks
-    # over metric series join this schedule when the analysis functions exist.
-    "Compaction": ("cron(5 * * * ? *)", {"action": "compact"}),
+COMMITTER_TASKS = {
+    # Each run commits what conversions staged every few seconds for 50 s
+    # (lambdas/etl/handler.py): rows reach Athena and DuckDB within seconds. The run five
+    # minutes past each hour compacts the hour that closed first, expires snapshots and
+    # removes orphans: one writer, one loop.
+    "Commits": ("rate(1 minute)", {"action": "commit"}),
+}
+"""EventBridge rule, and the event the committer receives for it."""
+ETL_TASKS = {
     # Completes blocks left unconverted (a lost notification, a conversion that failed).
     "Reconciliation": ("cron(35 * * * ? *)", {"action": "reconcile"}),
 }
@@ -29,7 +35,13 @@ SCHEDULED_TASKS = {
 
 class EtlPipeline(Construct):
     def __init__(
-        self, scope: Construct, id: str, *, etl: lambda_.IFunction, etl_timeout: Duration
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        etl: lambda_.IFunction,
+        committer: lambda_.IFunction,
+        etl_timeout: Duration,
     ) -> None:
         super().__init__(scope, id)
         self.dead_letters = sqs.Queue(
@@ -65,14 +77,17 @@ class EtlPipeline(Construct):
                 max_concurrency=5,
             )
         )
-        for name, (expression, task) in SCHEDULED_TASKS.items():
-            events.Rule(
-                self,
-                name,
-                schedule=events.Schedule.expression(expression),
-                targets=[
-                    targets.LambdaFunction(
-                        etl, event=events.RuleTargetInput.from_object(task), retry_attempts=2
-                    )
-                ],
-            )
+        for function, tasks in ((etl, ETL_TASKS), (committer, COMMITTER_TASKS)):
+            for name, (expression, task) in tasks.items():
+                events.Rule(
+                    self,
+                    name,
+                    schedule=events.Schedule.expression(expression),
+                    targets=[
+                        targets.LambdaFunction(
+                            function,
+                            event=events.RuleTargetInput.from_object(task),
+                            retry_attempts=2,
+                        )
+                    ],
+                )

@@ -18,7 +18,9 @@ from infra.settings import StackSettings
 from infra.storage import (
     ATHENA_RESULTS_PREFIX,
     ATTACHMENTS_PREFIX,
+    LAKE_RECORDS_PREFIX,
     RAW_PREFIX,
+    STAGING_PREFIX,
     TABLES_PREFIX,
     LakeStorage,
 )
@@ -41,7 +43,6 @@ ATHENA_RESULT_OBJECT_ACTIONS = [
     "s3:AbortMultipartUpload",
     "s3:ListMultipartUploadParts",
 ]
-GLUE_READ_ACTIONS = ["glue:GetDatabase", "glue:GetTable", "glue:GetTables", "glue:GetPartitions"]
 
 
 class BlocklakeStack(Stack):
@@ -85,6 +86,7 @@ class BlocklakeStack(Stack):
         storage.allow(ingest.role, ["s3:PutObject", "s3:GetObject"], ATTACHMENTS_PREFIX)
         cluster.grant_data_api_access(ingest.role)
 
+        lake_env = {**metadata_env, "BLOCKLAKE_GLUE_DATABASE": catalog.database_name}
         etl = LakeFunction(
             self,
             "Etl",
@@ -93,13 +95,39 @@ class BlocklakeStack(Stack):
             # Decompresses and converts whole blocks in Arrow: memory-bound.
             memory_mb=2048,
             timeout=ETL_TIMEOUT,
-            environment=metadata_env,
+            environment=lake_env,
             reserved_concurrency=concurrency.get("etl"),
         )
         storage.allow(etl.role, ["s3:GetObject"], RAW_PREFIX)
-        # Compaction replaces an hour's fragments with one file.
-        storage.allow(etl.role, ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], TABLES_PREFIX)
+        # Conversion stages rows and marks them (blocklake.lake.staging); a failed conversion
+        # is written to its tenant's conversion_failures table directly.
+        for prefix in (STAGING_PREFIX, LAKE_RECORDS_PREFIX, TABLES_PREFIX):
+            storage.allow(etl.role, ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], prefix)
+        catalog.grant_commit(etl.role)
         cluster.grant_data_api_access(etl.role)
+        # The tables' single writer: commits what conversions staged (about every 5 s), and
+        # compacts, expires snapshots and removes orphans hourly. One at a time (reserved
+        # concurrency 1): Glue's commit check makes racing writers safe, but not cheap.
+        retention = settings.retention.tables_days
+        committer = LakeFunction(
+            self,
+            "Committer",
+            function="committer",
+            traced=True,
+            memory_mb=2048,
+            timeout=ETL_TIMEOUT,
+            environment={
+                **lake_env,
+                # Rows past the retention are deleted through the tables (not by S3 lifecycle).
+                **({"BLOCKLAKE_TABLES_RETENTION_DAYS": str(retention)} if retention else {}),
+            },
+            reserved_concurrency=1,
+        )
+        for prefix in (STAGING_PREFIX, LAKE_RECORDS_PREFIX, TABLES_PREFIX):
+            storage.allow(
+                committer.role, ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], prefix
+            )
+        catalog.grant_commit(committer.role)
 
         query = LakeFunction(
             self,
@@ -149,15 +177,16 @@ class BlocklakeStack(Stack):
         query.role.add_to_principal_policy(
             iam.PolicyStatement(actions=ATHENA_QUERY_ACTIONS, resources=[catalog.workgroup_arn])
         )
-        query.role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=GLUE_READ_ACTIONS,
-                resources=[catalog.catalog_arn, catalog.database_arn, *catalog.table_arns],
-            )
-        )
+        catalog.grant_read(query.role)
 
         api = IngestQueryApi(self, "Api", ingest=ingest.function, query=query.function)
-        pipeline = EtlPipeline(self, "Pipeline", etl=etl.function, etl_timeout=ETL_TIMEOUT)
+        pipeline = EtlPipeline(
+            self,
+            "Pipeline",
+            etl=etl.function,
+            committer=committer.function,
+            etl_timeout=ETL_TIMEOUT,
+        )
         storage.notify_raw_blocks(pipeline.queue)
         SchemaMigrations(self, "Schema", cluster=cluster, database=DATABASE_NAME)
         alarms = Alarms(
@@ -166,6 +195,7 @@ class BlocklakeStack(Stack):
             functions={
                 "ingest": ingest.function,
                 "etl": etl.function,
+                "committer": committer.function,
                 "query": query.function,
                 "authorizer": api.authorizer_function.function,
             },
@@ -192,7 +222,10 @@ class BlocklakeStack(Stack):
                 "run this next: records, waits until queryable, checks every count",
             ),
             "BucketName": (bucket.bucket_name, "the lake: raw/ blocks and tables/ Parquet"),
-            "GlueDatabase": (catalog.database_name, "Glue database of the lake tables"),
+            "GlueDatabase": (
+                catalog.database_name,
+                "each tenant's Iceberg tables are in the Glue database <this>_<tenant>",
+            ),
             "AthenaWorkgroup": (catalog.workgroup_name, "Athena workgroup (scan-limited)"),
             "ClusterArn": (cluster.cluster_arn, "Aurora cluster (Data API) holding metadata"),
             "DatabaseSecretArn": (cluster.secret.secret_arn, "credentials for the Data API"),

@@ -18,6 +18,10 @@ TABLES_PREFIX = "tables/"
 ATTACHMENTS_PREFIX = "attachments/"
 """Attachments' bytes and declarations (blocklake.attachments), kept as long as the tables that
 link to them."""
+STAGING_PREFIX = "staging/"
+"""Rows conversions staged for the committer (``blocklake.lake.staging``)."""
+LAKE_RECORDS_PREFIX = "lake/"
+"""Marks of staged rows, the committer's batch records, orphan candidates."""
 ATHENA_RESULTS_PREFIX = "athena-results/"
 ATHENA_RESULTS_DAYS = 7
 NOTIFICATIONS_HANDLER_ID = "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
@@ -99,7 +103,8 @@ def lifecycle_rules(settings: StackSettings, table_names: list[str]) -> list[s3.
             expiration=Duration.days(ATHENA_RESULTS_DAYS),
         ),
         *_expiry("raw", [RAW_PREFIX], settings.retention.raw_days),
-        *_expiry("tables", [TABLES_PREFIX], settings.retention.tables_days),
+        # Not tables/: an Iceberg table's metadata and data files live and go together, through
+        # its snapshots (a file expired under a table would break every read of it).
         *_expiry("attachments", [ATTACHMENTS_PREFIX], settings.retention.tables_days),
     ]
     for tenant, retention in sorted(settings.tenant_retention.items()):
@@ -110,10 +115,8 @@ def lifecycle_rules(settings: StackSettings, table_names: list[str]) -> list[s3.
 def _tenant_rules(
     tenant: str, retention: Retention, table_names: list[str]
 ) -> list[s3.LifecycleRule]:
-    table_prefixes = [f"{TABLES_PREFIX}{table}/tenant={tenant}/" for table in table_names]
     return [
         *_expiry(f"raw-{tenant}", [f"{RAW_PREFIX}tenant={tenant}/"], retention.raw_days),
-        *_expiry(f"tables-{tenant}", table_prefixes, retention.tables_days),
         *_expiry(
             f"attachments-{tenant}",
             [f"{ATTACHMENTS_PREFIX}tenant={tenant}/"],

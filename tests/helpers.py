@@ -8,9 +8,16 @@ import json
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from blocklake.format.encode import StringTable, encode_block, encode_section
 from blocklake.format.schema import event_types, layout_to_json
+
+if TYPE_CHECKING:  # pyarrow and pyiceberg are imported where used: some tests run without them
+    import pyarrow as pa
+
+    from blocklake.lake.iceberg import IcebergLake
+    from blocklake.stores.blobs import LocalBlobStore
 
 EVENTS = Path(__file__).parent / "events"
 KEYS = {"key-acme": "acme", "key-globex": "globex"}
@@ -109,3 +116,24 @@ def log_block(
         strings=strings,
         block_id=block_id,
     )
+
+
+def lake_for(blobs: LocalBlobStore) -> IcebergLake:
+    """The local lake whose files are in ``blobs`` (its SQLite catalog beside them)."""
+    from blocklake.config import Settings
+    from blocklake.lake.catalog import open_lake
+
+    return open_lake(Settings(data_dir=blobs.root), blobs)
+
+
+def stored_rows(blobs: LocalBlobStore, table: str, tenant: str = "acme") -> pa.Table:
+    """The rows a lake table holds, read from its Iceberg table once what conversions staged is
+    committed (empty when the table does not exist)."""
+    from blocklake.format.tables import arrow_schema
+
+    lake = lake_for(blobs)
+    lake.commit_pending()
+    iceberg = lake.load(table, tenant)
+    if iceberg is None:
+        return arrow_schema(table).empty_table()
+    return iceberg.scan().to_arrow()

@@ -50,7 +50,7 @@ def test_demo_records_ingests_converts_and_queries(tmp_path: Path) -> None:
         assert title in result.output
     assert "handle_order" in result.output and "order_latency" in result.output
     assert "recorded 80 orders on 2 threads" in result.output
-    assert list(tmp_path.glob("tables/thread_spans/tenant=local/date=*/hour=*/*.parquet"))
+    assert list(tmp_path.glob("tables/thread_spans/tenant=local/data/*/*.parquet"))
 
 
 def test_query_names_an_unreachable_endpoint() -> None:

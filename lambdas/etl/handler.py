@@ -1,5 +1,8 @@
-"""ETL Lambda: S3 ObjectCreated notifications of raw blocks, delivered through SQS, and the
-hourly ``{"action": "compact"}`` and ``{"action": "reconcile"}`` of the schedule.
+"""ETL Lambda: S3 ObjectCreated notifications of raw blocks, delivered through SQS (conversion
+stages rows, ``blocklake.etl.convert``), and the schedules' ``{"action": "commit"}`` (each
+minute, on the committer function, the tables' single writer: folds staged rows into the
+Iceberg tables for most of the minute, and once an hour first compacts, expires snapshots and
+removes orphans; ``{"action": "compact"}`` does that alone) and ``{"action": "reconcile"}``.
 
 Each SQS message is handled on its own and failures are reported per message, so one bad
 block is retried (and after the queue's receive limit, moved to the dead-letter queue) without
@@ -8,8 +11,9 @@ than raised. A failed conversion is also recorded, with its reason, where its te
 (``blocklake.etl.convert``).
 
 Metrics (namespace ``blocklake``, off when not on Lambda: ``blocklake.observability``):
-``BlocksConverted``, ``RowsWritten``, ``ConversionFailures``; compaction:
-``PartitionsCompacted``, ``FragmentsCompacted``; reconciliation: ``BlocksReconciled``,
+``BlocksConverted``, ``RowsWritten``, ``ConversionFailures``; commits: ``FragmentsCommitted``,
+``LakeCommits``; compaction: ``PartitionsCompacted``, ``FilesCompacted``, ``SnapshotsExpired``,
+``OrphansRemoved``; reconciliation: ``BlocksReconciled``,
 ``BlocksUnrecoverable`` (reported by the reconciler, see ``blocklake.etl.reconcile``).
 """
 
@@ -30,10 +34,11 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from blocklake.config import Settings
-from blocklake.etl.compact import HOUR_NS, HOURS_BACK, Compactor
 from blocklake.etl.convert import BlockConverter, ConversionFailed
 from blocklake.etl.reconcile import Reconciler, ReconcileReport
 from blocklake.ingest.service import IngestService
+from blocklake.lake import CommitReport
+from blocklake.lake.catalog import open_lake
 from blocklake.observability import MetricsSink, MetricUnit, metrics_for, observed, tracer_for
 from blocklake.stores import factory
 from blocklake.stores.layout import partition
@@ -44,6 +49,20 @@ metrics = metrics_for(SERVICE)
 tracer = tracer_for(SERVICE)
 
 
+HOUR_NS = 3600 * 1_000_000_000
+HOURS_BACK = 3
+"""Closed hours whose raw blocks reconciliation revisits."""
+COMMIT_INTERVAL_S = 5.0
+"""Time between two commits of the committer: blocks reach queries (Athena's too) this long
+after they converted, plus a commit's duration (well within the minute asked)."""
+COMMIT_WINDOW_S = 50.0
+"""How long one committer run commits: less than the schedule's minute, so that runs follow
+each other rather than queue behind the reserved concurrency of 1."""
+COMMIT_RESERVE_MS = 10_000
+"""The committer stops committing when its invocation has less time left than this."""
+COMPACT_MINUTE = 5
+"""The committer run starting in this minute of each hour compacts the lake first (five
+minutes past: the hour that just closed has its late blocks)."""
 RECONCILE_SETTLE_NS = 10 * 60 * 1_000_000_000
 """Blocks inserted this recently are left to their notification, still on its way."""
 RECONCILE_RESERVE_MS = 15_000
@@ -80,7 +99,7 @@ def make_handler(
             metrics.add_metric("RowsWritten", MetricUnit.Count, sum(conversion.rows.values()))
             logger.info("block converted", extra={"key": key, "rows": conversion.rows})
 
-    compactor = Compactor(converter.blobs)
+    lake = converter.lake
 
     def reconcile(context: object) -> dict:
         """Blocks of the last hours left unconverted (a lost notification, a conversion that
@@ -121,31 +140,62 @@ def make_handler(
         logger.info("reconciliation done", extra=report.to_json())
         return report.to_json()
 
+    def commit(context: object) -> dict:
+        """Commits what conversions staged, every ``COMMIT_INTERVAL_S`` for ``COMMIT_WINDOW_S``
+        (the schedule starts one run a minute on the committer, which runs one at a time): a
+        block is visible to queries seconds after it converted. The run that starts in minute
+        ``COMPACT_MINUTE`` of an hour compacts first: the same single writer, so compaction
+        never races a commit."""
+        started = time.monotonic()
+        result: dict = {}
+        if time.gmtime().tm_min == COMPACT_MINUTE:
+            result["compaction"] = compact()
+        total = CommitReport()
+        while True:
+            round_started = time.monotonic()
+            with tracer.subsegment("commit"):
+                report = lake.commit_pending()
+            total.fragments += report.fragments
+            total.rows += report.rows
+            total.commits += report.commits
+            elapsed = time.monotonic() - started
+            left_ms = context.get_remaining_time_in_millis()
+            if elapsed + COMMIT_INTERVAL_S > COMMIT_WINDOW_S or left_ms < COMMIT_RESERVE_MS:
+                break
+            time.sleep(max(0.0, COMMIT_INTERVAL_S - (time.monotonic() - round_started)))
+        metrics.add_metric("FragmentsCommitted", MetricUnit.Count, total.fragments)
+        metrics.add_metric("LakeCommits", MetricUnit.Count, total.commits)
+        result.update(fragments=total.fragments, rows=total.rows, commits=total.commits)
+        logger.info("commits done", extra=result)
+        return result
+
+    def compact() -> dict:
+        with tracer.subsegment("compact"):
+            lake.commit_pending()  # nothing staged waits behind compaction
+            report = lake.compact(time.time_ns())
+        metrics.add_metric("PartitionsCompacted", MetricUnit.Count, report.partitions)
+        metrics.add_metric("FilesCompacted", MetricUnit.Count, report.files_replaced)
+        metrics.add_metric("SnapshotsExpired", MetricUnit.Count, report.snapshots_expired)
+        metrics.add_metric("OrphansRemoved", MetricUnit.Count, report.orphans_removed)
+        result = {
+            "partitions": report.partitions,
+            "files_replaced": report.files_replaced,
+            "snapshots_expired": report.snapshots_expired,
+            "orphans_removed": report.orphans_removed,
+        }
+        logger.info("compaction done", extra=result)
+        return result
+
     def scheduled(action: str, context: object) -> dict:
         if action == "reconcile":
             return reconcile(context)
-        if action != "compact":
-            raise ValueError(
-                f"unknown scheduled action {action!r}: expected 'compact' or 'reconcile'"
-            )
-        with tracer.subsegment("compact"):
-            report = compactor.compact_closed_hours(time.time_ns())
-        metrics.add_metric("PartitionsCompacted", MetricUnit.Count, report.partitions)
-        metrics.add_metric("FragmentsCompacted", MetricUnit.Count, report.fragments)
-        metrics.add_metric("ReplacedFilesDeleted", MetricUnit.Count, report.deleted)
-        logger.info(
-            "compaction done",
-            extra={
-                "partitions": report.partitions,
-                "fragments": report.fragments,
-                "deleted": report.deleted,
-            },
+        if action == "commit":
+            return commit(context)
+        if action == "compact":
+            return compact()
+        raise ValueError(
+            f"unknown scheduled action {action!r}: expected 'commit', 'compact' or 'reconcile'"
         )
-        return {
-            "partitions": report.partitions,
-            "fragments": report.fragments,
-            "deleted": report.deleted,
-        }
 
     def handle(event: dict, context: object) -> dict:
         if "action" in event:  # the EventBridge schedule's constant input
@@ -158,8 +208,9 @@ def make_handler(
 @functools.cache
 def _configured() -> Callable[[dict, object], dict]:
     settings = Settings.from_env()
+    blobs = factory.blob_store(settings)
     return make_handler(
-        BlockConverter(factory.blob_store(settings), factory.metadata_store(settings))
+        BlockConverter(blobs, factory.metadata_store(settings), open_lake(settings, blobs))
     )
 
 

@@ -180,6 +180,9 @@ class Settings:
     query_reader_role_arn: str | None = None
     athena_workgroup: str | None = None
     glue_database: str | None = None
+    tables_retention_days: int | None = None
+    """Rows of the lake's tables older than this many days are deleted by the committer's
+    hourly run (by the end of the hour they belong to); None keeps them."""
 
     @property
     def sqlite_path(self) -> Path:
@@ -203,4 +206,16 @@ class Settings:
             query_reader_role_arn=env.get("BLOCKLAKE_QUERY_READER_ROLE_ARN") or None,
             athena_workgroup=env.get("BLOCKLAKE_ATHENA_WORKGROUP") or None,
             glue_database=env.get("BLOCKLAKE_GLUE_DATABASE") or None,
+            tables_retention_days=_optional_days(env, "BLOCKLAKE_TABLES_RETENTION_DAYS"),
         )
+
+
+def _optional_days(env: Mapping[str, str], name: str) -> int | None:
+    """A positive whole number of days from ``env``, or None when unset; ``ValueError``
+    naming the variable otherwise."""
+    text = env.get(name)
+    if not text:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"{name}: expected a whole number of days >= 1, got {text!r}")
+    return int(text)

@@ -23,6 +23,9 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from blocklake.config import QueryLimits, Settings
+from blocklake.etl.convert import BlockConverter
+from blocklake.lake.catalog import open_lake
+from blocklake.lake.iceberg import IcebergLake
 from blocklake.query.duckdb_engine import DuckDbEngine
 from blocklake.stores.data_api import DataApiExecutor
 from blocklake.stores.metadata import SqlMetadataStore
@@ -114,16 +117,32 @@ class CloudLake:
     metadata: SqlMetadataStore
     received: list[dict] = field(default_factory=list)
 
+    glue_database: str = "blocklake_cloud"
+
     def blob_store(self) -> CountingS3BlobStore:
         return CountingS3BlobStore(self.bucket, client=_client("s3", self.endpoint))
+
+    def settings(self, limits: QueryLimits | None = None) -> Settings:
+        """The deployed functions' settings: the lake in the bucket, its Iceberg catalog Glue
+        (moto's), each tenant's tables in ``<glue_database>_<tenant>``."""
+        return Settings(
+            bucket=self.bucket,
+            glue_database=self.glue_database,
+            query_reader_role_arn=READER_ROLE_ARN,
+            query=limits or QueryLimits(),
+        )
+
+    def lake(self, blobs: CountingS3BlobStore | None = None) -> IcebergLake:
+        """The lake as the ETL and committer functions open it (pyiceberg's GlueCatalog)."""
+        return open_lake(self.settings(), blobs or self.blob_store())
+
+    def converter(self, blobs: CountingS3BlobStore) -> BlockConverter:
+        return BlockConverter(blobs, self.metadata, self.lake(blobs))
 
     def query_engine(self, limits: QueryLimits | None = None) -> DuckDbEngine:
         """The DuckDB engine as the deployed query Lambda builds it: each tenant's S3 access
         from STS (moto's) through the reader role."""
-        settings = Settings(
-            bucket=self.bucket, query_reader_role_arn=READER_ROLE_ARN, query=limits or QueryLimits()
-        )
-        return DuckDbEngine.for_settings(settings, self.blob_store())
+        return DuckDbEngine.for_settings(self.settings(limits), self.blob_store())
 
     def receive(self, wait_s: float = 0) -> list[dict]:
         """One ``ReceiveMessage`` of up to 10 messages, as the Lambda event source does."""
@@ -215,7 +234,8 @@ def cloud_lake(moto_endpoint: str, postgres_database: str) -> Iterator[CloudLake
         DataApiExecutor(CLUSTER_ARN, SECRET_ARN, "blocklake", client=shim.client())
     )
     metadata.migrate()
-    lake = CloudLake(moto_endpoint, bucket, queue_url, dlq_url, s3, sqs, shim, metadata)
+    glue = f"blocklake_{suffix}"
+    lake = CloudLake(moto_endpoint, bucket, queue_url, dlq_url, s3, sqs, shim, metadata, [], glue)
     try:
         yield lake
     finally:

@@ -21,7 +21,6 @@ from blocklake import sdk
 from blocklake.auth import api_key_from_headers
 from blocklake.cli import post_query
 from blocklake.config import QueryLimits
-from blocklake.etl.convert import BlockConverter
 from blocklake.format.header import parse_header
 from blocklake.ingest.service import IngestService
 from blocklake.server.events import LambdaContext, http_api_event
@@ -146,7 +145,7 @@ def test_the_cloud_path_returns_every_event_exactly_once(cloud_lake: CloudLake) 
     ingest = ingest_handler.make_handler(
         IngestService(ingest_blobs, cloud_lake.metadata, 4 * 1024 * 1024)
     )
-    etl = etl_handler.make_handler(BlockConverter(etl_blobs, cloud_lake.metadata))
+    etl = etl_handler.make_handler(cloud_lake.converter(etl_blobs))
     engine = cloud_lake.query_engine(QueryLimits(max_rows=100_000))
     assert any(s.startswith("LOAD ") for s in engine.connection_setup("acme"))  # httpfs
     query = query_handler.make_handler(engine, engine.limits)
@@ -185,6 +184,8 @@ def _run(lake: CloudLake, gateway: ApiGateway, etl, ingest_blobs, etl_blobs) -> 
     stats = _drain(lake, etl, raw_keys, redeliver_one=True)
     assert stats["test_events"] >= 1 and stats["redelivered"] >= 1  # moto may send 2 tests
     assert lake.dead_letters() == []
+    committer = lake.lake()
+    assert committer.commit_pending().commits >= 1  # the committer's run: rows become visible
     tables_after_first = {key: lake.s3.head_object(Bucket=lake.bucket, Key=key)["ETag"]
                           for key in lake_keys(lake, "tables/")}  # fmt: skip
 
@@ -204,6 +205,7 @@ def _run(lake: CloudLake, gateway: ApiGateway, etl, ingest_blobs, etl_blobs) -> 
         "s3_head": etl_blobs.heads - before_heads,
     }
     assert set(lake_keys(lake, "tables/")) == set(tables_after_first)
+    assert committer.commit_pending().commits == 0  # the second run staged nothing
 
     _check_rows(gateway)
     _report_costs(gateway, stats, raw_keys, data_api_ingest, etl_requests, etl_seconds)

@@ -15,12 +15,8 @@ from blocklake import observability
 from blocklake.config import QueryLimits
 from blocklake.etl.convert import BlockConverter
 from blocklake.ingest.service import IngestService
-from blocklake.query.duckdb_s3 import (
-    S3_CREDENTIAL_SETTINGS,
-    Credentials,
-    httpfs_extension_path,
-    s3_connection_setup,
-)
+from blocklake.lake.duckdb_extensions import extension_path
+from blocklake.query.duckdb_s3 import S3_CREDENTIAL_SETTINGS, Credentials, s3_connection_setup
 from blocklake.server.events import LambdaContext
 from blocklake.stores.layout import raw_key
 from lambdas.etl import handler as etl_handler
@@ -51,11 +47,13 @@ def _record(lake: CloudLake, ingest, tenant: str, messages: list[str]) -> None:
 
 
 def _convert_all(lake: CloudLake, etl) -> int:
+    """Every notification converted, then what was staged committed (the committer's run)."""
     converted = 0
     while messages := lake.receive(wait_s=1 if not converted else 0):
         result = etl(lake.lambda_event(messages), LambdaContext("blocklake-etl"))
         assert lake.settle(messages, result) == []
         converted += len(messages)
+    lake.lake().commit_pending()
     return converted
 
 
@@ -76,7 +74,7 @@ def _query(handler, tenant: str, sql: str) -> tuple[int, dict]:
 
 def test_a_poison_message_ends_in_the_dead_letter_queue(cloud_lake: CloudLake) -> None:
     blobs = cloud_lake.blob_store()
-    etl = etl_handler.make_handler(BlockConverter(blobs, cloud_lake.metadata))
+    etl = etl_handler.make_handler(cloud_lake.converter(blobs))
     ingest = ingest_handler.make_handler(IngestService(blobs, cloud_lake.metadata, 1 << 20))
     _record(cloud_lake, ingest, "acme", ["good"])
     # A block whose stream was never registered: converting it can never succeed.
@@ -99,13 +97,13 @@ def test_a_poison_message_ends_in_the_dead_letter_queue(cloud_lake: CloudLake) -
     assert good >= 2  # the good block and the s3:TestEvent, each handled once
     (dead,) = cloud_lake.dead_letters()
     assert etl_handler.created_keys(dead["Body"]) == [poison]
-    assert list(blobs.list("tables/log_entries/tenant=acme/"))  # the good one was converted
+    assert cloud_lake.lake().commit_pending().rows >= 1  # the good one was converted
 
 
 def test_duckdb_on_s3_keeps_each_tenant_to_its_own_files(cloud_lake: CloudLake) -> None:
     blobs = cloud_lake.blob_store()
     ingest = ingest_handler.make_handler(IngestService(blobs, cloud_lake.metadata, 1 << 20))
-    etl = etl_handler.make_handler(BlockConverter(blobs, cloud_lake.metadata))
+    etl = etl_handler.make_handler(cloud_lake.converter(blobs))
     _record(cloud_lake, ingest, "acme", ["acme secret"])
     _record(cloud_lake, ingest, "globex", ["globex row"])
     assert _convert_all(cloud_lake, etl) >= 2
@@ -115,7 +113,9 @@ def test_duckdb_on_s3_keeps_each_tenant_to_its_own_files(cloud_lake: CloudLake) 
         status, result = _query(query, tenant, "SELECT message FROM log_entries")
         assert (status, result["rows"]) == (200, [[message]])
 
-    (acme_file,) = blobs.list("tables/log_entries/tenant=acme/")
+    (acme_file,) = (
+        key for key in blobs.list("tables/log_entries/tenant=acme/") if key.endswith(".parquet")
+    )
     attempts = [
         f"SELECT * FROM read_parquet('s3://{cloud_lake.bucket}/{acme_file}')",
         f"SELECT * FROM read_parquet('s3://{cloud_lake.bucket}/tables/log_entries/*/*/*/*')",
@@ -138,8 +138,9 @@ def test_the_query_lambda_reads_s3_when_a_bucket_is_configured(
     blobs = cloud_lake.blob_store()
     ingest = ingest_handler.make_handler(IngestService(blobs, cloud_lake.metadata, 1 << 20))
     _record(cloud_lake, ingest, "acme", ["from the lambda"])
-    _convert_all(cloud_lake, etl_handler.make_handler(BlockConverter(blobs, cloud_lake.metadata)))
+    _convert_all(cloud_lake, etl_handler.make_handler(cloud_lake.converter(blobs)))
     monkeypatch.setenv("BLOCKLAKE_BUCKET", cloud_lake.bucket)
+    monkeypatch.setenv("BLOCKLAKE_GLUE_DATABASE", cloud_lake.glue_database)
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", cloud_lake.endpoint)
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "blocklake-query")
     query_handler._configured.cache_clear()
@@ -161,10 +162,10 @@ def test_connection_setup_scopes_the_given_credentials_and_resets_the_environmen
     setup = s3_connection_setup("lake", tenant, env)
     assert setup[0] == "SET autoinstall_known_extensions = false"
     assert "SET home_directory = '/tmp'" in setup  # Lambda has no HOME
-    assert f"LOAD '{httpfs_extension_path()}'" in setup
-    assert httpfs_extension_path().is_file()
+    assert f"LOAD '{extension_path('httpfs')}'" in setup
+    assert extension_path("httpfs").is_file()
     # httpfs copies AWS_* into its settings when it loads: they are reset right after.
-    load = setup.index(f"LOAD '{httpfs_extension_path()}'")
+    load = setup.index(f"LOAD '{extension_path('httpfs')}'")
     assert setup[load + 1 : load + 4] == tuple(f"RESET {name}" for name in S3_CREDENTIAL_SETTINGS)
     (secret,) = [s for s in setup if s.startswith("CREATE")]
     for part in ("SCOPE 's3://lake/tables/'", "KEY_ID 'ASIATENANT'", "SECRET 'it''s secret'",
@@ -225,7 +226,7 @@ def test_off_lambda_metrics_and_traces_are_silent(
     monkeypatch.delenv("POWERTOOLS_TRACE_DISABLED")
     monkeypatch.setattr(observability.importlib.util, "find_spec", lambda name: None)
     assert isinstance(observability.tracer_for("x"), observability.NullTracer)
-    etl = etl_handler.make_handler(BlockConverter(None, None))  # type: ignore[arg-type]
+    etl = etl_handler.make_handler(BlockConverter(None, None, None))  # type: ignore[arg-type]
     test_event = aws_event("sqs_s3_test_event.json")
     assert etl(test_event, LambdaContext("blocklake-etl")) == {"batchItemFailures": []}
     assert capsys.readouterr().out == ""
@@ -240,7 +241,7 @@ def test_etl_metrics_count_conversions_and_failures(
     (good,) = blobs.list("raw/")
     bad = raw_key("acme", T0, str(uuid.uuid4()), str(uuid.uuid4()))
     metrics = observability.metrics_for("blocklake-etl", enabled=True)
-    etl = etl_handler.make_handler(BlockConverter(blobs, cloud_lake.metadata), metrics=metrics)
+    etl = etl_handler.make_handler(cloud_lake.converter(blobs), metrics=metrics)
     capsys.readouterr()
     result = etl(sqs_s3_event(good, bad), LambdaContext("blocklake-etl"))
     assert len(result["batchItemFailures"]) == 1

@@ -12,7 +12,6 @@ import os
 import pytest
 
 from blocklake.config import QueryLimits
-from blocklake.etl.convert import BlockConverter
 from blocklake.ingest.service import IngestService
 from blocklake.query import duckdb_engine
 from lambdas.etl import handler as etl_handler
@@ -30,10 +29,12 @@ def _lake_of_two_tenants(cloud_lake: CloudLake) -> tuple[object, dict[str, str]]
     ingest = ingest_handler.make_handler(IngestService(blobs, cloud_lake.metadata, 1 << 20))
     _record(cloud_lake, ingest, "acme", ["acme row"])
     _record(cloud_lake, ingest, "globex", [SECRET_ROW])
-    _convert_all(cloud_lake, etl_handler.make_handler(BlockConverter(blobs, cloud_lake.metadata)))
+    _convert_all(cloud_lake, etl_handler.make_handler(cloud_lake.converter(blobs)))
     query = query_handler.make_handler(cloud_lake.query_engine(), QueryLimits(max_rows=100))
-    (own,) = blobs.list("tables/log_entries/tenant=acme/")
-    (other,) = blobs.list("tables/log_entries/tenant=globex/")
+    (own,) = (k for k in blobs.list("tables/log_entries/tenant=acme/") if k.endswith(".parquet"))
+    (other,) = (
+        k for k in blobs.list("tables/log_entries/tenant=globex/") if k.endswith(".parquet")
+    )
     root = f"s3://{cloud_lake.bucket}"
     places = {
         "root": root,

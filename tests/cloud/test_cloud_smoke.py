@@ -8,7 +8,6 @@ import threading
 
 from blocklake import sdk
 from blocklake.config import QueryLimits
-from blocklake.etl.convert import BlockConverter
 from blocklake.ingest.service import IngestService
 from blocklake.server.events import LambdaContext
 from blocklake.smoke import run_smoke
@@ -23,16 +22,19 @@ def test_smoke_passes_on_the_cloud_path(cloud_lake: CloudLake) -> None:
     ingest = ingest_handler.make_handler(
         IngestService(cloud_lake.blob_store(), cloud_lake.metadata, 4 * 1024 * 1024)
     )
-    etl = etl_handler.make_handler(BlockConverter(cloud_lake.blob_store(), cloud_lake.metadata))
+    etl = etl_handler.make_handler(cloud_lake.converter(cloud_lake.blob_store()))
     query = query_handler.make_handler(cloud_lake.query_engine(), QueryLimits())
     gateway = ApiGateway({"ingest": ingest, "query": query})
+    committer = cloud_lake.lake()
     stop = threading.Event()
 
     def event_source_mapping() -> None:
+        """SQS to the ETL, then the committer's next round."""
         while not stop.is_set():
             if messages := cloud_lake.receive(wait_s=1):
                 result = etl(cloud_lake.lambda_event(messages), LambdaContext("blocklake-etl"))
                 cloud_lake.settle(messages, result)
+            committer.commit_pending()
 
     pump = threading.Thread(target=event_source_mapping, daemon=True)
     pump.start()

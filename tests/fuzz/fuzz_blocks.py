@@ -33,6 +33,7 @@ with atheris.instrument_imports(include=["blocklake"]):
     from blocklake.stores.blobs import LocalBlobStore
     from blocklake.stores.metadata import SqlMetadataStore
     from blocklake.stores.sql import SqliteExecutor
+    from tests.helpers import lake_for
 
 LAYOUT = {t.id: t for t in event_types(1).values()}
 STREAM_ID = uuid.UUID(int=0x5EED)
@@ -71,7 +72,7 @@ class IngestThenConvert:
         self.metadata = SqlMetadataStore(SqliteExecutor(":memory:"))
         self.metadata.migrate()
         self.ingest = IngestService(self.blobs, self.metadata, 4 * 1024 * 1024)
-        self.converter = BlockConverter(self.blobs, self.metadata)
+        self.converter = BlockConverter(self.blobs, self.metadata, lake_for(self.blobs))
         self.accepted = 0
         process_id = str(uuid.UUID(int=1))
         self.ingest.register_process(

@@ -27,7 +27,7 @@ from blocklake.stores.metadata import SqlMetadataStore
 from blocklake.stores.models import BlockInfo
 from blocklake.stores.sql import SqliteExecutor
 from tests import hostile
-from tests.helpers import process_document, stream_document
+from tests.helpers import lake_for, process_document, stream_document
 
 MIB = 1024 * 1024
 
@@ -125,7 +125,7 @@ def measure(case: str) -> dict:
                     key,
                 ),
             )
-        converter = BlockConverter(blobs, metadata)
+        converter = BlockConverter(blobs, metadata, lake_for(blobs))
         Path("/proc/self/clear_refs").write_text("5")  # resets the peak resident set
         before = _kib("VmRSS")
         started = time.perf_counter()

@@ -6,13 +6,13 @@ from __future__ import annotations
 import uuid
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from blocklake.etl.convert import BlockConverter
 from blocklake.format.encode import StringTable, encode_block, encode_section
 from blocklake.format.schema import event_types
 from tests.handlers.test_ingest_refusals import Ingest, refused
+from tests.helpers import lake_for, stored_rows
 
 HOUR = 3600 * 10**9
 START_NS = 1_779_998_400_000_000_000  # 2026-05-28T20:00:00Z; a nanosecond clock from tick 0
@@ -80,11 +80,10 @@ def test_an_hour_long_block_and_replayed_span_begins_are_accepted(ingest, stream
     # a span that began three hours before the block holding its end: its begin is replayed
     replayed = block(stream, 4 * HOUR, 4 * HOUR + 5, [4 * HOUR], [(HOUR // 2, 4 * HOUR + 5)])
     assert ingest.call("/v1/blocks", replayed)[0] == 201
-    converter = BlockConverter(ingest.blobs, ingest.metadata)
+    converter = BlockConverter(ingest.blobs, ingest.metadata, lake_for(ingest.blobs))
     for key in ingest.blobs.list("raw/"):
         converter.convert_key(key)
-    (path,) = ingest.blobs.list("tables/thread_spans/")
-    assert pq.read_table(ingest.blobs.url(path))["duration_ns"].to_pylist() == [
+    assert stored_rows(ingest.blobs, "thread_spans")["duration_ns"].to_pylist() == [
         4 * HOUR + 5 - HOUR // 2
     ]
 
@@ -103,14 +102,12 @@ def test_an_hour_is_an_hour_of_the_process_clock_at_any_tick_frequency(ingest, f
     over = hour + -(-frequency // 10**9)  # the first tick a nanosecond past the hour
     refused(ingest, "/v1/blocks", block(stream, 0, over, [0, over]), 400, "end_ticks")
     assert ingest.call("/v1/blocks", block(stream, 0, hour, [0, hour], [(1, hour - 1)]))[0] == 201
-    converter = BlockConverter(ingest.blobs, ingest.metadata)
+    converter = BlockConverter(ingest.blobs, ingest.metadata, lake_for(ingest.blobs))
     (key,) = ingest.blobs.list("raw/")
     converter.convert_key(key)
-    (path,) = ingest.blobs.list("tables/thread_spans/")
-    (row,) = pq.read_table(ingest.blobs.url(path)).to_pylist()
+    (row,) = stored_rows(ingest.blobs, "thread_spans").to_pylist()
     begin_ns = START_NS + 10**9 // frequency
     end_ns = START_NS + (hour - 1) * 10**9 // frequency
     assert row["duration_ns"] == end_ns - begin_ns
-    (path,) = ingest.blobs.list("tables/log_entries/")
-    times = pq.read_table(ingest.blobs.url(path))["time"].cast(pa.int64()).to_pylist()
+    times = stored_rows(ingest.blobs, "log_entries")["time"].cast(pa.int64()).to_pylist()
     assert times == [START_NS // 1000, (START_NS + HOUR) // 1000]

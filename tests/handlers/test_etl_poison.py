@@ -16,7 +16,14 @@ from blocklake.server.lake import LocalLake
 from blocklake.stores.blobs import LocalBlobStore
 from blocklake.stores.layout import raw_key
 from tests import hostile
-from tests.helpers import KEYS, log_block, process_document, sqs_s3_event, stream_document
+from tests.helpers import (
+    KEYS,
+    log_block,
+    process_document,
+    sqs_s3_event,
+    stored_rows,
+    stream_document,
+)
 
 API_KEYS = {tenant: key for key, tenant in KEYS.items()}
 
@@ -66,6 +73,14 @@ class Lake:
         )
         assert status == 200, answer
         return answer["rows"]
+
+    def forget_conversions(self) -> None:
+        """As if no block had ever converted: no tables, no staged rows, no marks."""
+        iceberg = self.local.lake
+        for tenant, table in list(iceberg.all_tables()):
+            iceberg.catalog.drop_table(iceberg.identifier(table, tenant))
+        for prefix in ("tables/", "staging/", "lake/"):
+            self.quiet.delete(list(self.quiet.list(prefix)))
 
     def messages(self) -> list[str]:
         return [row[0] for row in self.sql("SELECT message FROM log_entries ORDER BY message")]
@@ -165,7 +180,7 @@ def test_bytes_under_another_key_never_replace_an_accepted_blocks_rows(lake: Lak
 
 def test_retries_are_bounded(lake: Lake, context) -> None:
     key = lake.store(lake.stream(), ["doomed"])
-    lake.blobs.delete(list(lake.blobs.list("tables/")))  # as if it had never converted
+    lake.forget_conversions()
     corrupt(lake, key)
     for _ in range(MAX_ATTEMPTS):
         lake.local.etl(sqs_s3_event(key), context)
@@ -186,7 +201,7 @@ def test_a_key_of_no_acknowledged_block_is_recorded_failed(lake: Lake, context) 
     assert len(result["batchItemFailures"]) == 1
     (failure,) = lake.metadata.conversion_failures("acme")
     assert "acknowledged" in failure.reason
-    assert list(lake.blobs.list("tables/log_entries/")) == []
+    assert stored_rows(lake.blobs, "log_entries").num_rows == 0
 
 
 def test_the_scheduled_reconciliation_converts_what_was_missed(
@@ -195,10 +210,11 @@ def test_the_scheduled_reconciliation_converts_what_was_missed(
     from lambdas.etl import handler as etl_handler
 
     key = lake.store(lake.stream(), ["missed"])
-    lake.quiet.delete(list(lake.quiet.list("tables/")))  # as if the notification was lost
+    lake.forget_conversions()  # as if the notification was lost
     monkeypatch.setattr(etl_handler, "RECONCILE_SETTLE_NS", 0)
     report = lake.local.etl({"action": "reconcile"}, context)
     assert (report["converted"], report["missing_raw"]) == (1, 0)
+    lake.local.wait_converted()  # and committed
     assert lake.messages() == ["missed"]
     assert lake.blobs.exists(key)
 

@@ -7,7 +7,6 @@ import uuid
 from types import SimpleNamespace
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -21,6 +20,7 @@ from blocklake.ingest import validate
 from blocklake.ingest.service import _check_times
 from blocklake.stores.models import ProcessInfo
 from tests.handlers.test_ingest_refusals import Ingest
+from tests.helpers import lake_for, stored_rows
 
 INT64 = st.integers(-(2**63), 2**63 - 1)
 
@@ -137,12 +137,11 @@ def test_fast_clocks_convert_every_table(settings, context, frequency: int, seco
     status, answer = ingest.call("/v1/blocks", block)
     assert status == 201, answer
     (key,) = ingest.blobs.list("raw/")
-    BlockConverter(ingest.blobs, ingest.metadata).convert_key(key)
+    BlockConverter(ingest.blobs, ingest.metadata, lake_for(ingest.blobs)).convert_key(key)
     micros = [exact_ns(process, tick) // 1000 for tick in ticks]
 
     def column(table: str, name: str) -> list[int]:
-        (path,) = ingest.blobs.list(f"tables/{table}/")
-        values = pq.read_table(ingest.blobs.url(path))[name]
+        values = stored_rows(ingest.blobs, table)[name]
         return values.cast(pa.int64()).to_pylist()
 
     assert column("log_entries", "time") == micros

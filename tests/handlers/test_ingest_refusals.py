@@ -9,7 +9,6 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-import pyarrow.parquet as pq
 import pytest
 
 from blocklake.config import Settings
@@ -22,7 +21,14 @@ from blocklake.stores.metadata import SqlMetadataStore
 from blocklake.stores.sql import SqliteExecutor
 from lambdas.ingest.handler import make_handler
 from tests import hostile
-from tests.helpers import http_event, log_block, process_document, stream_document
+from tests.helpers import (
+    http_event,
+    lake_for,
+    log_block,
+    process_document,
+    stored_rows,
+    stream_document,
+)
 
 MAX_BLOCK = 4 * 1024 * 1024
 
@@ -167,9 +173,8 @@ def test_a_known_block_id_on_another_stream_stores_nothing(
     assert (status, answer["error"]["code"]) == (409, "conflict")
     (key,) = ingest.blobs.list("raw/")
     assert first in key  # the refused body was not stored
-    BlockConverter(ingest.blobs, ingest.metadata).convert_key(key)
-    (path,) = ingest.blobs.list("tables/log_entries/")
-    assert pq.read_table(ingest.blobs.url(path))["message"].to_pylist() == ["accepted"]
+    BlockConverter(ingest.blobs, ingest.metadata, lake_for(ingest.blobs)).convert_key(key)
+    assert stored_rows(ingest.blobs, "log_entries")["message"].to_pylist() == ["accepted"]
 
 
 def _layout(types: int, fields: int) -> list[dict]:

@@ -8,7 +8,6 @@ import re
 
 import pytest
 
-from blocklake.format import schema
 from infra.migrations import migrations_hash
 
 ACTIONS_THAT_ONLY_ACCEPT_STAR = {
@@ -93,7 +92,8 @@ def test_raw_blocks_and_tables_expire_by_the_default_retention(template) -> None
         for rule in bucket["LifecycleConfiguration"]["Rules"]
     }
     assert expiry["raw/"] == 30
-    assert expiry["tables/"] == 400
+    # Iceberg tables are never expired under their snapshots' feet (blocklake.lake).
+    assert not any(prefix and prefix.startswith("tables/") for prefix in expiry)
     assert expiry["attachments/"] == 400  # as long as the tables that link to them
 
 
@@ -116,7 +116,7 @@ def test_aurora_scales_to_zero_with_the_data_api_in_isolated_subnets(template) -
     assert subnets and not [s for s in subnets if s.get("MapPublicIpOnLaunch")]
 
 
-@pytest.mark.parametrize("folder", ["ingest", "etl", "query", "authorizer", "migrate"])
+@pytest.mark.parametrize("folder", ["ingest", "etl", "committer", "query", "authorizer", "migrate"])
 def test_functions_are_arm64_python_312_with_their_own_log_group(template, folder) -> None:
     function = template["Resources"][function_id(template, folder)]["Properties"]
     assert function["Architectures"] == ["arm64"]
@@ -124,7 +124,7 @@ def test_functions_are_arm64_python_312_with_their_own_log_group(template, folde
     assert "LoggingConfig" in function
 
 
-@pytest.mark.parametrize("folder", ["ingest", "etl", "query"])
+@pytest.mark.parametrize("folder", ["ingest", "etl", "committer", "query"])
 def test_lake_functions_send_traces_to_xray(template, folder) -> None:
     function = template["Resources"][function_id(template, folder)]["Properties"]
     assert function["TracingConfig"] == {"Mode": "Active"}
@@ -156,6 +156,8 @@ def test_reserved_concurrency_is_set_when_configured(tmp_path) -> None:
         for folder in ("ingest", "etl", "query")
     }
     assert reserved == {"ingest": 20, "etl": None, "query": 5}
+    committer = template["Resources"][function_id(template, "committer")]["Properties"]
+    assert committer["ReservedConcurrentExecutions"] == 1  # the tables' single writer
 
 
 def test_routes_go_to_their_functions_behind_the_api_key_authorizer(template) -> None:
@@ -199,38 +201,28 @@ def test_raw_block_notifications_reach_the_etl_through_a_queue_with_a_dead_lette
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
 
 
-def test_compaction_is_scheduled_on_the_etl(template) -> None:
+def test_commits_and_compaction_are_scheduled_on_the_committer(template) -> None:
     tasks = {}
     for rule in properties(template, "AWS::Events::Rule"):
         (target,) = rule["Targets"]
-        assert target["Arn"] == {"Fn::GetAtt": [function_id(template, "etl"), "Arn"]}
-        tasks[json.loads(target["Input"])["action"]] = rule["ScheduleExpression"]
-    assert tasks == {"compact": "cron(5 * * * ? *)", "reconcile": "cron(35 * * * ? *)"}
+        action = json.loads(target["Input"])["action"]
+        tasks[action] = rule["ScheduleExpression"]
+        folder = "etl" if action == "reconcile" else "committer"
+        assert target["Arn"] == {"Fn::GetAtt": [function_id(template, folder), "Arn"]}, action
+    assert tasks == {"commit": "rate(1 minute)", "reconcile": "cron(35 * * * ? *)"}
 
 
-def test_every_lake_table_has_a_glue_table_with_partition_projection(template) -> None:
-    tables = {
-        t["TableInput"]["Name"]: t["TableInput"] for t in properties(template, "AWS::Glue::Table")
-    }
-    assert set(tables) == set(schema.tables())
-    for name, table in tables.items():
-        parameters = table["Parameters"]
-        assert parameters["projection.enabled"] == "true"
-        assert parameters["projection.tenant.type"] == "injected"
-        assert parameters["projection.date.type"] == "date"
-        assert parameters["projection.hour.type"] == "integer"
-        assert parameters["projection.hour.range"] == "0,23"
-        assert parameters["projection.hour.digits"] == "2"
-        location = json.dumps(parameters["storage.location.template"])
-        assert f"/tables/{name}/tenant=${{tenant}}/date=${{date}}/hour=${{hour}}/" in location
-        assert [k["Name"] for k in table["PartitionKeys"]] == list(schema.partition_keys())
-        columns = table["StorageDescriptor"]["Columns"]
-        assert [c["Name"] for c in columns] == [c.name for c in schema.tables()[name].columns]
-    types = {c["Name"]: c["Type"] for c in tables["log_entries"]["StorageDescriptor"]["Columns"]}
-    assert types["time"] == "timestamp"
-    assert types["properties"] == "map<string,string>"
-    stream_types = {c["Name"]: c["Type"] for c in tables["streams"]["StorageDescriptor"]["Columns"]}
-    assert stream_types["tags"] == "array<string>"
+def test_tenants_iceberg_tables_are_registered_by_the_committer_not_the_stack(template) -> None:
+    assert properties(template, "AWS::Glue::Table") == []
+    for folder in ("etl", "committer"):
+        statements = role_statements(template, folder)
+        writes = [s for s in statements if "glue:CreateTable" in as_list(s["Action"])]
+        (write,) = writes
+        assert {"glue:UpdateTable", "glue:CreateDatabase"} <= set(as_list(write["Action"]))
+        resources = json.dumps(write["Resource"])
+        assert ":database/blocklake_*" in resources or "database/" in resources
+        assert "_*/*" in resources  # every tenant's tables, nothing else of the account's
+        assert not any(a.startswith("glue:Delete") for a in all_actions(statements))
 
 
 def test_athena_workgroup_enforces_its_result_location_and_scan_limit(template) -> None:
@@ -316,9 +308,12 @@ def test_ingest_only_writes_raw_blocks_and_attachments_and_uses_the_data_api(tem
 
 def test_etl_reads_raw_writes_tables_consumes_the_queue(template) -> None:
     statements = role_statements(template, "etl")
+    writes = {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}
     assert object_grants(statements) == {
         "raw/*": {"s3:GetObject"},
-        "tables/*": {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"},
+        "staging/*": writes,
+        "lake/*": writes,
+        "tables/*": writes,
     }
     sqs = {a for a in all_actions(statements) if a.startswith("sqs:")}
     assert sqs == {
@@ -333,7 +328,8 @@ def test_etl_reads_raw_writes_tables_consumes_the_queue(template) -> None:
         - sqs
         - {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"}
     )
-    assert others == DATA_API | LOGS | XRAY
+    glue = {a for a in others if a.startswith("glue:")}
+    assert others - glue == DATA_API | LOGS | XRAY
 
 
 def test_query_reads_tables_runs_athena_and_invokes_only_the_etl(template) -> None:

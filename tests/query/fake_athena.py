@@ -2,16 +2,19 @@
 
 No AWS account is reachable from the tests, so ``FakeAthena`` plays boto3's Athena client:
 ``StartQueryExecution`` turns Athena's SQL back into DuckDB's with sqlglot and runs it over the
-Parquet files of a local lake, read as the Glue tables are (Hive partitions ``tenant``, ``date``,
-``hour`` as strings); ``GetQueryExecution`` walks the query through QUEUED and RUNNING;
-``GetQueryResults`` pages the rows as Athena does (text values, a header row first, ``NextToken``);
-``StopQueryExecution`` cancels. ``script`` makes a query fail or hang, as a test needs.
+Iceberg tables of a local lake, read as Athena reads the Glue tables (``iceberg_scan`` of each
+table's metadata location, one database per tenant); ``GetQueryExecution`` walks the query
+through QUEUED and RUNNING; ``GetQueryResults`` pages the rows as Athena does (text values, a
+header row first, ``NextToken``); ``StopQueryExecution`` cancels. ``script`` makes a query fail
+or hang, as a test needs.
 """
 
 from __future__ import annotations
 
 import datetime
 import decimal
+import importlib.util
+import sqlite3
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +23,14 @@ from typing import Any
 import duckdb
 import sqlglot
 
-from blocklake.query.views import views
+
+def load_iceberg(connection: duckdb.DuckDBPyConnection) -> None:
+    """DuckDB's avro and iceberg extensions, from their wheels."""
+    for name in ("avro", "iceberg"):
+        root = Path(importlib.util.find_spec(f"duckdb_extension_{name}").origin).parent
+        (path,) = root.rglob(f"v{duckdb.__version__}/{name}.duckdb_extension")
+        connection.execute(f"LOAD '{path}'")
+
 
 ATHENA_OF_DUCKDB = {
     "VARCHAR": "varchar",
@@ -88,6 +98,8 @@ class FakeAthena:
         self.scan_cap = scan_cap
         self.calls: list[tuple[str, dict]] = []
         self.executions: dict[str, Execution] = {}
+        self.locations: dict[str, str] = {}
+        """``"<database>"."<table>"``: its metadata location."""
         self.script: dict[str, Any] = {}
         """``fail``: a reason to fail the next query with; ``hang``: never finish on its own;
         ``page_size``: rows per GetQueryResults page at most (Athena: 1000)."""
@@ -95,25 +107,26 @@ class FakeAthena:
     # -- the lake as the Glue tables describe it ----------------------------------------------
 
     def _database(self) -> duckdb.DuckDBPyConnection:
+        """Each tenant's Glue database, its tables read as a plain Iceberg reader reads them:
+        ``iceberg_scan`` of the metadata location the catalog holds (the local lake's SQLite
+        catalog stands for Glue), with nothing of the project's code."""
         connection = duckdb.connect(":memory:")
         connection.execute("SET TimeZone = 'UTC'")  # Athena's sessions are in UTC
-        connection.execute(f'CREATE SCHEMA "{self.database}"')
-        for name, view in views().items():
-            files = sorted((self.root / "tables" / name).glob("tenant=*/date=*/hour=*/*.parquet"))
-            if files:
-                listed = ", ".join(f"'{f}'" for f in files)
-                source = (
-                    f"SELECT * FROM read_parquet([{listed}], hive_partitioning = true, "
-                    "union_by_name = true, "
-                    "hive_types = {'tenant': VARCHAR, 'date': VARCHAR, 'hour': VARCHAR})"
-                )
-            else:
-                source = view.empty().replace(
-                    " WHERE false",
-                    ", NULL::VARCHAR AS tenant, NULL::VARCHAR AS date, NULL::VARCHAR AS hour "
-                    "WHERE false",
-                )
-            connection.execute(f'CREATE VIEW "{self.database}"."{name}" AS {source}')
+        load_iceberg(connection)
+        catalog = sqlite3.connect(self.root / "catalog.db")
+        try:
+            rows = catalog.execute(
+                "SELECT table_namespace, table_name, metadata_location FROM iceberg_tables"
+            ).fetchall()
+        finally:
+            catalog.close()
+        for namespace, table, location in rows:
+            schema = f"{self.database}_{namespace.removeprefix('blocklake_')}"
+            connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            connection.execute(
+                f'CREATE VIEW "{schema}"."{table}" AS SELECT * FROM iceberg_scan(\'{location}\')'
+            )
+            self.locations[f'"{schema}"."{table}"'] = location
         return connection
 
     def _run(self, execution: Execution) -> None:
@@ -125,12 +138,15 @@ class FakeAthena:
             table = relation.to_arrow_table()
             columns = [column.to_pylist(maps_as_pydicts="lossy") for column in table.columns]
             execution.rows = list(zip(*columns, strict=True))
+        except duckdb.CatalogException as error:  # as Athena names a table or schema it lacks
+            execution.state, execution.reason = "FAILED", f"TABLE_NOT_FOUND: {error}"
+            return
         except (duckdb.Error, sqlglot.errors.SqlglotError) as error:
             execution.state, execution.reason = "FAILED", str(error)
             return
-        for name in views():
-            if f'"{self.database}"."{name}"' in sql:
-                files = (self.root / "tables" / name).rglob("*.parquet")
+        for name, location in self.locations.items():
+            if name in sql:
+                files = (Path(location).parent.parent / "data").rglob("*.parquet")
                 execution.scanned += sum(f.stat().st_size for f in files)
         if execution.scanned > self.scan_cap:
             execution.state = "FAILED"

@@ -74,7 +74,8 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
         finally:
             sdk.shutdown()
         server.lake.wait_converted()
-        yield Lake(root, begin, time.time_ns() + 60 * 10**9, DuckDbEngine(server.lake.blobs))
+        engine = DuckDbEngine(server.lake.blobs, server.lake.lake)
+        yield Lake(root, begin, time.time_ns() + 60 * 10**9, engine)
 
 
 def _comparable(value: object) -> object:
@@ -140,13 +141,13 @@ def test_attribute_and_correlation_columns_read_alike_on_both_engines(
         assert "ELEMENT_AT(" in started["QueryString"].upper()
 
 
-def test_athena_sql_pins_the_tenant_and_dates_and_uses_athena_functions(lake: Lake) -> None:
+def test_athena_sql_reads_the_tenant_s_tables_and_uses_athena_functions(lake: Lake) -> None:
     sql = athena_sql(lake.request(QUESTIONS["p99 of a metric per minute per attribute"]), "db")
     assert sql.startswith('WITH measures AS (SELECT "process_id"') or "WITH" in sql
-    assert sql.count("tenant = 'acme'") == 2  # measures and processes
-    assert '"date" BETWEEN' in sql and "APPROX_PERCENTILE" in sql
+    assert "APPROX_PERCENTILE" in sql
     assert "ELEMENT_AT(p.properties, 'app')" in sql  # a missing key is null, not an error
-    assert '"db"."processes"' in sql and '"db"."measures"' in sql
+    assert '"db_acme"."processes"' in sql and '"db_acme"."measures"' in sql
+    assert "tenant" not in sql.replace("db_acme", "")  # the tables are the tenant's own
 
 
 @pytest.mark.parametrize(
@@ -171,14 +172,17 @@ def test_a_cte_may_not_take_a_view_s_name(lake: Lake, sql: str) -> None:
 def test_every_view_named_reads_through_its_pinned_cte(lake: Lake) -> None:
     sql = "WITH x AS (SELECT message FROM log_entries) SELECT * FROM x, (SELECT 1 FROM processes)"
     text = athena_sql(lake.request(sql), "db")
-    assert text.count('FROM "db".') == 2 and text.count("tenant = 'acme'") == 2
+    assert text.count('FROM "db_acme".') == 2
 
 
 def test_other_tenants_see_nothing(lake: Lake) -> None:
     engine, fake = lake.athena()
-    answer = engine.run(lake.request("SELECT count(*) AS n FROM log_entries", tenant="globex"))
-    assert answer.table.to_pylist() == [{"n": 0}]
-    assert "tenant = 'globex'" in fake.called("start_query_execution")[0]["QueryString"]
+    with pytest.raises(ClientError) as refused:
+        engine.run(lake.request("SELECT count(*) AS n FROM log_entries", tenant="globex"))
+    assert (refused.value.status, refused.value.code) == (404, "no_tables")
+    (started,) = fake.called("start_query_execution")
+    assert '"blocklake_test_globex"."log_entries"' in started["QueryString"]
+    assert "blocklake_test_acme" not in started["QueryString"]
 
 
 def test_the_request_path_starts_polls_and_pages(lake: Lake) -> None:

@@ -24,7 +24,7 @@ COUNT = "SELECT count(*) FROM log_entries"
 
 def _files(lake: QueryLake, tenant: str = "acme") -> list[Path]:
     root = lake.lake.settings.data_dir
-    return sorted(root.glob(f"tables/log_entries/tenant={tenant}/*/*/*.parquet"))
+    return sorted(root.glob(f"tables/log_entries/tenant={tenant}/data/*/*.parquet"))
 
 
 class Clock:
@@ -53,7 +53,7 @@ def _guarded(lake: QueryLake, clock: Clock | None = None, **limits: int) -> Fake
         settings,
     )
     lake.lake.handlers["query"] = make_handler(
-        DuckDbEngine(lake.lake.blobs, settings),
+        DuckDbEngine(lake.lake.blobs, lake.lake.lake, settings),
         settings,
         athena=engine,
         budget=DailyBudget(lake.lake.blobs, settings, clock or Clock()),
@@ -68,14 +68,16 @@ def test_a_dry_run_counts_partitions_files_and_bytes_without_running(lake: Query
     sql = "SELECT count(*) FROM log_entries, range(1000000000000)"  # would never finish
     status, plan = lake.query(window(0, 3, sql, dry_run=True))
     assert status == 200, plan
-    in_range = [f for f in _files(lake) if "hour=14" not in str(f)]  # 6 h past 08:00
+    # One commit: one file per hour partition (Iceberg's time_hour=YYYY-MM-DD-HH); 14h is
+    # 6 h past 08:00, outside the range.
+    in_range = [f for f in _files(lake) if not f.parent.name.endswith("-14")]
     assert plan["tables"]["log_entries"] == {
         "partitions": ["date=2026-11-20/hour=09", "date=2026-11-20/hour=10"],
-        "files": 3,
+        "files": 2,
         "bytes": sum(f.stat().st_size for f in in_range),
         "rows": 3,
     }
-    assert (plan["files"], plan["partitions"], plan["rows"]) == (3, 2, 3)
+    assert (plan["files"], plan["partitions"], plan["rows"]) == (2, 2, 3)
     estimate = plan["estimate"]
     assert estimate["athena_bytes_billed"] == ATHENA_MIN_BYTES  # Athena's minimum per query
     assert estimate["athena_usd"] == pytest.approx(ATHENA_MIN_BYTES / 1e12 * 5)

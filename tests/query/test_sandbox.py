@@ -51,6 +51,7 @@ def _places(lake: QueryLake) -> dict[str, str]:
     (other,) = _parquet(lake, "globex")
     return {
         "root": root,
+        "other_metadata": lake.lake.lake.metadata_location("log_entries", "globex"),
         "own": f"{root}/{own}",
         "other": f"{root}/{other}",
         "own_dir": f"{root}/{own.rsplit('/', 1)[0]}",
@@ -97,6 +98,10 @@ def no_sql_check(monkeypatch: pytest.MonkeyPatch) -> None:
         "SELECT * FROM read_text('{own_dir}/link-to-passwd')",
         "SELECT * FROM glob('/tmp/blocklake-query-*/**')",
         "SELECT * FROM read_text('{root}/metadata.db')",
+        # The other tenant's Iceberg table, whole, from its current metadata.
+        "SELECT * FROM iceberg_scan('{other_metadata}')",
+        "SELECT * FROM iceberg_metadata('{other_metadata}')",
+        "SELECT * FROM read_text('{root}/catalog.db')",
         "COPY (SELECT 1) TO '{own_dir}/x.csv'",
         "ATTACH '{root}/metadata.db' AS meta",
         "SET allowed_paths = ['{other}']",
@@ -170,12 +175,14 @@ def test_no_allowed_function_reads_settings_files_or_sql_text() -> None:
 
 def test_error_messages_show_no_server_paths(two_tenants: QueryLake) -> None:
     places = _places(two_tenants)
-    corrupt = Path(places["own_dir"]) / "corrupt.parquet"
+    # A file the table names, corrupted (a stray file beside it is not the table's: unread).
+    corrupt = Path(places["own"])
+    kept = corrupt.read_bytes()
     corrupt.write_bytes(b"not parquet at all")
     try:
-        status, body = two_tenants.query(window(0, 4, "SELECT count(*) FROM log_entries"))
+        status, body = two_tenants.query(window(0, 4, "SELECT message FROM log_entries"))
     finally:
-        corrupt.unlink()
+        corrupt.write_bytes(kept)
     assert status >= 400 and "error" in body
     assert places["root"] not in json.dumps(body)
     status, body = two_tenants.query(window(0, 4, "SELECT nope FROM log_entries"))

@@ -1,10 +1,11 @@
-"""Converts one raw block to Parquet fragments, and exports its process, stream and block rows.
+"""Converts one raw block to rows of the lake's tables, and exports its process, stream and
+block rows, as fragments staged for the committer (``blocklake.lake``): nothing commits here.
 
-Idempotent and safe to run twice at once: every output file is named after the block (or the
-process, or the stream) it comes from and holds exactly what that input gives, so a second run
-writes the same bytes to the same keys. Only an acknowledged block is converted: the raw object
-must be the one its metadata row names, so bytes stored under another key can never replace
-the accepted block's rows. The ``blocks`` row is written last: it marks the block converted.
+Idempotent and safe to run twice: the lake stages a table's rows from one block (or process, or
+stream) once; a retry after the stage completed stages nothing, one after a crash halfway
+rewrites the same fragments. Only an acknowledged block is converted: the raw object must be the
+one its metadata row names, so bytes stored under another key can never replace the accepted
+block's rows. The ``blocks`` row is staged last: its mark says the block is converted.
 
 A block that fails is recorded (``conversion_failures`` in the metadata and as a lake table the
 tenant can query) with its reason and attempt count; the record goes when it converts.
@@ -12,15 +13,13 @@ tenant can query) with its reason and attempt count; the record goes when it con
 
 from __future__ import annotations
 
-import io
 import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from blocklake.etl import rows
 from blocklake.etl.unmatched import unmatched_spans
@@ -28,10 +27,14 @@ from blocklake.format.arrow import decode_block
 from blocklake.format.header import BlockHeader
 from blocklake.format.schema import FIRST_USER_TYPE_ID
 from blocklake.format.tables import arrow_schema
+from blocklake.lake import Fragment
 from blocklake.stores.blobs import BlobStore
-from blocklake.stores.layout import RawKey, parse_raw_key, table_key
+from blocklake.stores.layout import RawKey, parse_raw_key, partition
 from blocklake.stores.metadata import MetadataStore
 from blocklake.stores.models import ProcessInfo, StreamInfo
+
+if TYPE_CHECKING:
+    from blocklake.lake.iceberg import IcebergLake
 
 _log = logging.getLogger(__name__)
 
@@ -61,23 +64,16 @@ class Conversion:
     """Rows written per table."""
 
 
-def parquet_bytes(table: pa.Table) -> bytes:
-    """Dictionary encoding only for strings: on times and floats it costs more than it saves
-    (most of the write time, and files twice the size, measured in bench/etl_throughput.py)."""
-    strings = [
-        field.name
-        for field in table.schema
-        if pa.types.is_dictionary(field.type) or pa.types.is_string(field.type)
-    ]
-    sink = io.BytesIO()
-    pq.write_table(table, sink, compression="zstd", use_dictionary=strings)
-    return sink.getvalue()
+FAILURES = "lake/failures/"
+"""``lake/failures/tenant=<t>/<block id>``: the block's failure is in the lake table, so that a
+success (most conversions) looks it up with one object request, never the database."""
 
 
 class BlockConverter:
-    def __init__(self, blobs: BlobStore, metadata: MetadataStore) -> None:
+    def __init__(self, blobs: BlobStore, metadata: MetadataStore, lake: IcebergLake) -> None:
         self.blobs = blobs
         self.metadata = metadata
+        self.lake = lake
 
     def convert_recorded(self, key: str) -> Conversion:
         """``convert_key``, recording the outcome: a failure raises ``ConversionFailed`` once
@@ -96,6 +92,7 @@ class BlockConverter:
         failure_key = _failure_key(raw)
         if self.blobs.exists(failure_key):  # a lake request, so that success never writes SQL
             self.metadata.clear_conversion_failure(raw.tenant, raw.block_id)
+            self.lake.upsert("conversion_failures", raw.tenant, "block_id", raw.block_id, None)
             self.blobs.delete([failure_key])
         return conversion
 
@@ -112,8 +109,13 @@ class BlockConverter:
                 "attempts": attempts,
                 "reason": reason[:2000],
             }
-            self.blobs.put(
-                _failure_key(raw), parquet_bytes(_single_row("conversion_failures", row))
+            self.blobs.put(_failure_key(raw), b"")
+            self.lake.upsert(
+                "conversion_failures",
+                raw.tenant,
+                "block_id",
+                raw.block_id,
+                _single_row("conversion_failures", row),
             )
         except Exception:
             _log.exception("could not record the failed conversion of %s", key)
@@ -148,7 +150,8 @@ class BlockConverter:
         tables = self._event_tables(decoded.sections, process, stream, block_id, decoded.header)
         for table, data in tables:
             if data.num_rows:
-                self.blobs.put(table_key(table, tenant, begin_ns, block_id), parquet_bytes(data))
+                fragment = Fragment(partition(begin_ns), data, (block_id,))
+                self.lake.append_fragments(table, tenant, [fragment])
                 conversion.rows[table] = data.num_rows
         self._export_metadata(tenant, process, stream, decoded.header)
         return conversion
@@ -193,24 +196,23 @@ class BlockConverter:
         self, tenant: str, process: ProcessInfo, stream: StreamInfo, header: BlockHeader
     ) -> None:
         """Processes, streams and blocks as tables too, so SQL can join them with events."""
-        started = process.start_time_ns
-        process_key = table_key("processes", tenant, started, process.process_id)
-        if not self.blobs.exists(process_key):
-            self.blobs.put(process_key, parquet_bytes(_process_table(process)))
-        stream_key = table_key("streams", tenant, started, stream.stream_id)
-        if not self.blobs.exists(stream_key):
-            self.blobs.put(stream_key, parquet_bytes(_stream_table(stream)))
-        begin_ns = process.time_ns(header.begin_ticks)
-        self.blobs.put(
-            table_key("blocks", tenant, begin_ns, str(header.block_id)),
-            parquet_bytes(_block_table(process, stream, header)),
+        started = partition(process.start_time_ns)
+        for table, source, rows_of in (
+            ("processes", process.process_id, lambda: _process_table(process)),
+            ("streams", stream.stream_id, lambda: _stream_table(stream)),
+        ):
+            if not self.lake.appended(table, tenant, [source]):  # once per process or stream
+                self.lake.append_fragments(table, tenant, [Fragment(started, rows_of(), (source,))])
+        block = Fragment(
+            partition(process.time_ns(header.begin_ticks)),
+            _block_table(process, stream, header),
+            (str(header.block_id),),
         )
+        self.lake.append_fragments("blocks", tenant, [block])
 
 
 def _failure_key(raw: RawKey) -> str:
-    """In the raw block's hour partition, named after the block: one row per failed block."""
-    hour = datetime.strptime(f"{raw.date} {raw.hour}+0000", "%Y-%m-%d %H%z")
-    return table_key("conversion_failures", raw.tenant, int(hour.timestamp()) * 10**9, raw.block_id)
+    return f"{FAILURES}tenant={raw.tenant}/{raw.block_id}"
 
 
 def _micros(time_ns: int) -> int:

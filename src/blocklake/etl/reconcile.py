@@ -22,8 +22,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from blocklake.etl.convert import MAX_ATTEMPTS
+from blocklake.lake.staging import mark_key
 from blocklake.stores.blobs import BlobStore
-from blocklake.stores.layout import parse_raw_key, table_key
+from blocklake.stores.layout import parse_raw_key
 from blocklake.stores.metadata import MetadataStore
 from blocklake.stores.models import BlockInfo
 
@@ -50,8 +51,8 @@ class ReconcileReport:
 
 
 def converted_mark(tenant: str, block: BlockInfo) -> str:
-    """The lake key of the block's ``blocks`` row, which conversion writes last."""
-    return table_key("blocks", tenant, block.begin_time_ns, block.block_id)
+    """The mark of the block's ``blocks`` row, which conversion stages last."""
+    return mark_key("blocks", tenant, [block.block_id])
 
 
 class Reconciler:

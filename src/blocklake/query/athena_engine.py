@@ -3,10 +3,11 @@
 A query goes through the same allow-list as on DuckDB (``blocklake.query.duckdb_sql``: one query
 over the views, allowed functions only), is transpiled by sqlglot from DuckDB's dialect to
 Athena's, and reads the views of ``schemas/views.toml`` as common table expressions over the
-Glue tables, each pinned to the tenant's partition (which the tables' projection requires) and
-to the dates the time range can reach; derived views are common table expressions over those.
-Switching the Glue tables to another format (Iceberg) changes the table definitions, not this:
-it reads ``"<database>"."<table>"``.
+tenant's Iceberg tables, ``"<database>_<tenant>"."<table>"`` (each tenant's tables are in a
+Glue database of their own, registered by the committer: ``blocklake.lake.catalog``),
+restricted to the time range, which Athena prunes by the tables' hidden ``hour()`` partitions
+and column statistics (``blocklake.lake.layout``); derived views are common table expressions
+over those.
 
 It runs through pyathena in the stack's workgroup, whose per-query scan cap Athena enforces;
 the query is cancelled (``StopQueryExecution``) when it outlasts ``QueryLimits.timeout_s``.
@@ -20,7 +21,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
@@ -35,9 +36,6 @@ from blocklake.query.duckdb_sql import check_query
 from blocklake.query.engine import QueryRequest, QueryResult
 from blocklake.query.views import derived_views, view_names, views, views_read
 
-PARTITION_REACH = timedelta(hours=2)
-"""A row at time t is in the partition of its block's begin: the same hour or the one before
-(blocks are cut well within an hour)."""
 ATHENA_TYPES = {
     "boolean": (pa.bool_(), "BOOLEAN"),
     "tinyint": (pa.int8(), "TINYINT"),
@@ -61,8 +59,8 @@ SCAN_LIMIT_REASON = "Bytes scanned limit was exceeded"
 
 
 def athena_sql(request: QueryRequest, database: str) -> str:
-    """The tenant's query in Athena's dialect, reading each view it names as a CTE over
-    ``"<database>"."<table>"`` pinned to the tenant and the dates the range reaches."""
+    """The tenant's query in Athena's dialect, reading each view it names as a CTE over the
+    tenant's table ``"<database>_<tenant>"."<table>"`` restricted to the range."""
     try:
         tree = sqlglot.parse_one(request.sql, read="duckdb")
     except sqlglot.errors.ParseError as error:
@@ -75,8 +73,8 @@ def athena_sql(request: QueryRequest, database: str) -> str:
             "on duckdb",
         )
     tree = tree.transform(_map_lookup)
-    # A name that no CTE of ours answers would resolve to the Glue table itself, every
-    # tenant's rows: so no CTE of the query may take a view's name, at any depth, and every
+    # A name that no CTE of ours answers would resolve to a table of the session's database,
+    # not the view: so no CTE of the query may take a view's name, at any depth, and every
     # view the query names gets its pinned CTE at the top.
     shadowing = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)} & view_names()
     if shadowing:
@@ -87,17 +85,13 @@ def athena_sql(request: QueryRequest, database: str) -> str:
             f"({', '.join(sorted(shadowing))}): rename it",
         )
     named = {table.name.lower() for table in tree.find_all(exp.Table)}
-    first = datetime.fromtimestamp(request.begin_ns / 1e9, UTC) - PARTITION_REACH
-    last = datetime.fromtimestamp(request.end_ns / 1e9, UTC)
-    tenant = "tenant = '" + request.tenant.replace("'", "''") + "'"
-    dates = f"\"date\" BETWEEN '{first:%Y-%m-%d}' AND '{last:%Y-%m-%d}'"
+    tenant_database = f"{database}_{request.tenant}"
     ctes = []
     for name in sorted(views_read(named)):
         view = views()[name]
-        pinned = (tenant, dates) if view.time_filter else (tenant,)
         # Glue declares the lake's timestamps without a zone: they hold UTC wall time.
         select = view.select(
-            f'"{database}"."{name}"', request.begin_ns, request.end_ns, *pinned, zoned=False
+            f'"{tenant_database}"."{name}"', request.begin_ns, request.end_ns, zoned=False
         )
         ctes.append(
             exp.CTE(this=sqlglot.parse_one(select, read="duckdb"), alias=exp.to_identifier(name))
@@ -269,6 +263,13 @@ class AthenaEngine:
                 f"the query scanned more than the workgroup's cap of {self.scan_cap_bytes} "
                 "bytes per query (the stack's athena_bytes_scanned_per_query setting) and was "
                 "cancelled: narrow the time range or the columns",
+            )
+        if "SCHEMA_NOT_FOUND" in reason or "TABLE_NOT_FOUND" in reason:
+            # A tenant's database and tables are registered by its first commit.
+            return ClientError(
+                404,
+                "no_tables",
+                "no rows were ever recorded for this tenant: its tables do not exist yet",
             )
         query_id = getattr(cursor, "query_id", None)
         if query_id is None:  # never started: Athena refused the request itself

@@ -1,9 +1,8 @@
 """DuckDB reading the lake's Parquet on S3: httpfs from the installed wheel, and credentials that
 reach only the querying tenant's tables.
 
-The ``duckdb-extension-httpfs`` distribution ships the extension binary inside site-packages;
-it is loaded from that path, so nothing is ever downloaded (Lambda has no route to the extension
-repository, and the function must not depend on one). Known extensions are never auto-installed.
+httpfs is loaded from its wheel (``blocklake.lake.duckdb_extensions``); known extensions are
+never auto-installed.
 
 Credentials: with a reader role configured (``BLOCKLAKE_QUERY_READER_ROLE_ARN``, set by the stack)
 each tenant's queries get credentials from STS ``AssumeRole`` with a session policy that allows
@@ -31,10 +30,10 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from blocklake.lake.duckdb_extensions import load_statements
 
 SECRET_NAME = "blocklake_s3"
 S3_CREDENTIAL_SETTINGS = ("s3_access_key_id", "s3_secret_access_key", "s3_session_token")
@@ -50,26 +49,6 @@ every ``LOAD`` by hashing the whole 21 MB file: about 130 ms per query, as each 
 fresh database. The file is part of the deployed (immutable, hash-checked) code asset, so the
 check buys nothing there; users' SQL cannot ``LOAD`` anything (only SELECT statements are parsed
 as queries, external access is off and the configuration locked)."""
-
-
-@cache
-def httpfs_extension_path() -> Path:
-    """The ``httpfs.duckdb_extension`` file of the installed ``duckdb-extension-httpfs``."""
-    import duckdb
-    import duckdb_extension_httpfs
-
-    root = Path(duckdb_extension_httpfs.__file__).parent
-    wanted = f"v{duckdb.__version__}"
-    candidates = sorted(root.rglob("httpfs.duckdb_extension"))
-    matching = [path for path in candidates if wanted in path.parts]
-    if not (matching or candidates):
-        raise RuntimeError(f"no httpfs.duckdb_extension under {root}")
-    if not matching:
-        raise RuntimeError(
-            f"duckdb-extension-httpfs at {root} has {[str(p) for p in candidates]}, "
-            f"none built for duckdb {duckdb.__version__}: pin both to the same version"
-        )
-    return matching[0]
 
 
 def _literal(value: str) -> str:
@@ -203,7 +182,7 @@ def s3_connection_setup(
     if not env.get("HOME"):  # Lambda sets no HOME; DuckDB wants one for its settings
         statements.append("SET home_directory = '/tmp'")
     statements += [
-        f"LOAD {_literal(str(httpfs_extension_path()))}",
+        *load_statements("httpfs"),
         *(f"RESET {name}" for name in S3_CREDENTIAL_SETTINGS),
         s3_secret_statement(bucket, credentials, env),
         # union_by_name reads every footer when the view is bound, and the scan reads it again:

@@ -1,9 +1,10 @@
 """What a query will read, counted before it runs: the per-query scan limits, and the dry run
 that answers with the partitions, files, bytes and estimated cost instead of running.
 
-Bytes are the sizes of the Parquet files of the views a query names, in the partitions its time
-range reaches: what DuckDB may read (it reads less when it needs fewer columns or row groups)
-and what Athena bills at most.
+Files, bytes and rows are those of the data files of the views a query names, as planned from
+their Iceberg tables' manifests (partitions and column statistics against the time range,
+``blocklake.lake.reader``): what DuckDB may read (it reads less when it needs fewer columns or
+row groups) and what Athena bills at most.
 """
 
 from __future__ import annotations
@@ -26,13 +27,14 @@ DUCKDB_ROWS_PER_S = 6_000_000
 (4 M rows in 0.4-0.8 s; quantiles per group take several times longer). Rows, not bytes: the
 lake's Parquet is so compressed that decoding, not reading, is the cost."""
 LAMBDA_BASE_S = 0.15
-"""A query's fixed part: listing partitions, planning, answering."""
+"""A query's fixed part: planning from the tables' metadata, answering."""
 
 
 @dataclass
 class TableScan:
     partitions: list[str] = field(default_factory=list)
-    """``date=YYYY-MM-DD/hour=HH`` of each partition read (empty for tables read whole)."""
+    """``date=YYYY-MM-DD/hour=HH`` of each hour partition read (empty for unpartitioned
+    tables)."""
     files: int = 0
     bytes: int = 0
     rows: int = 0

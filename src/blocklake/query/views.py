@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -108,17 +108,6 @@ def views() -> dict[str, View]:
     }
 
 
-USER_TABLE_PREFIX = "events_"
-"""Tables of user-defined event types: ``events_<name>`` (``blocklake.etl.rows``)."""
-
-
-def user_view(name: str) -> View:
-    """The view of a user-defined event type's table: every column its files hold (by name,
-    over every version of the type), restricted to the range by ``time`` like the logs."""
-    table = TableDef(name, "events of a user-defined type", (), ())
-    return View(name, table, "time >= $begin AND time < $end")
-
-
 @functools.cache
 def derived_views() -> dict[str, DerivedView]:
     """Every derived view by name; ``ValueError`` when one reads what is not a view or takes a
@@ -141,11 +130,11 @@ def view_names() -> frozenset[str]:
 
 
 def views_read(
-    named: frozenset[str] | set[str], available: Mapping[str, View] | None = None
+    named: frozenset[str] | set[str], available: Collection[str] | None = None
 ) -> set[str]:
     """The views a query naming ``named`` reads: those named, and those the derived views among
     them read; other names (the query's own CTEs) dropped. ``available``: the views the query
-    may read (default: the lake's tables; the engine adds the tenant's user-defined tables)."""
+    may read (default: the lake's tables; the engine adds the tenant's own, ``events_<name>``)."""
     derived = derived_views()
     known = views() if available is None else available
     found = {name for name in named if name in known}
