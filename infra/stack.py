@@ -106,8 +106,9 @@ class BlocklakeStack(Stack):
         catalog.grant_commit(etl.role)
         cluster.grant_data_api_access(etl.role)
         # The tables' single writer: commits what conversions staged (about every 5 s), and
-        # compacts, expires snapshots and removes orphans hourly. One at a time (reserved
-        # concurrency 1): Glue's commit check makes racing writers safe, but not cheap.
+        # compacts, expires snapshots and removes orphans hourly. One run at a time by turns
+        # taken in the bucket (blocklake.lake.turns), not reserved concurrency, which fails to
+        # deploy in an account with a small concurrency quota.
         retention = settings.retention.tables_days
         committer = LakeFunction(
             self,
@@ -121,7 +122,7 @@ class BlocklakeStack(Stack):
                 # Rows past the retention are deleted through the tables (not by S3 lifecycle).
                 **({"BLOCKLAKE_TABLES_RETENTION_DAYS": str(retention)} if retention else {}),
             },
-            reserved_concurrency=1,
+            reserved_concurrency=concurrency.get("committer"),
         )
         for prefix in (STAGING_PREFIX, LAKE_RECORDS_PREFIX, TABLES_PREFIX):
             storage.allow(

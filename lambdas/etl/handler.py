@@ -39,6 +39,7 @@ from blocklake.etl.reconcile import Reconciler, ReconcileReport
 from blocklake.ingest.service import IngestService
 from blocklake.lake import CommitReport
 from blocklake.lake.catalog import open_lake
+from blocklake.lake.turns import Turns
 from blocklake.observability import MetricsSink, MetricUnit, metrics_for, observed, tracer_for
 from blocklake.stores import factory
 from blocklake.stores.layout import partition
@@ -57,7 +58,7 @@ COMMIT_INTERVAL_S = 5.0
 after they converted, plus a commit's duration (well within the minute asked)."""
 COMMIT_WINDOW_S = 50.0
 """How long one committer run commits: less than the schedule's minute, so that runs follow
-each other rather than queue behind the reserved concurrency of 1."""
+each other rather than wait for their turn (``blocklake.lake.turns``)."""
 COMMIT_RESERVE_MS = 10_000
 """The committer stops committing when its invocation has less time left than this."""
 COMPACT_MINUTE = 5
@@ -142,10 +143,25 @@ def make_handler(
 
     def commit(context: object) -> dict:
         """Commits what conversions staged, every ``COMMIT_INTERVAL_S`` for ``COMMIT_WINDOW_S``
-        (the schedule starts one run a minute on the committer, which runs one at a time): a
-        block is visible to queries seconds after it converted. The run that starts in minute
+        while rows keep arriving (the schedule starts one run a minute on the committer, which
+        runs one at a time): a block is visible to queries seconds after it converted, within a
+        minute after a quiet spell. A round that finds nothing staged ends the run, so an idle
+        lake costs one short invocation a minute. The run that starts in minute
         ``COMPACT_MINUTE`` of an hour compacts first: the same single writer, so compaction
-        never races a commit."""
+        never races a commit. Runs take turns (``blocklake.lake.turns``): one commits at a
+        time, with no reserved concurrency."""
+        # A run lasts at most the function's timeout, about what an invocation has left now.
+        turns = Turns(converter.blobs, context.get_remaining_time_in_millis() * 1_000_000)
+        turn = turns.take(time.time_ns())
+        if turn is None:
+            logger.info("another committer run holds the lake")
+            return {"skipped": True}
+        try:
+            return committed(context)
+        finally:
+            turns.done(turn)
+
+    def committed(context: object) -> dict:
         started = time.monotonic()
         result: dict = {}
         if time.gmtime().tm_min == COMPACT_MINUTE:
@@ -161,6 +177,8 @@ def make_handler(
             elapsed = time.monotonic() - started
             left_ms = context.get_remaining_time_in_millis()
             if elapsed + COMMIT_INTERVAL_S > COMMIT_WINDOW_S or left_ms < COMMIT_RESERVE_MS:
+                break
+            if not report.fragments:  # nothing arriving: the next minute's run looks again
                 break
             time.sleep(max(0.0, COMMIT_INTERVAL_S - (time.monotonic() - round_started)))
         metrics.add_metric("FragmentsCommitted", MetricUnit.Count, total.fragments)

@@ -168,7 +168,12 @@ def test_presigned_put_binds_size_type_and_checksum_then_a_redirect_downloads(
 @pytest.fixture
 def s3_server(cloud_lake: CloudLake, tmp_path: Path) -> Iterator[LocalServer]:
     """``blocklake serve`` with the lake on S3 (moto): uploads and downloads go to S3."""
-    settings = Settings(data_dir=tmp_path / "lake", bucket=cloud_lake.bucket, api_keys=dict(KEYS))
+    settings = Settings(
+        data_dir=tmp_path / "lake",
+        bucket=cloud_lake.bucket,
+        glue_database=cloud_lake.glue_database,
+        api_keys=dict(KEYS),
+    )
     with LocalServer(settings, port=0) as server:
         try:
             yield server

@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from blocklake.etl.convert import BlockConverter, parquet_bytes
+from blocklake.etl.convert import BlockConverter
 from blocklake.format.arrow import decode_block
 from blocklake.format.schema import (
     SchemaError,
@@ -19,6 +19,7 @@ from blocklake.format.schema import (
     layout_from_json,
     layout_to_json,
 )
+from blocklake.lake.staging import parquet_bytes
 from blocklake.stores.models import ProcessInfo, StreamInfo
 
 VECTORS = Path(__file__).resolve().parents[2] / "schemas" / "vectors"

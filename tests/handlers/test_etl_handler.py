@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pyarrow as pa
@@ -11,11 +12,12 @@ from blocklake.config import Settings
 from blocklake.etl.convert import BlockConverter
 from blocklake.format.tables import arrow_schema
 from blocklake.ingest.service import IngestService
+from blocklake.lake.turns import PREFIX
 from blocklake.stores.blobs import LocalBlobStore
 from blocklake.stores.layout import raw_key
 from blocklake.stores.metadata import SqlMetadataStore
 from blocklake.stores.sql import SqliteExecutor
-from lambdas.etl.handler import make_handler
+from lambdas.etl.handler import COMMIT_INTERVAL_S, make_handler
 from tests.helpers import (
     aws_event,
     lake_for,
@@ -114,3 +116,22 @@ def test_one_bad_message_does_not_fail_the_batch(lake: Lake, context: object) ->
 def test_s3_test_event_is_ignored(lake: Lake, context: object) -> None:
     assert lake.handle(aws_event("sqs_s3_test_event.json"), context) == {"batchItemFailures": []}
     assert lake.rows("log_entries").num_rows == 0
+
+
+def test_the_scheduled_commit_ends_its_run_when_nothing_is_staged(
+    lake: Lake, context: object
+) -> None:
+    """The committer runs each minute: an idle lake must cost one short round, not the whole
+    commit window."""
+    lake.handle(sqs_s3_event(lake.store(["alpha"])), context)
+    first = lake.handle({"action": "commit"}, context)
+    # one row and one commit each: log_entries, processes, streams, blocks
+    assert (first["fragments"], first["rows"], first["commits"]) == (4, 4, 4)
+    assert lake.rows("log_entries").column("message").to_pylist() == ["alpha"]
+    # another run in the same minute (an EventBridge retry) does nothing: one turn per minute
+    assert lake.handle({"action": "commit"}, context) == {"skipped": True}
+    lake.blobs.delete(list(lake.blobs.list(PREFIX)))  # as if the next minute came
+    started = time.monotonic()
+    idle = lake.handle({"action": "commit"}, context)
+    assert (idle["fragments"], idle["rows"], idle["commits"]) == (0, 0, 0)
+    assert time.monotonic() - started < COMMIT_INTERVAL_S  # one round, no sleeping

@@ -8,10 +8,10 @@ import uuid
 import pyarrow as pa
 
 from blocklake.etl import rows
-from blocklake.etl.convert import parquet_bytes
 from blocklake.format.arrow import decode_block
 from blocklake.format.encode import StringTable, encode_block, encode_section
 from blocklake.format.schema import event_types
+from blocklake.lake.staging import parquet_bytes
 from blocklake.stores.models import ProcessInfo
 
 TYPES = event_types(1)  # revision 1 blocks: the later columns NULL

@@ -133,7 +133,7 @@ def test_lake_functions_send_traces_to_xray(template, folder) -> None:
 
 def test_api_functions_fit_the_gateway_timeout_and_reserve_nothing_by_default(template) -> None:
     """A new account's concurrency quota can be 10, of which Lambda keeps all unreserved."""
-    for folder in ("ingest", "etl", "query"):
+    for folder in ("ingest", "etl", "committer", "query"):
         function = template["Resources"][function_id(template, folder)]["Properties"]
         assert "ReservedConcurrentExecutions" not in function
     for folder in ("ingest", "query"):
@@ -153,11 +153,9 @@ def test_reserved_concurrency_is_set_when_configured(tmp_path) -> None:
         folder: template["Resources"][function_id(template, folder)]["Properties"].get(
             "ReservedConcurrentExecutions"
         )
-        for folder in ("ingest", "etl", "query")
+        for folder in ("ingest", "etl", "committer", "query")
     }
-    assert reserved == {"ingest": 20, "etl": None, "query": 5}
-    committer = template["Resources"][function_id(template, "committer")]["Properties"]
-    assert committer["ReservedConcurrentExecutions"] == 1  # the tables' single writer
+    assert reserved == {"ingest": 20, "etl": None, "committer": None, "query": 5}
 
 
 def test_routes_go_to_their_functions_behind_the_api_key_authorizer(template) -> None:

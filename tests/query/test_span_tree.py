@@ -11,7 +11,6 @@ import uuid
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pyathena
 import pytest
 from typer.testing import CliRunner
@@ -32,7 +31,7 @@ from blocklake.sdk.streams import async_writer, thread_writer
 from blocklake.server.events import LambdaContext
 from blocklake.server.http import LocalServer
 from blocklake.stores.models import ProcessInfo
-from tests.helpers import KEYS, http_event, process_document
+from tests.helpers import KEYS, http_event, lake_for, process_document, stored_rows
 from tests.query.conftest import HOUR, T0
 from tests.query.fake_athena import FakeAthena, FakeSession
 
@@ -139,7 +138,7 @@ class Lake:
         self.root = root
         self.server = server
         self.process_id = process_id
-        self.duckdb = DuckDbEngine(server.lake.blobs)
+        self.duckdb = DuckDbEngine(server.lake.blobs, server.lake.lake)
 
     def request(self, sql: str) -> QueryRequest:
         return QueryRequest("acme", sql, T0, T0 + HOUR, 10_000)
@@ -164,8 +163,7 @@ class Lake:
 
     def stored(self, table: str) -> list[dict]:
         """The table's rows as its Parquet files hold them."""
-        files = sorted((self.root / "tables" / table).rglob("*.parquet"))
-        return [row for file in files for row in pq.read_table(file).to_pylist()]
+        return stored_rows(self.server.lake.blobs, table).to_pylist()
 
 
 @pytest.fixture(scope="module")
@@ -266,8 +264,11 @@ def test_a_query_may_not_take_a_derived_view_s_name(lake: Lake) -> None:
 def test_a_derived_view_counts_the_files_of_the_views_it_reads(lake: Lake) -> None:
     scan = lake.duckdb.scan(lake.request("SELECT count(*) FROM span_tree"))
     assert sorted(scan.tables) == ["async_spans", "thread_spans", "unmatched_spans"]
-    # one file per converted block holding such rows
-    assert [scan.tables[t].files for t in sorted(scan.tables)] == [2, 3, 4]
+    # every data file of those tables (all in the range), as the Iceberg table lists them
+    tables = {t: lake.server.lake.lake.load(t, "acme") for t in sorted(scan.tables)}
+    files = [tables[t].inspect.files().num_rows for t in sorted(scan.tables)]
+    assert [scan.tables[t].files for t in sorted(scan.tables)] == files
+    assert all(files)
 
 
 def _process() -> ProcessInfo:
@@ -421,7 +422,7 @@ def test_a_cycle_of_reused_span_ids_ends_at_the_level_bound(settings: Settings) 
                 ),
             )
         server.lake.wait_converted()
-        engine = DuckDbEngine(server.lake.blobs)
+        engine = DuckDbEngine(server.lake.blobs, server.lake.lake)
         request = QueryRequest(
             "acme",
             "SELECT max(depth) AS deepest, count(*) AS paths FROM span_tree",
@@ -465,18 +466,17 @@ def test_a_stored_block_with_ends_without_begins_converts_them_to_unmatched_rows
     )
     (key,) = ingest.blobs.list("raw/")
     ingest.blobs.put(key, legacy)
-    conversion = BlockConverter(ingest.blobs, ingest.metadata).convert_key(key)
+    converter = BlockConverter(ingest.blobs, ingest.metadata, lake_for(ingest.blobs))
+    conversion = converter.convert_key(key)
     assert conversion.rows == {"unmatched_spans": 2}
-    (path,) = ingest.blobs.list("tables/unmatched_spans/")
-    stored = pq.read_table(ingest.blobs.url(path)).to_pylist()
-    assert [(r["unmatched"], r["span_id"], r["name"], r["begin"]) for r in stored] == [
+    table = stored_rows(ingest.blobs, "unmatched_spans")
+    assert [(r["unmatched"], r["span_id"], r["name"], r["begin"]) for r in table.to_pylist()] == [
         ("end", 7, None, None),
         ("end", 8, None, None),
     ]
-    table = pq.read_table(ingest.blobs.url(path))
     micros = [(T0 + EARLY + 2 * US) // 1000, (T0 + EARLY + 3 * US) // 1000]
     assert table["end"].cast(pa.int64()).to_pylist() == micros
-    assert list(ingest.blobs.list("tables/thread_spans/")) == []
+    assert stored_rows(ingest.blobs, "thread_spans").num_rows == 0
 
 
 def test_each_derived_view_declares_exactly_the_views_its_sql_reads() -> None:

@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from blocklake.format.schema import tables
 from blocklake.query import duckdb_s3
 from blocklake.query.duckdb_s3 import TenantReaderCredentials, tenant_read_policy
-from blocklake.stores.layout import table_key
 
 ROLE = "arn:aws:iam::123456789012:role/reader"
 
@@ -46,10 +45,15 @@ def test_the_session_policy_reaches_only_the_tenants_table_prefixes() -> None:
     # The pattern as IAM matches it (* spans anything, / included) against the keys the ETL
     # writes: every table's files of this tenant, no other tenant's, nothing outside tables/.
     pattern = re.compile(re.escape("tables/*/tenant=acme/*").replace(r"\*", ".*"))
-    for table in tables():
-        assert pattern.fullmatch(table_key(table, "acme", 0, "f"))
+
+    def keys(table: str, tenant: str) -> list[str]:  # an Iceberg table's (blocklake.lake)
+        location = f"tables/{table}/tenant={tenant}"
+        return [f"{location}/metadata/00001-x.metadata.json", f"{location}/data/h=1/f.parquet"]
+
+    for table in [*tables(), "events_checkout_v2"]:
+        assert all(pattern.fullmatch(key) for key in keys(table, "acme"))
         for other in ("acme2", "acm", "globex"):
-            assert not pattern.fullmatch(table_key(table, other, 0, "f"))
+            assert not any(pattern.fullmatch(key) for key in keys(table, other))
     assert not pattern.fullmatch("raw/tenant=acme/date=1970-01-01/hour=00/s/b.blk")
     assert not pattern.fullmatch("attachments/tenant=acme/x.data")
     # The size STS allows for a session policy, whatever the number of tables.

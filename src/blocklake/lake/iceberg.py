@@ -11,7 +11,7 @@ Writing is two steps, so that a table is not committed once per block:
    snapshot summary carries ``blocklake.batch=<id>``, deletes the fragments, then the record. A
    record left by a crash is finished first: committed again only if no snapshot carries its
    id. One committer runs at a time (the local server's thread; on AWS the scheduled committer,
-   reserved concurrency 1): commits to one table are never raced.
+   its runs taking turns, ``blocklake.lake.turns``): commits to one table are never raced.
 
 ``compact`` (the same single writer) replaces the files of each recent hour partition holding
 more than one by one sorted file in one atomic overwrite, expires snapshots older than
@@ -225,11 +225,11 @@ class IcebergLake:
         if not committed:
             keys = [key for key in batch["keys"] if self.blobs.exists(key)]
             if keys:
-                data = _plain(
-                    pa.concat_tables(
-                        [pq.read_table(io.BytesIO(self.blobs.get(key))) for key in keys],
-                        promote_options="permissive",
-                    )
+                # Decoded one by one: fragments of one table may differ in encoding (a column
+                # a revision 1 block lacks is a plain null string beside others' dictionaries).
+                data = pa.concat_tables(
+                    [_plain(pq.read_table(io.BytesIO(self.blobs.get(key)))) for key in keys],
+                    promote_options="permissive",
                 )
                 self._append(batch["table"], batch["tenant"], data, batch["id"])
                 report.rows += data.num_rows
@@ -249,10 +249,14 @@ class IcebergLake:
         table = self.load(name, tenant)
         if table is None:
             return self._create(name, tenant, schema)
+        # A table of schemas/tables.toml takes the columns added there since it was made (its
+        # views name them all) even when these rows come from an older writer.
+        wanted = [arrow_schema(name), schema] if name in schema_tables() else [schema]
         known = set(table.schema().column_names)
-        if any(field.name not in known for field in schema):
+        if any(field.name not in known for wanted_schema in wanted for field in wanted_schema):
             with table.update_schema() as update:
-                update.union_by_name(schema)
+                for wanted_schema in wanted:
+                    update.union_by_name(wanted_schema)
             table = self.catalog.load_table(self.identifier(name, tenant))
         return table
 
