@@ -80,7 +80,7 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 _DOWNLOAD_CHUNK = 1024 * 1024
-_REPR_DIGEST = re.compile(r"sha-256=:([A-Za-z0-9+/=]+):")
+_REPR_DIGEST = re.compile(r"sha-256=:([A-Za-z0-9+/]{43}=):")
 _FILENAME_STAR = re.compile(r"filename\*=UTF-8''([^;]+)", re.IGNORECASE)
 
 
@@ -248,12 +248,19 @@ def _save(response: object, destination: str | os.PathLike, digest_header: str |
                 digest.update(chunk)
                 file.write(chunk)
                 size += len(chunk)
-        stated = _REPR_DIGEST.search(digest_header or "")
-        if expected_size is not None and int(expected_size) != size:
+        stated = _REPR_DIGEST.fullmatch((digest_header or "").strip())
+        if expected_size is None or not expected_size.isdigit() or stated is None:
+            raise QueryError(
+                0,
+                "download_corrupt",
+                "the answer states no Content-Length or no SHA-256 (Repr-Digest) to check "
+                "the bytes against: not saved",
+            )
+        if int(expected_size) != size:
             raise QueryError(
                 0, "download_corrupt", f"received {size} of {expected_size} bytes: try again"
             )
-        if stated and base64.b64decode(stated[1]) != digest.digest():
+        if base64.b64decode(stated[1]) != digest.digest():
             raise QueryError(0, "download_corrupt", "the bytes received are not the ones stored")
         os.replace(temp, path)
     except BaseException:

@@ -25,7 +25,6 @@ import logging
 import mimetypes
 import os
 import random
-import re
 import threading
 import time
 import urllib.parse
@@ -36,6 +35,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
 
+from blocklake.format.media_type import valid_content_type
 from blocklake.sdk import recording, registration
 from blocklake.sdk.recording import Buffer
 from blocklake.sdk.repair import Repairs
@@ -54,7 +54,6 @@ CHUNK_BYTES = 1024 * 1024
 MAX_NAME_CHARS = 1024
 """The server's limit on a name; a longer one is cut (its end kept: the file's extension)."""
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
-_CONTENT_TYPE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(\s*;[ -~]*)?$")
 MAX_RENEWALS = 2
 """Fresh upload URLs asked for after a 403 (an expired presigned URL) before giving up."""
 MAX_BLOCK_SPAN_TICKS = 50 * 60 * recording.TICK_FREQUENCY
@@ -565,8 +564,12 @@ def attach(
 def _content_type(given: object) -> str | None:
     if given is None:
         return None  # guessed by the uploader
-    text = str(given).strip()
-    if len(text) <= 255 and _CONTENT_TYPE.match(text):
-        return text
-    _log.warning("blocklake: attach: content_type %r is not a media type: %s", given, text)
+    text = given.strip(" \t") if isinstance(given, str) else given
+    if valid_content_type(text):
+        return text  # type: ignore[return-value]
+    _log.warning(
+        "blocklake: attach: content_type %r is not a media type such as image/png: sent as %s",
+        given,
+        DEFAULT_CONTENT_TYPE,
+    )
     return DEFAULT_CONTENT_TYPE

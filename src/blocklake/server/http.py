@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from blocklake.config import Settings
 from blocklake.server.lake import HttpResponse, LocalLake
-from blocklake.server.uploads import AttachmentTransfers
+from blocklake.server.uploads import AttachmentTransfers, safe_header_value
 
 _log = logging.getLogger("blocklake.server")
 REQUEST_TIMEOUT_S = 30.0
@@ -68,7 +68,7 @@ class _RequestHandler(AttachmentTransfers, BaseHTTPRequestHandler):
             self.send_response(response.status)
             for name, value in response.headers.items():
                 if name.lower() not in ("content-length", "connection"):
-                    self.send_header(name, value)
+                    self.send_header(name, safe_header_value(value))
             self.send_header("Content-Length", str(len(response.body)))
             if self.close_connection:
                 self.send_header("Connection", "close")
