@@ -15,7 +15,13 @@ from pathlib import Path
 import pytest
 
 from blocklake import client
-from blocklake.attachments import AttachmentService, Declaration, data_key, declaration_key
+from blocklake.attachments import (
+    AttachmentService,
+    Declaration,
+    content_disposition,
+    data_key,
+    declaration_key,
+)
 from blocklake.format.media_type import valid_content_type
 from blocklake.server.http import LocalServer
 from blocklake.server.uploads import safe_header_value
@@ -162,3 +168,58 @@ def test_a_presigned_get_never_asks_for_a_bad_response_content_type(tmp_path: Pa
     store.put_if_absent(data_key("acme", attachment_id), b"x")
     service.download_url("acme", attachment_id)
     assert store.asked[0]["content_type"] == "application/octet-stream"
+
+
+def _answer_of(data: bytes, name: str) -> tuple[_Answer, str]:
+    digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
+    headers = {
+        "Content-Length": str(len(data)),
+        "Content-Disposition": content_disposition(name),
+    }
+    return _Answer(data, headers), f"sha-256=:{digest}:"
+
+
+def test_a_file_of_the_uploaders_name_is_not_replaced_without_force(tmp_path: Path) -> None:
+    (tmp_path / "Makefile").write_bytes(b"all:\n")
+    answer, digest = _answer_of(b"evil", "Makefile")
+    with pytest.raises(client.QueryError) as refused:
+        client._save(answer, tmp_path, digest)
+    assert refused.value.code == "file_exists"
+    assert (tmp_path / "Makefile").read_bytes() == b"all:\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Makefile"]  # no temporary file left
+    answer, digest = _answer_of(b"new", "Makefile")
+    client._save(answer, tmp_path, digest, True)  # --force
+    assert (tmp_path / "Makefile").read_bytes() == b"new"
+    answer, digest = _answer_of(b"named", "Makefile")
+    client._save(answer, tmp_path / "Makefile", digest)  # -o FILE: the user named it
+    assert (tmp_path / "Makefile").read_bytes() == b"named"
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("a\x1b[31mred\x07.txt", "a_[31mred_.txt"),
+        ("line\nbreak\r.txt", "line_break_.txt"),
+        ("c1\x85\x9b.txt", "c1__.txt"),
+        ("../../.bashrc", "bashrc"),
+        ("\x00", "_"),
+    ],
+)
+def test_a_saved_name_holds_no_control_character(name: str, expected: str) -> None:
+    assert client._filename(content_disposition(name)) == expected
+
+
+def test_a_long_name_is_cut_to_what_a_file_system_allows(tmp_path: Path) -> None:
+    name = "é" * 600 + ".tar.gz"
+    saved = client._filename(content_disposition(name))
+    assert len(saved.encode()) <= 255 and saved.endswith(".gz")
+    answer, digest = _answer_of(b"bytes", name)
+    got = client._save(answer, tmp_path, digest)
+    assert got.path.read_bytes() == b"bytes" and got.path.name == saved
+
+
+def test_a_local_write_failure_is_not_reported_as_the_network(tmp_path: Path) -> None:
+    answer, digest = _answer_of(b"bytes", "x")
+    with pytest.raises(client.QueryError) as refused:
+        client._save(answer, tmp_path / "missing-dir" / "x", digest)
+    assert refused.value.code == "cannot_write"
