@@ -223,3 +223,13 @@ def test_a_local_write_failure_is_not_reported_as_the_network(tmp_path: Path) ->
     with pytest.raises(client.QueryError) as refused:
         client._save(answer, tmp_path / "missing-dir" / "x", digest)
     assert refused.value.code == "cannot_write"
+
+
+@pytest.mark.parametrize("method", ["DELETE", "OPTIONS"])
+def test_a_method_no_route_takes_is_not_asked_for_a_length(
+    server: LocalServer,  # noqa: F811
+    method: str,
+) -> None:
+    status, _, answer = call(server, method, f"/v1/attachments/{uuid.uuid4()}")
+    assert status in (404, 405), answer
+    assert "error" in json.loads(answer)
