@@ -273,8 +273,10 @@ class AttachmentService:
 
     def download_url(self, tenant: str, attachment_id: str) -> tuple[Declaration, str]:
         """A short-lived presigned GET of an uploaded attachment (S3 only)."""
-        if self.signer is None:
-            raise RuntimeError("downloads from a local store are streamed by the server")
+        if self.signer is None:  # a path the local server did not take as a download
+            raise ClientError(
+                404, "not_found", f"attachments are downloaded from {PATH}/<attachment_id>"
+            )
         declared = self.stored(tenant, attachment_id)
         url = self.signer.presigned_get(
             data_key(tenant, attachment_id),

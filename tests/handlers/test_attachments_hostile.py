@@ -22,6 +22,7 @@ from blocklake.attachments import (
     data_key,
     declaration_key,
 )
+from blocklake.errors import ClientError
 from blocklake.format.media_type import valid_content_type
 from blocklake.server.http import LocalServer
 from blocklake.server.uploads import safe_header_value
@@ -233,3 +234,11 @@ def test_a_method_no_route_takes_is_not_asked_for_a_length(
     status, _, answer = call(server, method, f"/v1/attachments/{uuid.uuid4()}")
     assert status in (404, 405), answer
     assert "error" in json.loads(answer)
+
+
+def test_a_presigned_download_from_a_local_store_is_a_client_error(tmp_path: Path) -> None:
+    """Never a RuntimeError (500): a 404 JSON answer."""
+    service = AttachmentService(LocalBlobStore(tmp_path), 1024)
+    with pytest.raises(ClientError) as refused:
+        service.download_url("acme", "../../etc/passwd")
+    assert refused.value.status == 404
