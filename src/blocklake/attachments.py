@@ -31,6 +31,11 @@ from dataclasses import asdict, dataclass
 from typing import BinaryIO, Protocol, runtime_checkable
 
 from blocklake.errors import ClientError
+from blocklake.format.media_type import (
+    MAX_CONTENT_TYPE_CHARS,
+    valid_attachment_id,
+    valid_content_type,
+)
 from blocklake.stores.blobs import BlobNotFound, BlobStore
 
 PREFIX = "attachments/"
@@ -42,11 +47,8 @@ UPLOAD_URL_EXPIRES_S = 3600
 """Life of a presigned PUT: an upload must start within it (S3 checks at the start); the SDK
 declares again for a fresh URL when one expired."""
 MAX_NAME_CHARS = 1024
-MAX_CONTENT_TYPE_CHARS = 255
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
-_CONTENT_TYPE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(\s*;[ -~]*)?$")
-_SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
-_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 _FIELDS = frozenset({"attachment_id", "name", "content_type", "size", "sha256"})
 CHUNK_BYTES = 1024 * 1024
 """Bytes read and written at a time while streaming an upload to disk."""
@@ -68,13 +70,19 @@ class Declaration:
         return base64.b64encode(bytes.fromhex(self.sha256)).decode()
 
     @property
+    def safe_content_type(self) -> str:
+        """The declared type if it is a valid media type, else ``application/octet-stream``
+        (a declaration stored before the check was strict never reaches a header)."""
+        return self.content_type if valid_content_type(self.content_type) else DEFAULT_CONTENT_TYPE
+
+    @property
     def link(self) -> str:
         return f"{PATH}/{self.attachment_id}"
 
     def download_headers(self) -> dict[str, str]:
         """Headers of a download: type, a file name for browsers and ``curl -OJ``, the digest."""
         return {
-            "Content-Type": self.content_type,
+            "Content-Type": self.safe_content_type,
             "Content-Disposition": content_disposition(self.name),
             "Repr-Digest": f"sha-256=:{self.sha256_base64}:",
         }
@@ -89,7 +97,7 @@ def content_disposition(name: str) -> str:
 
 def valid_id(attachment_id: str) -> str:
     """The id if it is a canonical (lowercase) UUID, else 400 naming ``attachment_id``."""
-    if not isinstance(attachment_id, str) or not _ID.match(attachment_id):
+    if not valid_attachment_id(attachment_id):
         raise ClientError(
             400,
             "invalid_attachment_id",
@@ -121,7 +129,7 @@ def parse_declaration(document: dict, max_bytes: int) -> Declaration:
     if (
         not isinstance(content_type, str)
         or len(content_type) > MAX_CONTENT_TYPE_CHARS
-        or not _CONTENT_TYPE.match(content_type)
+        or not valid_content_type(content_type)
     ):
         raise ClientError(
             400,
@@ -140,7 +148,7 @@ def parse_declaration(document: dict, max_bytes: int) -> Declaration:
             "(BLOCKLAKE_ATTACHMENT_MAX_BYTES)",
         )
     sha256 = document.get("sha256")
-    if not isinstance(sha256, str) or not _SHA256_HEX.match(sha256):
+    if not isinstance(sha256, str) or not _SHA256_HEX.fullmatch(sha256):
         raise ClientError(400, "invalid_sha256", "sha256 must be 64 hexadecimal digits")
     return Declaration(attachment_id, name, content_type, size, sha256.lower())
 
@@ -265,12 +273,14 @@ class AttachmentService:
 
     def download_url(self, tenant: str, attachment_id: str) -> tuple[Declaration, str]:
         """A short-lived presigned GET of an uploaded attachment (S3 only)."""
-        if self.signer is None:
-            raise RuntimeError("downloads from a local store are streamed by the server")
+        if self.signer is None:  # a path the local server did not take as a download
+            raise ClientError(
+                404, "not_found", f"attachments are downloaded from {PATH}/<attachment_id>"
+            )
         declared = self.stored(tenant, attachment_id)
         url = self.signer.presigned_get(
             data_key(tenant, attachment_id),
-            content_type=declared.content_type,
+            content_type=declared.safe_content_type,
             disposition=content_disposition(declared.name),
             expires_s=DOWNLOAD_URL_EXPIRES_S,
         )

@@ -751,17 +751,27 @@ def attachments_get(
             "--output", "-o", help="File or directory to write to (default: its name, here)."
         ),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Replace an existing file of the attachment's name (default: refuse)."
+        ),
+    ] = False,
     endpoint: Endpoint = "http://127.0.0.1:8787",
     api_key: ApiKey = DEFAULT_KEY,
 ) -> None:
-    """Download an attachment, checked against its size and SHA-256."""
+    """Download an attachment, checked against its size and SHA-256. A file of the
+    attachment's own name (chosen by its uploader) is never replaced unless ``--force``;
+    ``-o FILE`` replaces FILE."""
     attachment_id = attachment_id.strip().rsplit("/", 1)[-1]
     destination = output if output is not None else Path(".")
     parent = destination if destination.is_dir() else destination.parent
     if not parent.is_dir():
         raise fail(f"--output {destination}: the directory {parent} does not exist")
     try:
-        download = connect(endpoint, api_key).download_attachment(attachment_id, destination)
+        download = connect(endpoint, api_key).download_attachment(
+            attachment_id, destination, overwrite=True if force else None
+        )
     except QueryError as error:
         raise fail(error.message) from None
     errors.print(

@@ -14,6 +14,7 @@ standard library, nothing else.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -80,7 +81,9 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 _DOWNLOAD_CHUNK = 1024 * 1024
-_REPR_DIGEST = re.compile(r"sha-256=:([A-Za-z0-9+/=]+):")
+MAX_FILENAME_BYTES = 255
+"""The longest file name most file systems allow (ext4, APFS, NTFS in UTF-16 units)."""
+_REPR_DIGEST = re.compile(r"sha-256=:([A-Za-z0-9+/]{43}=):")
 _FILENAME_STAR = re.compile(r"filename\*=UTF-8''([^;]+)", re.IGNORECASE)
 
 
@@ -200,14 +203,22 @@ class Client:
         answer = self.request(sql, begin, end, dry_run=True, **options)  # type: ignore[arg-type]
         return json.loads(answer.body)
 
-    def download_attachment(self, attachment_id: str, destination: str | os.PathLike) -> Download:
+    def download_attachment(
+        self,
+        attachment_id: str,
+        destination: str | os.PathLike,
+        *,
+        overwrite: bool | None = None,
+    ) -> Download:
         """GET /v1/attachments/<id> (the ``link`` column of ``attachments``) into
         ``destination``, a file, or a directory where the attachment's own name is used.
         Streamed (never held whole), checked against the size and SHA-256 the API states,
         written under a temporary name and renamed only when complete. A redirect (a deployed
         lake answers a presigned S3 URL) is followed without the API key. ``QueryError`` when
         refused (404 ``unknown_attachment``: no such id in this tenant), unreachable, or when
-        the bytes do not match (``download_corrupt``)."""
+        the bytes do not match (``download_corrupt``). ``overwrite``: replace an existing file;
+        by default a file ``destination`` names is replaced, but never one named by the
+        attachment's own name in a directory (the uploader chose it: ``file_exists``)."""
         link = f"{self.url}/v1/attachments/{urllib.parse.quote(attachment_id, safe='')}"
         request = urllib.request.Request(link, headers={"Authorization": f"Bearer {self.api_key}"})
         opener = urllib.request.build_opener(_NoRedirect)
@@ -222,7 +233,7 @@ class Client:
                 error.close()
                 response = urllib.request.urlopen(error.headers["Location"], timeout=self.timeout_s)
             with response:
-                return _save(response, destination, digest)
+                return _save(response, destination, digest, overwrite)
         except urllib.error.HTTPError as error:
             raise _refusal(error) from None
         except (urllib.error.URLError, OSError) as error:
@@ -232,32 +243,67 @@ class Client:
             raise QueryError(0, "unreachable", f"cannot reach {self.url}: {reason}") from None
 
 
-def _save(response: object, destination: str | os.PathLike, digest_header: str | None) -> Download:
+def _save(
+    response: object,
+    destination: str | os.PathLike,
+    digest_header: str | None,
+    overwrite: bool | None = None,
+) -> Download:
     headers = response.headers  # type: ignore[attr-defined]
     name = _filename(headers.get("Content-Disposition", ""))
     path = Path(destination)
     if path.is_dir():
         path = path / name
+        overwrite = bool(overwrite)  # a name the uploader chose: never replaces by default
+    elif overwrite is None:
+        overwrite = True
+    if not overwrite and os.path.lexists(path):
+        raise QueryError(
+            0, "file_exists", f"{path} exists: not replaced (--force replaces it, -o names another)"
+        )
     expected_size = headers.get("Content-Length")
     digest = hashlib.sha256()
     size = 0
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".blocklake-", suffix=".part")
+    except OSError as error:  # a local failure, not the network's
+        raise QueryError(0, "cannot_write", f"{path}: {error.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as file:
             while chunk := response.read(_DOWNLOAD_CHUNK):  # type: ignore[attr-defined]
                 digest.update(chunk)
-                file.write(chunk)
+                try:
+                    file.write(chunk)
+                except OSError as error:
+                    raise QueryError(0, "cannot_write", f"{path}: {error.strerror}") from None
                 size += len(chunk)
-        stated = _REPR_DIGEST.search(digest_header or "")
-        if expected_size is not None and int(expected_size) != size:
+        stated = _REPR_DIGEST.fullmatch((digest_header or "").strip())
+        if expected_size is None or not expected_size.isdigit() or stated is None:
+            raise QueryError(
+                0,
+                "download_corrupt",
+                "the answer states no Content-Length or no SHA-256 (Repr-Digest) to check "
+                "the bytes against: not saved",
+            )
+        if int(expected_size) != size:
             raise QueryError(
                 0, "download_corrupt", f"received {size} of {expected_size} bytes: try again"
             )
-        if stated and base64.b64decode(stated[1]) != digest.digest():
+        if base64.b64decode(stated[1]) != digest.digest():
             raise QueryError(0, "download_corrupt", "the bytes received are not the ones stored")
-        os.replace(temp, path)
+        try:
+            if overwrite:
+                os.replace(temp, path)
+            else:  # fails if the file appeared meanwhile: never replaced
+                os.link(temp, path)
+                os.unlink(temp)
+        except FileExistsError:
+            raise QueryError(0, "file_exists", f"{path} exists: not replaced") from None
+        except OSError as error:
+            raise QueryError(0, "cannot_write", f"{path}: {error.strerror}") from None
     except BaseException:
-        os.unlink(temp)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
         raise
     return Download(
         path,
@@ -269,11 +315,20 @@ def _save(response: object, destination: str | os.PathLike, digest_header: str |
 
 
 def _filename(disposition: str) -> str:
-    """The attachment's own name from ``Content-Disposition``, as a plain file name (no
-    directory, no leading dot), ``attachment`` when there is none."""
+    """The attachment's own name from ``Content-Disposition``, as a plain file name: no
+    directory, no leading dot, every control character (C0, DEL, C1) and other unprintable
+    one replaced by ``_``, at most ``MAX_FILENAME_BYTES`` of UTF-8 (cut before the
+    extension, which is kept); ``attachment`` when there is none."""
     match = _FILENAME_STAR.search(disposition)
-    name = urllib.parse.unquote(match[1].strip()) if match else ""
-    name = name.replace("\\", "/").rsplit("/", 1)[-1].lstrip(".").replace("\0", "")
+    name = urllib.parse.unquote(match[1].strip(), errors="replace") if match else ""
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(c if c.isprintable() else "_" for c in name).strip().lstrip(".")
+    if len(name.encode("utf-8")) > MAX_FILENAME_BYTES:
+        stem, dot, extension = name.rpartition(".")
+        extension = extension if dot and 0 < len(extension.encode()) <= 16 else ""
+        room = MAX_FILENAME_BYTES - len(extension.encode()) - (1 if extension else 0)
+        stem = (stem if extension else name).encode()[:room].decode("utf-8", "ignore")
+        name = f"{stem}.{extension}" if extension else stem
     return name or "attachment"
 
 

@@ -62,13 +62,29 @@ def span_values(field: Field) -> st.SearchStrategy:
     return values_of(field.type)
 
 
+ATTACHMENT_VALUES = {
+    "attachment_id": st.uuids().map(str),
+    "size": st.integers(0, 2**63 - 1),
+    "sha256": st.binary(min_size=32, max_size=32).map(bytes.hex),
+}
+"""What an ``attachment`` event's checked fields hold (``format/check.py``)."""
+
+
+def field_values(event_type: EventType, field: Field) -> st.SearchStrategy:
+    if "span" in event_type.name:
+        return span_values(field)
+    if event_type.name == "attachment" and field.name in ATTACHMENT_VALUES:
+        return ATTACHMENT_VALUES[field.name]
+    return values_of(field.type)
+
+
 @st.composite
 def sections_of(draw: st.DrawFn, event_type: EventType) -> tuple[EventType, list[list]]:
     rows = draw(st.integers(0, 6))
     columns = [
         draw(
             st.lists(
-                span_values(f) if "span" in event_type.name else values_of(f.type),
+                field_values(event_type, f),
                 min_size=rows,
                 max_size=rows,
                 unique=f.name == "span_id" and "span" in event_type.name,  # one row per span

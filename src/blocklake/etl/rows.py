@@ -411,11 +411,19 @@ def spans(
 
 ATTACHMENT_PATH = "/v1/attachments/"
 """The API path that downloads an attachment, followed by its id (the ``link`` column)."""
+_ATTACHMENT_ID = r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\z"
 
 
 def attachments(section: pa.Table, process: ProcessInfo, stream_id: str, block_id: str) -> pa.Table:
     ids = section["attachment_id"].combine_chunks()
-    links = pc.binary_join_element_wise(ATTACHMENT_PATH, pc.cast(ids, pa.string()), "")
+    # Ingest refuses an event whose id is no lowercase UUID (format/check.py); a block stored
+    # before that check gets no link for it rather than a path such as ../../v1/query.
+    valid = pc.match_substring_regex(pc.cast(ids, pa.string()), _ATTACHMENT_ID)
+    links = pc.if_else(
+        valid,
+        pc.binary_join_element_wise(ATTACHMENT_PATH, pc.cast(ids, pa.string()), ""),
+        pa.scalar(None, pa.string()),
+    )
     return _conform(
         "attachments",
         {

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import lz4.block
 
 from blocklake.format.header import COMPRESSION_LZ4, BlockHeader, FormatError, parse_header
+from blocklake.format.media_type import valid_attachment_id, valid_sha256
 from blocklake.format.schema import FIELD_WIDTHS, REFERENCE_TYPES, Layout
 
 if sys.byteorder != "little":  # pragma: no cover - every platform we ship to is little-endian
@@ -246,6 +247,7 @@ def check_payload(
     low = high = event_low = None
     maps_to_check: list[tuple[array, array, str]] = []
     span_columns: dict[tuple[str, str], array] = {}
+    attachment_columns: dict[str, array] = {}
     # A quick bound first: if every possible reference (4 payload bytes each) to the longest
     # string, with the fixed-width values and the map budget, fits the budget, no column of
     # references needs its exact sum (a third of the check's time on a typical block).
@@ -296,6 +298,8 @@ def check_payload(
                 high = max(values) if high is None else max(high, max(values))
                 if event_type.name not in SPAN_TYPES:
                     event_low = min(values) if event_low is None else min(event_low, min(values))
+            if event_type.name == "attachment" and field.name in _ATTACHMENT_CHECKS and values:
+                attachment_columns[field.name] = values
             if event_type.name in _SPAN_NAMES and values:
                 _check_span_field(field.name, values, what)
                 if complete and field.name in ("ticks", "span_id"):
@@ -315,6 +319,8 @@ def check_payload(
         _check_unique_keys(keys, offsets, lengths, text, what)
     if span_columns:
         _check_span_ends(span_columns)
+    if attachment_columns:
+        _check_attachments(attachment_columns, lengths, text)
     return BlockSummary(rows, low, high, expanded + maps, maps, event_low)
 
 
@@ -371,6 +377,37 @@ def _check_span_ends(columns: dict[tuple[str, str], array]) -> None:
                 raise FormatError(
                     f"{end_type}.ticks {ticks} of span {span_id} is before its begin ({began})"
                 )
+
+
+_ATTACHMENT_CHECKS = {
+    "attachment_id": (valid_attachment_id, "is not a lowercase UUID"),
+    "size": (lambda size: size >= 0, "is negative"),
+    "sha256": (valid_sha256, "is not 64 lowercase hexadecimal digits"),
+}
+"""What the ``attachment`` event's fields must be, as ``POST /v1/attachments`` requires them of a
+declaration: a forged event cannot put an id that is no UUID (a ``link`` such as
+``/v1/attachments/../../v1/query``), a negative size or a digest that is not one in the table."""
+
+
+def _check_attachments(columns: dict[str, array], lengths: array, text: memoryview) -> None:
+    """The ``attachment`` rows' id, size and sha256 (rare events: each string is decoded)."""
+    starts = None
+    for name, values in columns.items():
+        valid, problem = _ATTACHMENT_CHECKS[name]
+        if name != "size":
+            if starts is None:
+                starts = array("q", [0])
+                for length in lengths:
+                    starts.append(starts[-1] + length)
+            try:
+                values = [
+                    bytes(text[starts[ref] : starts[ref + 1]]).decode("utf-8") for ref in values
+                ]
+            except IndexError:
+                raise FormatError(f"attachment.{name} refers outside the string table") from None
+        for row, value in enumerate(values):
+            if not valid(value):
+                raise FormatError(f"attachment.{name} {str(value)[:80]!r} (row {row}) {problem}")
 
 
 def _check_span_field(name: str, values: array, what: str) -> None:

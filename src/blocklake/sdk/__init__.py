@@ -282,13 +282,15 @@ def process_id() -> str | None:
 
 def flush(timeout: float = 10.0) -> bool:
     """Blocks until everything recorded so far is acknowledged by the server (or ``timeout``
-    seconds pass). True if it was, and no event was dropped since the previous ``flush()``.
-    Attachments made before the call are uploaded (or given up) first, their events sent."""
+    seconds pass). True if it was, and no event and no attachment was dropped since the
+    previous ``flush()``. Attachments made before the call are uploaded (or given up) first,
+    their events sent."""
     if _flusher is None:
         return False
     deadline = time.monotonic() + timeout
     settled = attachments.wait_settled(deadline)
-    return _flusher.flush(max(0.0, deadline - time.monotonic())) and settled
+    flushed = _flusher.flush(max(0.0, deadline - time.monotonic()))
+    return flushed and settled and attachments.new_drops() == 0
 
 
 def stats() -> dict:
@@ -332,8 +334,9 @@ def _all_buffers() -> list[recording.Buffer]:
 
 def shutdown(timeout: float = 10.0) -> int:
     """Sends what is pending and stops the background threads; returns the number of events
-    it had to abandon (not acknowledged within ``timeout`` seconds), also logged and counted
-    as ``dropped["abandoned_at_exit"]``. Runs at interpreter exit. Events recorded after it
+    and attachments it had to abandon (not acknowledged, not uploaded within ``timeout``
+    seconds), also logged and counted as ``dropped["abandoned_at_exit"]`` (of ``stats()`` and
+    of ``stats()["attachments"]``). Runs at interpreter exit. Events recorded after it
     (until ``init`` again) are dropped, counted as ``dropped["after_shutdown"]``, with one
     warning."""
     global _flusher, _stopping
@@ -346,8 +349,8 @@ def shutdown(timeout: float = 10.0) -> int:
     try:
         # Attachments first, within half the time: their events must reach the flusher's last
         # round (they go to their buffer past the record path, which close() shuts).
-        attachments.stop(deadline - timeout / 2)
-        abandoned = flusher.stop(max(0.0, deadline - time.monotonic()))
+        abandoned = attachments.stop(deadline - timeout / 2)
+        abandoned += flusher.stop(max(0.0, deadline - time.monotonic()))
     finally:
         _stopping = False
     if abandoned:

@@ -25,7 +25,6 @@ import logging
 import mimetypes
 import os
 import random
-import re
 import threading
 import time
 import urllib.parse
@@ -36,6 +35,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
 
+from blocklake.format.media_type import valid_content_type
 from blocklake.sdk import recording, registration
 from blocklake.sdk.recording import Buffer
 from blocklake.sdk.repair import Repairs
@@ -54,13 +54,13 @@ CHUNK_BYTES = 1024 * 1024
 MAX_NAME_CHARS = 1024
 """The server's limit on a name; a longer one is cut (its end kept: the file's extension)."""
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
-_CONTENT_TYPE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(\s*;[ -~]*)?$")
 MAX_RENEWALS = 2
 """Fresh upload URLs asked for after a 403 (an expired presigned URL) before giving up."""
 MAX_BLOCK_SPAN_TICKS = 50 * 60 * recording.TICK_FREQUENCY
 """A block covers at most an hour (the server's rule); attachments uploaded slowly, out of the
 order they were attached, are cut into blocks spanning at most 50 minutes."""
 DROP_REASONS = (
+    "bad_value",
     "memory_full",
     "unreadable",
     "refused",
@@ -68,7 +68,8 @@ DROP_REASONS = (
     "abandoned_at_exit",
     "after_shutdown",
 )
-"""Why attachments were given up: a ``bytes`` one did not fit the memory budget; its file could
+"""Why attachments were given up: ``data`` was neither bytes nor a path (an int, a list...); a
+``bytes`` one did not fit the memory budget; its file could
 not be read; the server refused it (a 4xx: too large, say); retries went on longer than
 ``retry_for``; the process exited before it was uploaded; it was attached after ``shutdown``."""
 
@@ -111,9 +112,19 @@ class Counters:
     dropped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DROP_REASONS, 0))
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    reported: int = 0
+    """Drops already answered by ``flush()`` (False once for them)."""
+
     def drop(self, reason: str) -> None:
         with self.lock:
             self.dropped[reason] += 1
+
+    def new_drops(self) -> int:
+        """Drops since the previous call (``flush()`` is False when there are any)."""
+        with self.lock:
+            total = sum(self.dropped.values())
+            new, self.reported = total - self.reported, total
+            return new
 
     def snapshot(self, pending: int) -> dict:
         """``attached == uploaded + sum(dropped) + pending``."""
@@ -219,7 +230,10 @@ class AttachmentUploader:
 
     def stop(self, deadline: float) -> int:
         """Uploads what is queued until ``deadline`` (``time.monotonic``), then gives the rest
-        up (an upload under way included: its event is not recorded); returns how many."""
+        up (an upload under way included: its event is not recorded); returns how many were
+        given up ``abandoned_at_exit`` (a retry cut short by the deadline included)."""
+        with self.counters.lock:
+            before = self.counters.dropped["abandoned_at_exit"]
         with self._changed:
             self._stopping = True
             self._deadline = deadline
@@ -233,10 +247,13 @@ class AttachmentUploader:
             self.current = None
             with self.counters.lock:
                 self.counters.dropped["abandoned_at_exit"] += len(left)
+                abandoned = self.counters.dropped["abandoned_at_exit"] - before
             self._changed.notify_all()
-        if left:
-            _log.warning("blocklake: %d attachments abandoned at exit", len(left))
-        return len(left)
+        if threading.current_thread() is not self._thread and self._thread.is_alive():
+            self._thread.join(0.2)  # told to stop at the deadline, as the join above timed out
+        if abandoned:
+            _log.warning("blocklake: %d attachments abandoned at exit", abandoned)
+        return abandoned
 
     # --- the thread --------------------------------------------------------------------
 
@@ -298,10 +315,14 @@ class AttachmentUploader:
                 _log.error("blocklake: attachment %r unreadable: %s", item.name, error)
                 return "unreadable"
             except _SourceChanged as error:
-                item.sha256 = None  # changed under the upload: hash it again, retried below
+                self._renew(item, str(error))  # hash it again, under a new id; retried below
                 failure = DeliveryError(str(error), kind="transient")
             except DeliveryError as error:
                 failure = error
+                if failure.kind != "transient" and self._changed_since_hashed(item):
+                    # rewritten at the same size (checksum mismatch), or a 409 for the id
+                    self._renew(item, f"{item.path} changed while it was uploaded")
+                    failure = DeliveryError(str(error), kind="transient")
             if failure.status == 403 and renewals < MAX_RENEWALS:
                 renewals += 1  # a presigned URL expired (or the clock is off): ask for another
                 continue
@@ -318,13 +339,38 @@ class AttachmentUploader:
             if not self._sleep(min(wait * random.uniform(0.5, 1.0), 60.0)):
                 return "abandoned_at_exit"
 
+    @staticmethod
+    def _changed_since_hashed(item: Pending) -> bool:
+        """A file whose size or SHA-256 is no longer the declared one (read again: only after a
+        refusal, which is rare)."""
+        if item.path is None or item.sha256 is None:
+            return False
+        try:
+            return _digest(item) != (item.size, item.sha256)
+        except OSError:
+            return False  # unreadable now: the next attempt says so
+
+    @staticmethod
+    def _renew(item: Pending, why: str) -> None:
+        """The file changed: its declaration (size, SHA-256) is fixed on the server, so the
+        bytes now there go under a new id, hashed again. The id ``attach`` returned is kept in
+        the attributes (``blocklake.attach_id``)."""
+        first = (item.attributes or {}).get("blocklake.attach_id", item.attachment_id)
+        item.attributes = {**(item.attributes or {}), "blocklake.attach_id": first}
+        new_id = str(uuid.uuid4())
+        _log.warning(
+            "blocklake: attachment %r (%s): %s: sent again as %s", item.name, first, why, new_id
+        )
+        item.attachment_id, item.sha256 = new_id, None
+
     def _sleep(self, seconds: float) -> bool:
         """Waits ``seconds``; False if shutdown's deadline comes first."""
+        end = time.monotonic() + seconds
         with self._changed:
-            end = min(time.monotonic() + seconds, self._deadline)
-            self._changed.wait_for(
-                lambda: time.monotonic() >= self._deadline, end - time.monotonic()
-            )
+            while (now := time.monotonic()) < min(end, self._deadline):
+                # the deadline is read again at each wake-up: shutdown sets it (and notifies)
+                # while the thread sleeps, and it may come before ``end``
+                self._changed.wait(min(end, self._deadline) - now)
             return time.monotonic() < self._deadline
 
     def _put(self, upload: object, item: Pending) -> None:
@@ -435,6 +481,9 @@ _early: deque[Pending] = deque()
 _max_memory = recording.DEFAULT_MEMORY_BYTES
 _blocks_bytes: Callable[[], int] = lambda: 0  # noqa: E731
 _closed = False
+_admission = threading.Lock()
+"""Held from the memory check of a ``bytes`` attachment to its enqueueing: concurrent calls
+cannot each see the same room and together exceed ``max_memory``."""
 
 
 def start(
@@ -475,6 +524,11 @@ def stats() -> dict:
     uploader = _uploader
     pending = len(_early) + (uploader.pending() if uploader is not None else 0)
     return _counters.snapshot(pending)
+
+
+def new_drops() -> int:
+    """Attachments given up since the previous call (``sdk.flush``)."""
+    return _counters.new_drops()
 
 
 def wait_settled(deadline: float) -> bool:
@@ -527,23 +581,22 @@ def attach(
             _log.error("blocklake: attach(%r): %s is not a readable file", name, path)
             _counters.drop("unreadable")
             return None
-    else:
+    elif isinstance(data, bytes | bytearray | memoryview):
         try:
             payload = data if isinstance(data, bytes) else bytes(data)
-        except TypeError:
-            _log.error("blocklake: attach(%r): data is %s, not bytes or a path", name, type(data))
-            _counters.drop("unreadable")
+        except (TypeError, ValueError, BufferError) as error:  # a released memoryview
+            _log.error("blocklake: attach(%r): data cannot be read: %s", name, error)
+            _counters.drop("bad_value")
             return None
-        room = _max_memory - _blocks_bytes() - recording._overflow_bytes - held_bytes()
-        if len(payload) > room:
-            _log.warning(
-                "blocklake: attach(%r): %d bytes do not fit the memory budget (max_memory): "
-                "dropped; attach a file path to send large data",
-                name,
-                len(payload),
-            )
-            _counters.drop("memory_full")
-            return None
+    else:  # bytes(12345) would be 12,345 zero bytes, bytes([1, 2]) two bytes: neither meant
+        _log.error(
+            "blocklake: attach(%r): data is %s, not bytes, bytearray, memoryview or a path: "
+            "dropped",
+            name,
+            type(data).__name__,
+        )
+        _counters.drop("bad_value")
+        return None
     label = registration.text(name if name is not None else "attachment")[-MAX_NAME_CHARS:]
     item = Pending(
         attachment_id=str(uuid.uuid4()),
@@ -554,19 +607,35 @@ def attach(
         data=payload,
         path=path,
     )
-    uploader = _uploader
-    if uploader is None:
-        _early.append(item)
-    else:
-        uploader.put(item)
+    with _admission:
+        if payload is not None:
+            room = _max_memory - _blocks_bytes() - recording._overflow_bytes - held_bytes()
+            if len(payload) > room:
+                _log.warning(
+                    "blocklake: attach(%r): %d bytes do not fit the memory budget (max_memory): "
+                    "dropped; attach a file path to send large data",
+                    name,
+                    len(payload),
+                )
+                _counters.drop("memory_full")
+                return None
+        uploader = _uploader
+        if uploader is None:
+            _early.append(item)
+        else:
+            uploader.put(item)
     return item.attachment_id
 
 
 def _content_type(given: object) -> str | None:
     if given is None:
         return None  # guessed by the uploader
-    text = str(given).strip()
-    if len(text) <= 255 and _CONTENT_TYPE.match(text):
-        return text
-    _log.warning("blocklake: attach: content_type %r is not a media type: %s", given, text)
+    text = given.strip(" \t") if isinstance(given, str) else given
+    if valid_content_type(text):
+        return text  # type: ignore[return-value]
+    _log.warning(
+        "blocklake: attach: content_type %r is not a media type such as image/png: sent as %s",
+        given,
+        DEFAULT_CONTENT_TYPE,
+    )
     return DEFAULT_CONTENT_TYPE

@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from blocklake.config import Settings
 from blocklake.server.lake import HttpResponse, LocalLake
-from blocklake.server.uploads import AttachmentTransfers
+from blocklake.server.uploads import AttachmentTransfers, safe_header_value
 
 _log = logging.getLogger("blocklake.server")
 REQUEST_TIMEOUT_S = 30.0
@@ -68,7 +68,7 @@ class _RequestHandler(AttachmentTransfers, BaseHTTPRequestHandler):
             self.send_response(response.status)
             for name, value in response.headers.items():
                 if name.lower() not in ("content-length", "connection"):
-                    self.send_header(name, value)
+                    self.send_header(name, safe_header_value(value))
             self.send_header("Content-Length", str(len(response.body)))
             if self.close_connection:
                 self.send_header("Connection", "close")
@@ -110,9 +110,11 @@ class _RequestHandler(AttachmentTransfers, BaseHTTPRequestHandler):
             return json_answer(
                 400, "invalid_content_length", "Content-Length is given with different values"
             )
-        if not values and self.command not in ("GET", "HEAD"):
+        if not values and self.command not in ("GET", "HEAD", "DELETE", "OPTIONS"):
             # Without a length the body's end is unknown: reading none would parse the body
             # as the next request on the connection (request smuggling), so refuse and close.
+            # A method that takes no body (no route takes DELETE or OPTIONS) reads none: it is
+            # answered for its route (404/405), not 411.
             return json_answer(
                 411, "length_required", f"{self.command} needs a Content-Length header"
             )

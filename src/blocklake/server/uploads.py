@@ -12,7 +12,7 @@ import re
 import time
 from http.server import BaseHTTPRequestHandler
 
-from blocklake.attachments import CHUNK_BYTES
+from blocklake.attachments import CHUNK_BYTES, PATH
 from blocklake.errors import ClientError
 from blocklake.server.lake import UNAUTHORIZED, HttpResponse, LocalLake
 
@@ -30,6 +30,17 @@ def _refusal(error: ClientError) -> HttpResponse:
     return _answer(error.status, error.to_json())
 
 
+def safe_header_value(value: object) -> str:
+    """``value`` as a header value: a control character (CR and LF above all: they would end
+    the header early and let the value write the rest of the answer) becomes a space. The
+    standard library's ``send_header`` checks nothing; every header the server sends passes
+    here."""
+    text = str(value)
+    if text.isprintable() and text.isascii():
+        return text
+    return "".join(c if c == "\t" or (c.isprintable() and c.isascii()) else " " for c in text)
+
+
 class AttachmentTransfers(BaseHTTPRequestHandler):
     """Mixed into the server's request handler (``server/http.py``)."""
 
@@ -38,8 +49,26 @@ class AttachmentTransfers(BaseHTTPRequestHandler):
     def transfers_attachment(self, method: str, path: str) -> bool:
         """Handles the request if it is an attachment's upload or download on a local store."""
         match = _ID_PATH.match(path)
-        if match is None or method not in ("PUT", "GET") or not self.lake.streams_attachments:
+        if method not in ("PUT", "GET") or not self.lake.streams_attachments:
             return False
+        if match is None:
+            if not path.startswith(f"{PATH}/"):
+                return False
+            # /v1/attachments/, /v1/attachments/<id>/x, /v1/attachments/a/../<id>: no route
+            self._refuse(
+                _answer(
+                    404,
+                    {
+                        "error": {
+                            "code": "not_found",
+                            "message": f"no route {method} {path[:120]!r}: attachments are "
+                            f"{PATH}/<attachment_id>",
+                        }
+                    },
+                ),
+                None if method == "PUT" else 0,
+            )
+            return True
         tenant = self.lake.tenant_of({k.lower(): v for k, v in self.headers.items()})
         if tenant is None:
             self._refuse(UNAUTHORIZED, None if method == "PUT" else 0)
@@ -101,7 +130,7 @@ class AttachmentTransfers(BaseHTTPRequestHandler):
             with open(path, "rb") as file:
                 self.send_response(200)
                 for name, value in declared.download_headers().items():
-                    self.send_header(name, value)
+                    self.send_header(name, safe_header_value(value))
                 self.send_header("Content-Length", str(declared.size))
                 self.end_headers()
                 while chunk := file.read(CHUNK_BYTES):
