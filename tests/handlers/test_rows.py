@@ -77,10 +77,24 @@ def test_measures_every_column() -> None:
     table = rows.measures(section["measure"], PROCESS, STREAM, BLOCK)
     ids = {"process_id": PROCESS.process_id, "stream_id": STREAM, "block_id": BLOCK}
     assert read(table) == [
-        {**ids, "time": micros(100), "name": "cpu", "unit": "%", "value": 1.5,
-         "attributes": None, "attributes_num": None},
-        {**ids, "time": micros(4_100), "name": "mem", "unit": "B", "value": -2.0,
-         "attributes": None, "attributes_num": None},
+        {
+            **ids,
+            "time": micros(100),
+            "name": "cpu",
+            "unit": "%",
+            "value": 1.5,
+            "attributes": None,
+            "attributes_num": None,
+        },
+        {
+            **ids,
+            "time": micros(4_100),
+            "name": "mem",
+            "unit": "B",
+            "value": -2.0,
+            "attributes": None,
+            "attributes_num": None,
+        },
     ]
 
 

@@ -1004,8 +1004,33 @@ CORRELATION_FIELDS = (
 )
 """What every user-defined event records after its fields, as a log entry does."""
 RESERVED_FIELDS = frozenset(
-    {"ticks", "time", "process_id", "stream_id", "block_id", *dict(CORRELATION_FIELDS)}
+    {
+        "ticks",
+        "time",
+        "process_id",
+        "stream_id",
+        "block_id",
+        "tenant",
+        "date",
+        "hour",
+        *dict(CORRELATION_FIELDS),
+    }
 )
+"""Field names a user-defined type may not take, in any case: the lake's columns of its table
+and its partitions (``format.schema.check_user_type`` refuses them on the server)."""
+_TYPE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,99}$")
+"""A user-defined type's name: lower case, as its table's (``events_<name>``)."""
+MAX_USER_FIELDS = 256 - 1 - len(CORRELATION_FIELDS)
+"""Fields a user-defined type may declare: the server's 256 less ``ticks`` and correlation."""
+
+
+@functools.cache
+def _built_in_names() -> frozenset[str]:
+    from blocklake.format.schema import event_types  # reads events.toml once, when first asked
+
+    return frozenset(event_types())
+
+
 FIRST_USER_TYPE_ID = 1000
 user_buffers: list[TypeBuffer] = []
 """The buffer of each user-defined event type; the flusher drains them like the others."""
@@ -1078,12 +1103,25 @@ def event_type(name: str, **fields: type | str) -> EventRecorder:
     Its events go to a stream of their own, whose layout carries the type; the lake writes
     them to the table ``events_<name>``, one column per field. Declaring the same name with
     the same fields again returns the same type; with other fields raises ``ValueError`` (a
-    later version of the application may add fields: new columns, NULL for older rows)."""
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise ValueError(f"event type name {name!r}: 1-100 letters, digits or _, not a digit first")
+    later version of the application may add fields: new columns, NULL for older rows).
+    Everything the server would refuse raises ``ValueError`` here, naming the argument: a
+    name not lower case or built in, a reserved field name (``RESERVED_FIELDS``), two fields
+    differing only in case, more than ``MAX_USER_FIELDS`` fields."""
+    if not isinstance(name, str) or not _TYPE_NAME.match(name):
+        raise ValueError(
+            f"event type name {name!r}: 1-100 lower-case letters, digits or _, not a digit first"
+        )
+    if name in _built_in_names():
+        raise ValueError(f"event type name {name!r} is a built-in event type's")
     if not fields:
         raise ValueError(f"event type {name!r} needs at least one field")
+    if len(fields) > MAX_USER_FIELDS:
+        raise ValueError(
+            f"event type {name!r}: {len(fields)} fields, at most {MAX_USER_FIELDS} (the server "
+            "refuses more)"
+        )
     declared = []
+    seen: dict[str, str] = {}
     for field_name, kind in fields.items():
         wire = FIELD_TYPES.get(kind) if isinstance(kind, type) else kind
         if wire not in _DEFAULTS:
@@ -1091,11 +1129,17 @@ def event_type(name: str, **fields: type | str) -> EventRecorder:
                 f"event type {name!r}: field {field_name!r} has type {kind!r}, expected int, "
                 "float, str or bool"
             )
-        if field_name in RESERVED_FIELDS or not _NAME.match(field_name):
+        if field_name.lower() in RESERVED_FIELDS or not _NAME.match(field_name):
             raise ValueError(
                 f"event type {name!r}: field name {field_name!r} is reserved or not a name "
                 f"(reserved: {sorted(RESERVED_FIELDS)})"
             )
+        if field_name.lower() in seen:
+            raise ValueError(
+                f"event type {name!r}: fields {seen[field_name.lower()]!r} and {field_name!r} "
+                "differ only in case (one column in SQL)"
+            )
+        seen[field_name.lower()] = field_name
         declared.append((field_name, wire))
     with _user_types_lock:
         existing = _user_types.get(name)
