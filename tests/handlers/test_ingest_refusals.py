@@ -310,3 +310,30 @@ def test_a_user_type_as_the_sdk_declares_it_registers(ingest: Ingest) -> None:
         "/v1/streams", stream_document(process["process_id"]) | {"layout": layout}
     )
     assert status in (200, 201), answer
+
+
+def _register(ingest: Ingest, layout: list[dict]) -> tuple[int, dict]:
+    process = process_document()
+    ingest.call("/v1/processes", process)
+    return ingest.call("/v1/streams", stream_document(process["process_id"]) | {"layout": layout})
+
+
+def test_a_later_version_may_add_fields_but_not_retype_one(ingest: Ingest) -> None:
+    """Report A, finding 3: ``order_id`` declared str after int turned the column of every
+    version's rows into text; refused at registration, naming the field and both types."""
+    first = _user_type(TICKS, ("order_id", "i64"), ("amount", "f64"), name="checkout")
+    assert _register(ingest, first)[0] in (200, 201)
+    assert _register(ingest, first)[0] in (200, 201)  # every process declares it again
+    added = _user_type(TICKS, ("order_id", "i64"), ("amount", "f64"), ("note", "str"))
+    assert _register(ingest, [{**added[0], "name": "checkout"}])[0] in (200, 201)
+    retyped = _user_type(TICKS, ("order_id", "str"), ("coupon", "str"), name="checkout")
+    status, answer = _register(ingest, retyped)
+    assert (status, answer["error"]["code"]) == (400, "invalid_layout")
+    for word in ("'order_id'", "'i64'", "'str'", "new name"):
+        assert word in answer["error"]["message"]
+    # nothing of a refused layout is recorded: its new field may still be declared otherwise
+    coupon = _user_type(TICKS, ("coupon", "i64"), name="checkout")
+    assert _register(ingest, coupon)[0] in (200, 201)
+    # another type may use the same field name with its own type
+    other = _user_type(TICKS, ("order_id", "str"), name="refund")
+    assert _register(ingest, other)[0] in (200, 201)

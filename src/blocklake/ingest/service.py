@@ -16,7 +16,7 @@ from blocklake.errors import ClientError
 from blocklake.format.check import BlockSummary, check_block
 from blocklake.format.header import BlockHeader, FormatError, parse_header
 from blocklake.format.schema import SchemaError, layout_from_json
-from blocklake.ingest import validate
+from blocklake.ingest import user_types, validate
 from blocklake.stores.blobs import BlobStore
 from blocklake.stores.layout import raw_key
 from blocklake.stores.metadata import MetadataConflict, MetadataStore
@@ -59,6 +59,7 @@ class IngestService:
             raise ClientError(400, "invalid_layout", f"field 'layout': {error}") from None
         if self.metadata.get_process(tenant, process_id) is None:
             raise ClientError(404, "unknown_process", f"process {process_id} is not registered")
+        user_types.check_field_types(self.blobs, tenant, layout)
         stream = StreamInfo(
             stream_id=validate.uuid_text(document, "stream_id"),
             process_id=process_id,
