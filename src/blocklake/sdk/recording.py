@@ -465,7 +465,9 @@ def current_span() -> tuple[int, str] | None:
 
 def current_traceparent() -> str | None:
     """The W3C ``traceparent`` to send with an outgoing call: the innermost open span as the
-    parent; None outside any span or trace context."""
+    parent, with the flags of the ``traceparent`` the trace came in with; None outside any span
+    or trace context, and in a trace context begun without a valid ``traceparent`` until a span
+    opens (its logs carry its trace id, but the header needs a parent span)."""
     span = current_span()
     if span is None:
         return None
