@@ -142,8 +142,6 @@ def layout_from_json(doc: object) -> Layout:
             )
         if expected is not None:
             _check_built_in(event_type, expected)
-        elif event_type.id >= FIRST_USER_TYPE_ID:
-            check_user_type(event_type)
         names.add(event_type.name)
         layout[event_type.id] = event_type
     return layout
