@@ -5,7 +5,7 @@ never change one's type: ``order_id`` declared ``str`` after ``i64`` would turn 
 every version's rows into text (``sum(amount)`` failing on the older ones). Stream registration
 refuses such a layout (400 naming the field and both types); a retyped field takes a new name.
 
-The first declaration of each field is one small object, ``user_types/tenant=T/<type>/<field>``
+The first declaration of each field is one small object, ``user-types/tenant=T/<type>/<field>``
 holding its wire type, written with a conditional put (first writer wins, concurrent
 registrations included) in the blob store beside the blocks: no table to add, no database to
 wake. Known fields are remembered per process (each process of an application registers the
@@ -21,7 +21,7 @@ from blocklake.errors import ClientError
 from blocklake.format.schema import FIRST_USER_TYPE_ID, USER_CORRELATION_FIELDS, Layout
 from blocklake.stores.blobs import BlobNotFound, BlobStore
 
-USER_TYPES_PREFIX = "user_types/"
+USER_TYPES_PREFIX = "user-types/"
 MAX_REMEMBERED = 100_000
 """Field types remembered per process before the memory is cleared (read again on use)."""
 
