@@ -22,6 +22,7 @@ from infra.storage import (
     RAW_PREFIX,
     STAGING_PREFIX,
     TABLES_PREFIX,
+    USER_TYPES_PREFIX,
     LakeStorage,
 )
 
@@ -84,6 +85,8 @@ class BlocklakeStack(Stack):
         # Attachments: declarations written and read; its presigned PUTs carry this role's
         # credentials, so the bytes are put with them too (no GetObject of them is needed).
         storage.allow(ingest.role, ["s3:PutObject", "s3:GetObject"], ATTACHMENTS_PREFIX)
+        # The type of each field of the tenants' own event types: written once, read back.
+        storage.allow(ingest.role, ["s3:PutObject", "s3:GetObject"], USER_TYPES_PREFIX)
         cluster.grant_data_api_access(ingest.role)
 
         lake_env = {**metadata_env, "BLOCKLAKE_GLUE_DATABASE": catalog.database_name}

@@ -16,6 +16,8 @@ from infra.settings import Retention, StackSettings
 RAW_PREFIX = "raw/"
 TABLES_PREFIX = "tables/"
 ATTACHMENTS_PREFIX = "attachments/"
+USER_TYPES_PREFIX = "user-types/"
+"""The type of each field of the tenants' own event types (``blocklake.ingest.user_types``)."""
 """Attachments' bytes and declarations (blocklake.attachments), kept as long as the tables that
 link to them."""
 STAGING_PREFIX = "staging/"

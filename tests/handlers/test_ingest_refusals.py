@@ -260,3 +260,85 @@ def test_a_raw_write_that_fails_after_the_metadata_row_is_completed_by_the_retry
 def test_time_bounds_are_1970_and_2200_utc() -> None:
     assert datetime.fromtimestamp(validate.MIN_TIME_NS / 1e9, UTC).year == 1970
     assert datetime.fromtimestamp(validate.MAX_TIME_NS / 1e9, UTC).year == 2200
+
+
+def _user_type(*fields: tuple[str, str], name: str = "shift") -> list[dict]:
+    return [{"id": 1000, "name": name, "fields": [{"name": n, "type": t} for n, t in fields]}]
+
+
+TICKS = ("ticks", "i64")
+
+
+@pytest.mark.parametrize(
+    "layout,words",
+    [
+        (_user_type(TICKS, ("time", "i64")), ["'time'", "reserved"]),
+        (_user_type(TICKS, ("process_id", "str")), ["'process_id'", "reserved"]),
+        (_user_type(TICKS, ("stream_id", "str")), ["'stream_id'", "reserved"]),
+        (_user_type(TICKS, ("block_id", "str")), ["'block_id'", "reserved"]),
+        (_user_type(TICKS, ("date", "str")), ["'date'", "reserved"]),
+        (_user_type(TICKS, ("hour", "i64")), ["'hour'", "reserved"]),
+        (_user_type(TICKS, ("tenant", "str")), ["'tenant'", "reserved"]),
+        (_user_type(TICKS, ("Time", "i64")), ["'Time'", "reserved"]),
+        (_user_type(("amount", "f64")), ["'ticks'", "first field"]),
+        (_user_type(("ticks", "str")), ["'ticks'", "'i64'", "'str'"]),
+        (_user_type(TICKS, ("ticks2", "i64"), ("TICKS", "i64")), ["'TICKS'", "reserved"]),
+        (_user_type(TICKS, ("trace_id", "i64")), ["'trace_id'", "'str'", "'i64'"]),
+        (_user_type(TICKS, ("thread_name", "i64")), ["'thread_name'", "'str'", "'i64'"]),
+        (_user_type(TICKS, ("Span_Id", "u64")), ["'Span_Id'", "correlation"]),
+        (_user_type(TICKS, ("amount", "i64"), ("Amount", "f64")), ["'Amount'", "case"]),
+        (_user_type(TICKS, name="Checkout"), ["'Checkout'", "lower-case"]),
+    ],
+)
+def test_user_types_the_lake_could_not_write_are_refused_at_registration(
+    ingest: Ingest, layout, words
+) -> None:
+    """Report A, finding 2: such layouts were accepted (201), then their fields were replaced
+    by the lake's columns, or the conversion failed (KeyError, Arrow errors)."""
+    process = process_document()
+    ingest.call("/v1/processes", process)
+    status, answer = ingest.call(
+        "/v1/streams", stream_document(process["process_id"]) | {"layout": layout}
+    )
+    assert (status, answer["error"]["code"]) == (400, "invalid_layout"), answer
+    for word in words:
+        assert word in answer["error"]["message"]
+
+
+def test_a_user_type_as_the_sdk_declares_it_registers(ingest: Ingest) -> None:
+    correlation = [("thread_id", "u64"), ("thread_name", "str"), ("span_id", "u64")]
+    correlation += [("span_kind", "u8"), ("trace_id", "str")]
+    layout = _user_type(TICKS, ("order_id", "i64"), *correlation, name="checkout_v2")
+    process = process_document()
+    ingest.call("/v1/processes", process)
+    status, answer = ingest.call(
+        "/v1/streams", stream_document(process["process_id"]) | {"layout": layout}
+    )
+    assert status in (200, 201), answer
+
+
+def _register(ingest: Ingest, layout: list[dict]) -> tuple[int, dict]:
+    process = process_document()
+    ingest.call("/v1/processes", process)
+    return ingest.call("/v1/streams", stream_document(process["process_id"]) | {"layout": layout})
+
+
+def test_a_later_version_may_add_fields_but_not_retype_one(ingest: Ingest) -> None:
+    """Report A, finding 3: ``order_id`` declared str after int turned the column of every
+    version's rows into text; refused at registration, naming the field and both types."""
+    first = _user_type(TICKS, ("order_id", "i64"), ("amount", "f64"), name="checkout")
+    assert _register(ingest, first)[0] in (200, 201)
+    assert _register(ingest, first)[0] in (200, 201)  # every process declares it again
+    added = _user_type(TICKS, ("order_id", "i64"), ("amount", "f64"), ("note", "str"))
+    assert _register(ingest, [{**added[0], "name": "checkout"}])[0] in (200, 201)
+    retyped = _user_type(TICKS, ("order_id", "str"), ("coupon", "str"), name="checkout")
+    status, answer = _register(ingest, retyped)
+    assert (status, answer["error"]["code"]) == (400, "invalid_layout")
+    for word in ("'order_id'", "'i64'", "'str'", "new name"):
+        assert word in answer["error"]["message"]
+    # nothing of a refused layout is recorded: its new field may still be declared otherwise
+    coupon = _user_type(TICKS, ("coupon", "i64"), name="checkout")
+    assert _register(ingest, coupon)[0] in (200, 201)
+    # another type may use the same field name with its own type
+    other = _user_type(TICKS, ("order_id", "str"), name="refund")
+    assert _register(ingest, other)[0] in (200, 201)

@@ -299,6 +299,8 @@ def test_ingest_only_writes_raw_blocks_and_attachments_and_uses_the_data_api(tem
         "raw/*": {"s3:PutObject"},
         # declarations written and read back; presigned PUTs of the bytes carry this role's
         "attachments/*": {"s3:PutObject", "s3:GetObject"},
+        # the type of each field of the tenants' own event types, written once, read back
+        "user-types/*": {"s3:PutObject", "s3:GetObject"},
     }
     s3 = {"s3:PutObject", "s3:GetObject", "s3:ListBucket"}
     assert all_actions(statements) - s3 == DATA_API | LOGS | XRAY

@@ -39,3 +39,49 @@ def test_a_level_the_lake_never_holds_is_refused_naming_its_spelling(sql: str, m
 )
 def test_the_lake_s_levels_and_other_columns_pass(sql: str) -> None:
     check_query(sql, frozenset(views()))
+
+
+@pytest.mark.parametrize(
+    "sql,meant",
+    [
+        ("SELECT count(*) FROM log_entries WHERE upper(level) = 'WARNING'", "WARN"),
+        ("SELECT count(*) FROM log_entries WHERE level::VARCHAR = 'WARNING'", "WARN"),
+        ("SELECT count(*) FROM log_entries WHERE level LIKE 'WARNING'", "WARN"),
+        ("SELECT count(*) FROM log_entries WHERE level ILIKE 'critical'", "FATAL"),
+        ("SELECT count(*) FROM log_entries WHERE lower(level) IN ('warning')", "WARN"),
+        (
+            "WITH x AS (SELECT level AS lv FROM log_entries) SELECT count(*) FROM x "
+            "WHERE lv = 'WARNING'",
+            "WARN",
+        ),
+        (
+            "SELECT count(*) FROM (SELECT lower(level) AS l1 FROM log_entries) "
+            "WHERE upper(l1) = 'Warning'",
+            "WARN",
+        ),
+    ],
+)
+def test_an_expression_of_level_compared_with_logging_s_names_is_refused(
+    sql: str, meant: str
+) -> None:
+    """Report A, finding 4: these answered 0 rows while the README said never."""
+    with pytest.raises(ClientError) as raised:
+        check_query(sql, frozenset(views()))
+    assert raised.value.status == 400
+    assert f"you may mean '{meant}'" in raised.value.message
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT count(*) FROM log_entries WHERE lower(level) = 'warn'",
+        "SELECT count(*) FROM log_entries WHERE level ILIKE 'warn'",
+        "SELECT count(*) FROM log_entries WHERE level LIKE 'WARN%'",
+        "SELECT count(*) FROM log_entries WHERE upper(message) = 'WARNING'",
+        "SELECT count(*) FROM log_entries WHERE message LIKE '%WARNING%'",
+        "WITH x AS (SELECT message AS lv FROM log_entries) SELECT count(*) FROM x "
+        "WHERE lv = 'WARNING'",
+    ],
+)
+def test_expressions_that_can_match_pass(sql: str) -> None:
+    check_query(sql, frozenset(views()))

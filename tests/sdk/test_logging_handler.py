@@ -51,7 +51,10 @@ def test_records_map_to_log_entries(logger: logging.Logger) -> None:
     assert [e[1] for e in entries] == [1, 2, 3, 4, 5, 6]
     assert [e[3] for e in entries] == ["c", "e", "disk /var is 93% full", "i ann", "d", "t"]
     assert {e[2] for e in entries} == {"tests.sdk.app"}
-    assert all(set(e[4]) == {"code.filepath", "code.lineno", "code.function"} for e in entries)
+    code = {"code.filepath", "code.lineno", "code.function"}
+    assert all(set(e[4]) == code for e in entries[:5])
+    # level 5 is no logging level: rounded down (TRACE), its number and name kept
+    assert entries[5][4] == entries[5][4] | {"logging.levelno": "5", "logging.levelname": "Level 5"}
     assert {e[4]["code.filepath"] for e in entries} == {__file__}
     assert {e[4]["code.function"] for e in entries} == {"test_records_map_to_log_entries"}
     lines = [int(e[4]["code.lineno"]) for e in entries]

@@ -170,6 +170,64 @@ def _check_built_in(event_type: EventType, expected: EventType) -> None:
             )
 
 
+USER_CORRELATION_FIELDS = {
+    "thread_id": "u64",
+    "thread_name": "str",
+    "span_id": "u64",
+    "span_kind": "u8",
+    "trace_id": "str",
+}
+"""Fields a user-defined type may carry after its own, with exactly these types: the lake
+writes them to the correlation columns of every ``events_<name>`` table."""
+USER_LAKE_COLUMNS = frozenset({"process_id", "stream_id", "block_id", "time"})
+"""Columns the lake writes first in every ``events_<name>`` table: no field may take them."""
+USER_TYPE_NAME_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,99}$")
+"""A user-defined type's name: lower case (its table is ``events_<name>``, and SQL names
+differing only in case are one name), at most 100 characters (the SDK's limit)."""
+
+
+def check_user_type(event_type: EventType) -> None:
+    """A user-defined type (id ``FIRST_USER_TYPE_ID`` or more) whose events the lake can
+    convert: ``ticks`` (i64) first; no field named as a lake column (``process_id``,
+    ``stream_id``, ``block_id``, ``time``) or a partition (``tenant``, ``date``, ``hour``);
+    the correlation fields only with their types; no two fields whose names differ only in
+    case (SQL's names do not). Raises ``SchemaError`` naming the field."""
+    name = event_type.name
+    if not USER_TYPE_NAME_PATTERN.match(name):
+        raise SchemaError(
+            f"event type {event_type.id}: user-defined type name {name[:140]!r} must be 1-100 "
+            "lower-case letters, digits or _, not a digit first (names differing only in case "
+            "would share a table)"
+        )
+    first = event_type.fields[0]
+    if first != Field("ticks", "i64"):
+        raise SchemaError(
+            f"event type {name!r}: a user-defined type's first field must be 'ticks' of type "
+            f"'i64', not {first.name[:140]!r} of type {first.type!r}"
+        )
+    reserved = USER_LAKE_COLUMNS.union(partition_keys())
+    seen: dict[str, str] = {}
+    for field in event_type.fields[1:]:
+        lower = field.name.lower()
+        if lower == "ticks" or lower in reserved:
+            raise SchemaError(
+                f"event type {name!r}: field name {field.name!r} is reserved (the lake's "
+                f"columns and partitions: {sorted(reserved | {'ticks'})})"
+            )
+        wanted = USER_CORRELATION_FIELDS.get(lower)
+        if wanted is not None and (field.name != lower or field.type != wanted):
+            raise SchemaError(
+                f"event type {name!r}: field {field.name!r} is a correlation column: it must be "
+                f"{lower!r} of type {wanted!r}, not of type {field.type!r}"
+            )
+        if lower in seen:
+            raise SchemaError(
+                f"event type {name!r}: fields {seen[lower]!r} and {field.name!r} differ only in "
+                "case (one column in SQL)"
+            )
+        seen[lower] = field.name
+
+
 @functools.lru_cache(maxsize=1024)
 def layout_from_text(text: str) -> Layout:
     """``layout_from_json`` of a JSON text, parsed and checked once per distinct text: every

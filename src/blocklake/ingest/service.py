@@ -15,8 +15,13 @@ from dataclasses import dataclass
 from blocklake.errors import ClientError
 from blocklake.format.check import BlockSummary, check_block
 from blocklake.format.header import BlockHeader, FormatError, parse_header
-from blocklake.format.schema import SchemaError, layout_from_json
-from blocklake.ingest import validate
+from blocklake.format.schema import (
+    FIRST_USER_TYPE_ID,
+    SchemaError,
+    check_user_type,
+    layout_from_json,
+)
+from blocklake.ingest import user_types, validate
 from blocklake.stores.blobs import BlobStore
 from blocklake.stores.layout import raw_key
 from blocklake.stores.metadata import MetadataConflict, MetadataStore
@@ -55,10 +60,14 @@ class IngestService:
         tags = validate.string_list(document, "tags")
         try:
             layout = layout_from_json(document.get("layout"))
+            for event_type in layout.values():
+                if event_type.id >= FIRST_USER_TYPE_ID:
+                    check_user_type(event_type)  # at registration only: stored layouts still read
         except SchemaError as error:
             raise ClientError(400, "invalid_layout", f"field 'layout': {error}") from None
         if self.metadata.get_process(tenant, process_id) is None:
             raise ClientError(404, "unknown_process", f"process {process_id} is not registered")
+        user_types.check_field_types(self.blobs, tenant, layout)
         stream = StreamInfo(
             stream_id=validate.uuid_text(document, "stream_id"),
             process_id=process_id,

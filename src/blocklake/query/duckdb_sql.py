@@ -246,41 +246,85 @@ def check_query(sql: str, views: frozenset[str]) -> None:
 _LEVEL_COMPARISONS = frozenset(
     {"COMPARE_EQUAL", "COMPARE_NOTEQUAL", "COMPARE_IN", "COMPARE_NOT_IN"}
 )
+_LIKE_FUNCTIONS = frozenset({"~~", "!~~", "~~*", "!~~*", "like_escape", "ilike_escape"})
 _LEVEL_SPELLINGS = {"WARNING": "WARN", "CRITICAL": "FATAL"}
+"""logging's names that no level of the lake has, in any case: a comparison of anything made
+from ``level`` (``upper(level)``, ``level::VARCHAR``, ``LIKE``, a CTE's alias of it) with one
+of them matches nothing."""
 
 
 def _check_level_names(node: object, sql: str) -> None:
     """A query that compares ``level`` with a text that is no level of the lake would silently
-    match nothing (logging spells WARN as WARNING): refused, naming the lake's spelling."""
+    match nothing (logging spells WARN as WARNING): refused, naming the lake's spelling. The
+    column itself (``level = 'warn'``, ``IN``, ``<>``) must be compared with a level exactly;
+    an expression of it (a function, a cast, ``LIKE``, an alias of a CTE or subquery) with a
+    text that is logging's ``WARNING`` or ``CRITICAL`` in any case."""
     names = list(log_levels().values())
+    derived = _level_aliases(node)
     for found in _walk(node):
         kind = found.get("type")
-        if not isinstance(kind, str) or kind not in _LEVEL_COMPARISONS:
+        if not isinstance(kind, str):
             continue
-        operands = found.get("children") or [found.get("left"), found.get("right")]
-        columns = [o for o in operands if isinstance(o, dict) and o.get("class") == "COLUMN_REF"]
-        if not any(c["column_names"][-1].lower() == "level" for c in columns):
+        if kind in _LEVEL_COMPARISONS:
+            operands = found.get("children") or [found.get("left"), found.get("right")]
+        elif kind == "FUNCTION" and found.get("function_name") in _LIKE_FUNCTIONS:
+            operands = found.get("children") or []
+        else:
+            continue
+        operands = [o for o in operands if isinstance(o, dict)]
+        bare = kind in _LEVEL_COMPARISONS and any(_is_level(o) for o in operands)
+        if not bare and not any(_mentions(o, derived) for o in operands):
             continue
         for operand in operands:
-            value = operand.get("value") if isinstance(operand, dict) else None
-            if (
-                operand.get("class") == "CONSTANT"
-                and isinstance(value, dict)
-                and isinstance(value.get("value"), str)
-                and value["value"] not in names
-            ):
-                text = value["value"]
-                meant = _LEVEL_SPELLINGS.get(text.upper(), text.upper())
-                hint = f" (you may mean '{meant}')" if meant in names else ""
-                message = (
-                    f"log_entries.level is never '{text}'{hint}: levels are "
-                    f"{', '.join(names)} (OpenTelemetry's names; logging's WARNING is WARN, "
-                    "CRITICAL is FATAL); level_number >= 13 is WARN and above"
-                )
-                location = operand.get("query_location")
-                if isinstance(location, int) and 0 <= location < len(sql):
-                    message += "\n\n" + pointer(sql, location)
-                raise ClientError(400, "invalid_sql", message)
+            value = operand.get("value")
+            if operand.get("class") != "CONSTANT" or not isinstance(value, dict):
+                continue
+            text = value.get("value")
+            if not isinstance(text, str) or text in names:
+                continue
+            if not bare and text.upper() not in _LEVEL_SPELLINGS:
+                continue
+            meant = _LEVEL_SPELLINGS.get(text.upper(), text.upper())
+            hint = f" (you may mean '{meant}')" if meant in names else ""
+            message = (
+                f"log_entries.level is never '{text}'{hint}: levels are "
+                f"{', '.join(names)} (OpenTelemetry's names; logging's WARNING is WARN, "
+                "CRITICAL is FATAL); level_number >= 13 is WARN and above"
+            )
+            location = operand.get("query_location")
+            if isinstance(location, int) and 0 <= location < len(sql):
+                message += "\n\n" + pointer(sql, location)
+            raise ClientError(400, "invalid_sql", message)
+
+
+def _is_level(operand: dict) -> bool:
+    return operand.get("class") == "COLUMN_REF" and operand["column_names"][-1].lower() == "level"
+
+
+def _mentions(operand: dict, names: frozenset[str]) -> bool:
+    """``operand`` reads a column of one of ``names`` (lower case)."""
+    return any(
+        found.get("class") == "COLUMN_REF" and found["column_names"][-1].lower() in names
+        for found in _walk(operand)
+    )
+
+
+def _level_aliases(node: object) -> frozenset[str]:
+    """``level`` and every alias of an expression made from it (``SELECT level AS lv``, an alias
+    of an alias...), lower case: where the query's own names carry the level on."""
+    names = frozenset({"level"})
+    while True:
+        more = names.union(
+            found["alias"].lower()
+            for found in _walk(node)
+            if isinstance(found.get("alias"), str)
+            and found.get("alias")
+            and "class" in found
+            and _mentions(found, names)
+        )
+        if more == names:
+            return names
+        names = more
 
 
 def _walk(node: object) -> Iterator[dict]:

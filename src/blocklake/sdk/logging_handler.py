@@ -33,6 +33,11 @@ def level_code(levelno: int) -> int:
     return DEBUG if levelno >= logging.DEBUG else TRACE
 
 
+_STANDARD_LEVELS = frozenset(
+    {logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR, logging.CRITICAL}
+)
+
+
 class LoggingHandler(logging.Handler):
     """Records each ``LogRecord`` as a log entry: target is the logger's name, the message is
     formatted with its arguments; properties hold the ``extra`` fields (as text), where it was
@@ -56,6 +61,9 @@ class LoggingHandler(logging.Handler):
                 properties["exception"] = record.exc_text
             if record.stack_info:
                 properties["stack"] = record.stack_info
+            if record.levelno not in _STANDARD_LEVELS:  # a custom level: rounded down, kept here
+                properties["logging.levelno"] = str(record.levelno)
+                properties["logging.levelname"] = record.levelname
             recording.log(level_code(record.levelno), record.getMessage(), record.name, properties)
         except Exception:
             self.handleError(record)

@@ -17,6 +17,7 @@ import contextvars
 import functools
 import inspect
 import itertools
+import json
 import logging
 import os
 import re
@@ -353,9 +354,16 @@ class TraceContext:
         self.trace, self.span_id, self.flags = trace, span_id, flags
 
     @classmethod
-    def parse(cls, traceparent: str) -> TraceContext | None:
+    def parse(cls, traceparent: str | bytes) -> TraceContext | None:
         """``00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`` (later versions: the same
-        first fields), else None; all-zero ids are invalid (W3C Trace Context)."""
+        first fields), else None; all-zero ids are invalid (W3C Trace Context). ``bytes`` (an
+        ASGI header) are read as ASCII. Flags other than sampled (01) are remembered for the
+        trace, so that its outgoing ``traceparent`` carries them on."""
+        if type(traceparent) is bytes or type(traceparent) is bytearray:
+            try:
+                traceparent = traceparent.decode("ascii")
+            except UnicodeDecodeError:
+                return None
         if type(traceparent) is not str:
             return None
         parts = traceparent.strip().lower().split("-")
@@ -371,7 +379,27 @@ class TraceContext:
             return None
         if not span_id or trace == "0" * 32 or len(flags) != 2:
             return None
+        if flag_bits == 1:
+            if _trace_flags:
+                _trace_flags.pop(trace, None)
+        else:
+            _trace_flags[trace] = flag_bits
+            try:
+                while len(_trace_flags) > MAX_TRACE_FLAGS:
+                    _trace_flags.pop(next(iter(_trace_flags)), None)
+            except RuntimeError:  # another thread added one meanwhile: trimmed next time
+                pass
         return cls(trace, span_id, flag_bits)
+
+
+_trace_flags: dict[str, int] = {}
+"""Flags of the traces taken from a ``traceparent`` whose flags were not 01 (sampled), the
+latest ``MAX_TRACE_FLAGS``: outgoing ``traceparent`` of those traces carry them on."""
+MAX_TRACE_FLAGS = 4096
+
+
+def _traceparent(trace: str, span_id: int) -> str:
+    return f"00-{trace}-{span_id:016x}-{_trace_flags.get(trace, 1):02x}"
 
 
 _context: contextvars.ContextVar[AsyncSpan | TraceContext | None] = contextvars.ContextVar(
@@ -437,11 +465,13 @@ def current_span() -> tuple[int, str] | None:
 
 def current_traceparent() -> str | None:
     """The W3C ``traceparent`` to send with an outgoing call: the innermost open span as the
-    parent; None outside any span or trace context."""
+    parent, with the flags of the ``traceparent`` the trace came in with; None outside any span
+    or trace context, and in a trace context begun without a valid ``traceparent`` until a span
+    opens (its logs carry its trace id, but the header needs a parent span)."""
     span = current_span()
     if span is None:
         return None
-    return f"00-{span[1]}-{span[0]:016x}-01"
+    return _traceparent(span[1], span[0])
 
 
 # --- logs -------------------------------------------------------------------------------------
@@ -607,13 +637,32 @@ def metric(
 ) -> None:
     """One sample. ``attributes`` (``properties`` is the same): a dict of str, int, float or
     bool values, kept by reference (do not change it afterwards), or an ``sdk.attributes(...)``
-    set frozen once; a repeated set costs one reference per event in a block."""
+    set frozen once; a repeated set costs one reference per event in a block. Both given: one
+    new dict of both (``attributes`` winning a key both have)."""
     if properties is not None:
-        attributes = properties
+        attributes = properties if attributes is None else _merged(properties, attributes)
     if len(measures) < _flush_at:
         measures.append((now(), name, unit, value, attributes))
     else:
         _overflow(measures, (now(), name, unit, value, attributes))
+
+
+def _merged(properties: object, attributes: object) -> dict:
+    """``properties`` and ``attributes`` of one metric as one dict (a frozen set read back)."""
+    both: dict = {}
+    for part in (properties, attributes):
+        if isinstance(part, str):  # an sdk.attributes(...) set: its wire text, a JSON object
+            try:
+                part = json.loads(part) if part else {}
+            except ValueError:
+                part = {"attributes": part}
+        if isinstance(part, dict):
+            both.update(part)
+        else:
+            raise ValueError(
+                f"metric: attributes and properties must be dicts, got {type(part).__name__}"
+            )
+    return both
 
 
 # --- thread spans -----------------------------------------------------------------------------
@@ -693,7 +742,7 @@ class SpanScope:
             return
         if buffer.stack:
             buffer.stack.pop()
-        if exc_type is None:
+        if exc_type is None or exc_type is GeneratorExit:
             buffer.append((self.end_id, now()))
         else:
             buffer.append((self.end_id, now(), *exception_fields(exc_type, exc)))
@@ -842,7 +891,10 @@ def _instrument(function: F, scope: SpanScope) -> F:
             result = function(*args, **kwargs)
         except BaseException as error:
             stack.pop()
-            buffer.append((end, now(), *exception_fields(type(error), error)))
+            if type(error) is GeneratorExit:
+                buffer.append((end, now()))
+            else:
+                buffer.append((end, now(), *exception_fields(type(error), error)))
             raise
         stack.pop()
         buffer.append((end, now()))
@@ -889,7 +941,7 @@ class AsyncSpan:
         context = self.parent
         if context is None:
             context = _context.get()
-        elif type(context) is str:
+        elif type(context) is str or type(context) is bytes:
             context = TraceContext.parse(context)
         try:
             state = _local.spans
@@ -922,12 +974,12 @@ class AsyncSpan:
     @property
     def traceparent(self) -> str:
         """This span as the W3C ``traceparent`` of work it hands to another process."""
-        return f"00-{trace_hex(self.trace)}-{self.span_id:016x}-01"
+        return _traceparent(trace_hex(self.trace), self.span_id)
 
     def __exit__(self, exc_type: type | None, exc: object, traceback: object) -> None:
         # The end of a kept begin is always kept: ends are bounded by the begins kept.
         if self.stored:
-            if exc_type is None:
+            if exc_type is None or exc_type is GeneratorExit:
                 async_events.append((self.scope.end_id, now(), self.span_id))
             else:
                 fields = exception_fields(exc_type, exc)
@@ -1004,8 +1056,33 @@ CORRELATION_FIELDS = (
 )
 """What every user-defined event records after its fields, as a log entry does."""
 RESERVED_FIELDS = frozenset(
-    {"ticks", "time", "process_id", "stream_id", "block_id", *dict(CORRELATION_FIELDS)}
+    {
+        "ticks",
+        "time",
+        "process_id",
+        "stream_id",
+        "block_id",
+        "tenant",
+        "date",
+        "hour",
+        *dict(CORRELATION_FIELDS),
+    }
 )
+"""Field names a user-defined type may not take, in any case: the lake's columns of its table
+and its partitions (``format.schema.check_user_type`` refuses them on the server)."""
+_TYPE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,99}$")
+"""A user-defined type's name: lower case, as its table's (``events_<name>``)."""
+MAX_USER_FIELDS = 256 - 1 - len(CORRELATION_FIELDS)
+"""Fields a user-defined type may declare: the server's 256 less ``ticks`` and correlation."""
+
+
+@functools.cache
+def _built_in_names() -> frozenset[str]:
+    from blocklake.format.schema import event_types  # reads events.toml once, when first asked
+
+    return frozenset(event_types())
+
+
 FIRST_USER_TYPE_ID = 1000
 user_buffers: list[TypeBuffer] = []
 """The buffer of each user-defined event type; the flusher drains them like the others."""
@@ -1078,12 +1155,25 @@ def event_type(name: str, **fields: type | str) -> EventRecorder:
     Its events go to a stream of their own, whose layout carries the type; the lake writes
     them to the table ``events_<name>``, one column per field. Declaring the same name with
     the same fields again returns the same type; with other fields raises ``ValueError`` (a
-    later version of the application may add fields: new columns, NULL for older rows)."""
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise ValueError(f"event type name {name!r}: 1-100 letters, digits or _, not a digit first")
+    later version of the application may add fields: new columns, NULL for older rows).
+    Everything the server would refuse raises ``ValueError`` here, naming the argument: a
+    name not lower case or built in, a reserved field name (``RESERVED_FIELDS``), two fields
+    differing only in case, more than ``MAX_USER_FIELDS`` fields."""
+    if not isinstance(name, str) or not _TYPE_NAME.match(name):
+        raise ValueError(
+            f"event type name {name!r}: 1-100 lower-case letters, digits or _, not a digit first"
+        )
+    if name in _built_in_names():
+        raise ValueError(f"event type name {name!r} is a built-in event type's")
     if not fields:
         raise ValueError(f"event type {name!r} needs at least one field")
+    if len(fields) > MAX_USER_FIELDS:
+        raise ValueError(
+            f"event type {name!r}: {len(fields)} fields, at most {MAX_USER_FIELDS} (the server "
+            "refuses more)"
+        )
     declared = []
+    seen: dict[str, str] = {}
     for field_name, kind in fields.items():
         wire = FIELD_TYPES.get(kind) if isinstance(kind, type) else kind
         if wire not in _DEFAULTS:
@@ -1091,11 +1181,17 @@ def event_type(name: str, **fields: type | str) -> EventRecorder:
                 f"event type {name!r}: field {field_name!r} has type {kind!r}, expected int, "
                 "float, str or bool"
             )
-        if field_name in RESERVED_FIELDS or not _NAME.match(field_name):
+        if field_name.lower() in RESERVED_FIELDS or not _NAME.match(field_name):
             raise ValueError(
                 f"event type {name!r}: field name {field_name!r} is reserved or not a name "
                 f"(reserved: {sorted(RESERVED_FIELDS)})"
             )
+        if field_name.lower() in seen:
+            raise ValueError(
+                f"event type {name!r}: fields {seen[field_name.lower()]!r} and {field_name!r} "
+                "differ only in case (one column in SQL)"
+            )
+        seen[field_name.lower()] = field_name
         declared.append((field_name, wire))
     with _user_types_lock:
         existing = _user_types.get(name)
