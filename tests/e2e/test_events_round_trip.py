@@ -319,3 +319,14 @@ def test_user_defined_types_and_a_later_version_adding_fields(
         (1, None), (2, None), (3, "SPRING"),
     ]  # fmt: skip
     assert all(r["thread_name"] == "MainThread" for r in files)
+
+
+def test_a_user_type_named_with_a_digit_is_queryable(server: LocalServer, fresh_user_types) -> None:
+    """``checkout_v2``: names take digits, and so do the lake's tables (an outsider's find: its
+    rows were stored and never read)."""
+    sdk.init(server.url, API_KEY)
+    checkout = sdk.event_type("checkout_v2", order_id=int)
+    checkout.record(7)
+    send(server)
+    sdk.shutdown()
+    assert query(server, "SELECT order_id FROM events_checkout_v2") == [[7]]

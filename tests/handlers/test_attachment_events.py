@@ -13,7 +13,7 @@ from blocklake.format.encode import StringTable, encode_block, encode_section
 from blocklake.format.schema import event_types
 from tests.handlers.test_ingest_refusals import Ingest, ingest, refused  # noqa: F401
 
-GOOD = {"attachment_id": str(uuid.uuid4()), "size": 5, "sha256": "ab" * 32}
+GOOD = {"attachment_id": str(uuid.UUID(int=0x5EED)), "size": 5, "sha256": "ab" * 32}
 
 
 def attachment_block(stream_id: str, **fields: object) -> bytes:
@@ -48,8 +48,8 @@ def attachment_block(stream_id: str, **fields: object) -> bytes:
     [
         {"attachment_id": "../../v1/query?x="},
         {"attachment_id": ""},
-        {"attachment_id": str(uuid.uuid4()).upper()},
-        {"attachment_id": f"{uuid.uuid4()}\n"},
+        {"attachment_id": str(uuid.UUID(int=0x5EED1)).upper()},
+        {"attachment_id": f"{uuid.UUID(int=0x5EED2)}\n"},
         {"size": -5},
         {"sha256": "not-a-sha"},
         {"sha256": "AB" * 32},

@@ -131,7 +131,9 @@ def test_the_memory_budget_holds_under_concurrent_attach_calls(monkeypatch) -> N
 
 
 @pytest.mark.parametrize(
-    "data", [12345, -1, 2**70, True, [1, 2, 3], 3.5, {"a": 1}, object()], ids=repr
+    "data",
+    [12345, -1, 2**70, True, [1, 2, 3], 3.5, {"a": 1}, object()],
+    ids=lambda value: type(value).__name__ if type(value) is object else repr(value),
 )
 def test_a_value_neither_bytes_nor_a_path_is_a_counted_drop(data: object, caplog) -> None:
     assert sdk.attach("x", data) is None
