@@ -277,7 +277,7 @@ def test_ticks_are_within_1970_and_2200_on_the_process_clock(service) -> None:
         f"end_ticks 11 is {validate.MAX_TIME_NS} ns on the process clock: not between 1970 "
         "and 2200",
     )
-    assert refusal(service.store_block, "acme", block(late, [11], 10, 10, 13)) == (
+    assert refusal(service.store_block, "acme", block(late, [10, 11], 10, 10, 13)) == (
         400,
         "invalid_block",
         f"ticks of an event 11 is {validate.MAX_TIME_NS} ns on the process clock: not between "
@@ -302,4 +302,19 @@ def test_ticks_too_far_from_the_clock_start_for_int64_arithmetic_are_refused(ser
         400,
         "invalid_block",
         f"end_ticks 0 is {START_NS + 10**9} ns on the process clock: not between 1970 and 2200",
+    )
+    # the other end: ticks exactly INT64_MIN from the start
+    _, low = stream_of(
+        service, start_time_ns=START_NS, start_ticks=INT64_MAX, tick_frequency=INT64_MAX
+    )
+    assert service.store_block("acme", block(low, [-1], -1, -1, 15)).duplicate is False
+
+
+def test_a_block_of_a_stream_whose_process_is_gone_is_a_404(service, monkeypatch) -> None:
+    process_id, stream = stream_of(service)
+    monkeypatch.setattr(service.metadata, "get_process", lambda tenant, process_id: None)
+    assert refusal(service.store_block, "acme", block(stream, [1], 1, 1)) == (
+        404,
+        "unknown_process",
+        f"process {process_id} is not registered",
     )
