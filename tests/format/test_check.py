@@ -4,14 +4,16 @@ unasserted)."""
 
 from __future__ import annotations
 
+import struct
 import uuid
 
 import pytest
 
-from blocklake.format.check import check_block
+from blocklake.format.check import check_block, check_payload
 from blocklake.format.encode import StringTable, encode_block, encode_section
 from blocklake.format.header import FormatError
 from blocklake.format.schema import event_types
+from tests.format.test_malformed import log_section, payload
 
 TYPES = event_types()
 LAYOUT = {t.id: t for t in TYPES.values()}
@@ -79,3 +81,23 @@ def test_span_ends_of_each_type_need_their_begin() -> None:
         span_ends("async", [8], [9]),
     )
     assert refused(thread).startswith("async_span_end.span_id 8 has no async_span_begin")
+
+
+def test_a_string_table_past_the_end_or_badly_padded_is_refused_by_name() -> None:
+    layout = {t.id: t for t in event_types(1).values()}
+    past = struct.pack("<I2i", 1, 0, 100) + b"a"
+    with pytest.raises(FormatError) as caught:
+        check_payload(past, layout, 0)
+    assert str(caught.value) == "payload ends inside string table bytes (offset 12, 100 bytes)"
+    padded = struct.pack("<I2i", 1, 0, 1) + b"a\x01" + bytes(6) + struct.pack("<II", 0, 0)
+    with pytest.raises(FormatError) as caught:
+        check_payload(padded, layout, 0)
+    assert str(caught.value) == "padding after string table bytes (offset 13) is not zero bytes"
+
+
+def test_a_map_reference_outside_the_table_is_refused_without_the_complete_check() -> None:
+    layout = {t.id: t for t in event_types(1).values()}
+    data = payload(log_section([0, 1], [5], [0]))
+    with pytest.raises(FormatError) as caught:
+        check_payload(data, layout, 1, complete=False)
+    assert str(caught.value) == "log_entry.properties keys refers outside the string table"
