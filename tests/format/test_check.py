@@ -101,3 +101,16 @@ def test_a_map_reference_outside_the_table_is_refused_without_the_complete_check
     with pytest.raises(FormatError) as caught:
         check_payload(data, layout, 1, complete=False)
     assert str(caught.value) == "log_entry.properties keys refers outside the string table"
+
+
+@pytest.mark.parametrize(
+    "data,message",
+    [
+        (b"", "payload ends inside string table count (offset 0, 4 bytes)"),
+        (struct.pack("<Ii", 5, 0), "payload ends inside string table offsets (offset 4, 24 bytes)"),
+    ],
+)
+def test_a_payload_cut_short_names_the_part_it_ends_in(data: bytes, message: str) -> None:
+    with pytest.raises(FormatError) as caught:
+        check_payload(data, {t.id: t for t in event_types(1).values()}, 0)
+    assert str(caught.value) == message
