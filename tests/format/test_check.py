@@ -108,6 +108,9 @@ def test_a_map_reference_outside_the_table_is_refused_without_the_complete_check
     [
         (b"", "payload ends inside string table count (offset 0, 4 bytes)"),
         (struct.pack("<Ii", 5, 0), "payload ends inside string table offsets (offset 4, 24 bytes)"),
+        # a negative offset is a decrease, not a huge unsigned size
+        (struct.pack("<I2i", 1, 0, -1), "string table offsets must start at 0 and never decrease"),
+        (struct.pack("<I2i", 1, 3, 3), "string table offsets must start at 0 and never decrease"),
     ],
 )
 def test_a_payload_cut_short_names_the_part_it_ends_in(data: bytes, message: str) -> None:
