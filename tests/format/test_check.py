@@ -111,6 +111,11 @@ def test_a_map_reference_outside_the_table_is_refused_without_the_complete_check
         # a negative offset is a decrease, not a huge unsigned size
         (struct.pack("<I2i", 1, 0, -1), "string table offsets must start at 0 and never decrease"),
         (struct.pack("<I2i", 1, 3, 3), "string table offsets must start at 0 and never decrease"),
+        # a byte that starts no UTF-8 character: caught by decoding, not by the split check
+        (
+            struct.pack("<I2i", 1, 0, 1) + b"\xff" + bytes(3) + struct.pack("<II", 0, 0),
+            "string table is not valid UTF-8: invalid start byte",
+        ),
     ],
 )
 def test_a_payload_cut_short_names_the_part_it_ends_in(data: bytes, message: str) -> None:
