@@ -4,6 +4,7 @@ answer naming what is wrong, and nothing refused is stored."""
 from __future__ import annotations
 
 import json
+import re
 import struct
 import time
 import uuid
@@ -86,7 +87,8 @@ def refused(ingest: Ingest, path: str, body: bytes | dict, status: int, *words: 
         ({"properties": {f"k{i}": "v" for i in range(300)}}, "properties"),
         ({"parent_process_id": "not-a-uuid"}, "parent_process_id"),
     ],
-    ids=lambda value: str(value)[:30],
+    # printable ids: mutmut (issue 16) cannot select a test by an id holding escapes
+    ids=lambda value: re.sub(r"[^\w ':{},-]", "?", str(value))[:30],
 )
 def test_process_values_that_cannot_be_stored(ingest: Ingest, change: dict, field: str) -> None:
     document = process_document(**change)
