@@ -33,10 +33,14 @@ import time
 from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._common import Verdicts, best_of, machine
-from blocklake.config import QueryLimits
+from blocklake.config import QueryLimits, Settings
+from blocklake.lake import Fragment
+from blocklake.lake.catalog import open_lake
+from blocklake.lake.iceberg import IcebergLake
 from blocklake.query import span_tree
 from blocklake.query.duckdb_engine import DuckDbEngine
 from blocklake.query.engine import QueryRequest
@@ -114,6 +118,18 @@ def build_lake(root: Path, spans: int) -> None:
     )
 
 
+def register(root: Path, lake: IcebergLake) -> None:
+    """The files written above become the tenant's Iceberg tables (``blocklake.lake``), one
+    commit per table, as the committer makes them."""
+    for table_dir in sorted((root / "tables").iterdir()):
+        for hour_dir in sorted(table_dir.glob(f"tenant={TENANT}/date=*/hour=*")):
+            data = pq.read_table(hour_dir)
+            sources = (f"{table_dir.name}/{hour_dir.name}",)
+            lake.append_fragments(table_dir.name, TENANT, [Fragment(hour_dir.name, data, sources)])
+            lake.commit_pending()
+            shutil.rmtree(hour_dir)
+
+
 def measure(
     size: int, repeats: int, limits: QueryLimits
 ) -> tuple[int, float, float, float, int, float]:
@@ -122,7 +138,10 @@ def measure(
     root = Path(tempfile.mkdtemp(prefix="blocklake-bench-tree-"))
     try:
         build_lake(root, size)
-        engine = DuckDbEngine(LocalBlobStore(root), limits)
+        blobs = LocalBlobStore(root)
+        lake = open_lake(Settings(data_dir=root), blobs)
+        register(root, lake)
+        engine = DuckDbEngine(blobs, lake, limits)
         window = (BEGIN_NS, BEGIN_NS + 3600 * 10**9)
         answers = {}
 
